@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The list of the library's own source files, and the imports that ship them.
+
+Ansible packs into a module's payload only the module_utils it can see imported.
+Importing this module pulls in every file of the library, so any module can build
+the host-side zipapp (DESIGN D1) from its own payload. A unit test keeps MODULES
+equal to the files on disk, so a new file cannot be left out.
+"""
+from __future__ import annotations
+
+# pylint: disable=unused-import
+from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, syscall, version  # noqa: F401
+
+MODULES = (
+    '__init__',
+    'bundle',
+    'cli',
+    'config',
+    'errors',
+    'fsutil',
+    'hostinfo',
+    'hostsetup',
+    'install',
+    'syscall',
+    'version',
+)

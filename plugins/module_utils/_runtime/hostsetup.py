@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converging a host's nsbox set-up: config file, data-root, state dir (DESIGN D3, D5).
+
+:class:`HostSetup` reads what is there, says what differs (:meth:`plan`) and applies
+exactly that (:meth:`apply`). The config file is written last, so it never names a
+data-root that does not exist yet.
+"""
+from __future__ import annotations
+
+import os
+
+from . import config as hostconfig
+from .errors import ConfigError, NsboxError
+from .fsutil import makedirs, read_json, write_json
+
+STORE_SCHEMA = 1
+DATA_ROOT_MODE = 0o711
+STATE_DIR_MODE = 0o711
+# DESIGN D3: the data-root's fixed layout.
+DATA_SUBDIRS = (('blobs', 0o700), ('blobs/sha256', 0o700), ('layers', 0o700), ('layers/l', 0o700),
+                ('images', 0o700), ('containers', 0o711), ('volumes', 0o711), ('networks', 0o700),
+                ('ipam', 0o700), ('tmp', 0o700))
+
+
+def _mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return None
+
+
+def store_in_use(data_root):
+    """True when the store holds layers or containers (its driver can no longer change)."""
+    for sub in ('layers', 'containers'):
+        try:
+            if any(n != 'l' for n in os.listdir(os.path.join(data_root, sub))):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+class HostSetup:
+    """The desired host set-up (a :class:`HostConfig`) against the host as it is."""
+
+    def __init__(self, desired, path=None):
+        self.desired = desired
+        self.path = path or hostconfig.config_path()
+        self.current = hostconfig.load(self.path)
+
+    def _store_path(self):
+        return os.path.join(self.desired.data_root, 'store.json')
+
+    def _store(self):
+        return read_json(self._store_path(), 'store %s' % self._store_path(), STORE_SCHEMA)
+
+    def plan(self):
+        """A list of ``(kind, description)`` changes; empty when the host is converged."""
+        changes = []
+        root = self.desired.data_root
+        dirs = [(root, DATA_ROOT_MODE), (self.desired.state_dir, STATE_DIR_MODE)]
+        dirs += [(os.path.join(root, sub), mode) for sub, mode in DATA_SUBDIRS]
+        for path, mode in dirs:
+            have = _mode(path) if os.path.isdir(path) else None
+            if have is None:
+                changes.append(('dir', 'create %s (mode %04o)' % (path, mode)))
+            elif have != mode:
+                changes.append(('dir', 'chmod %s %04o -> %04o' % (path, have, mode)))
+        store = self._store()
+        driver = self.desired['storage_driver']
+        if store is None:
+            changes.append(('store', 'initialise %s (storage_driver %s)' % (self._store_path(), driver)))
+        elif store.get('storage_driver') != driver:
+            if store_in_use(root):
+                raise ConfigError('change', 'the storage driver of %s' % root,
+                                  'the store was initialised with %r and holds layers or containers; remove them '
+                                  'or use another data_root' % store.get('storage_driver'))
+            changes.append(('store', 'switch %s to storage_driver %s' % (self._store_path(), driver)))
+        if not self.current.exists or self.current.to_file() != self.desired.to_file():
+            changes.append(('config', 'write %s' % self.path))
+        return changes
+
+    def apply(self):
+        """Make the host match; returns the changes made (as :meth:`plan` listed them)."""
+        changes = self.plan()
+        kinds = {kind for kind, _desc in changes}
+        try:
+            if 'dir' in kinds:
+                makedirs(self.desired.data_root, DATA_ROOT_MODE)
+                makedirs(self.desired.state_dir, STATE_DIR_MODE)
+                for sub, mode in DATA_SUBDIRS:
+                    makedirs(os.path.join(self.desired.data_root, sub), mode)
+            if 'store' in kinds:
+                write_json(self._store_path(), {'schema_version': STORE_SCHEMA,
+                                                'storage_driver': self.desired['storage_driver']}, 0o600)
+            if 'config' in kinds:
+                os.makedirs(os.path.dirname(self.path), 0o755, exist_ok=True)
+                write_json(self.path, self.desired.to_file(), 0o644)
+        except OSError as exc:
+            raise NsboxError.from_oserror('set up', 'nsbox on this host', exc)
+        self.current = hostconfig.load(self.path)
+        return changes

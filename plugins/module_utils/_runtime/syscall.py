@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every ctypes/libc call of the runtime, in one place.
+
+Python 3.9-3.11 (Debian 12 ships 3.11) has no ``os.unshare``/``os.setns``, and no
+wrapper at all for statfs, mount or the new mount API, so the runtime reaches libc
+through ctypes here and nowhere else. Each wrapper raises :class:`SyscallError`
+carrying errno and path; the rest of the library reads as plain Python.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno as _errno
+import os
+import platform
+
+from .errors import SyscallError
+
+_libc = None
+
+# statfs(2) f_type magic numbers (linux/magic.h)
+FS_MAGIC = {
+    0xEF53: 'ext4',
+    0x58465342: 'xfs',
+    0x9123683E: 'btrfs',
+    0x01021994: 'tmpfs',
+    0x794C7630: 'overlay',
+    0x63677270: 'cgroup2',
+    0x27E0EB: 'cgroup',
+    0x2FC12FC1: 'zfs',
+    0x6969: 'nfs',
+    0x65735546: 'fuse',
+}
+
+# x86_64 and aarch64 (generic) numbers of syscalls glibc 2.36 has no wrapper for.
+_SYSCALLS = {
+    'x86_64': {'mount_setattr': 442, 'open_tree': 428},
+    'aarch64': {'mount_setattr': 442, 'open_tree': 428},
+}
+
+
+def libc():
+    global _libc  # pylint: disable=global-statement
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+    return _libc
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [
+        ('f_type', ctypes.c_long), ('f_bsize', ctypes.c_long),
+        ('f_blocks', ctypes.c_ulong), ('f_bfree', ctypes.c_ulong), ('f_bavail', ctypes.c_ulong),
+        ('f_files', ctypes.c_ulong), ('f_ffree', ctypes.c_ulong),
+        ('f_fsid', ctypes.c_int * 2), ('f_namelen', ctypes.c_long), ('f_frsize', ctypes.c_long),
+        ('f_flags', ctypes.c_long), ('f_spare', ctypes.c_long * 4),
+    ]
+
+
+def _raise(action, obj, path=None):
+    err = ctypes.get_errno()
+    cause = os.strerror(err)
+    if path is not None:
+        cause = '%s (%s)' % (cause, path)
+    raise SyscallError(action, obj, cause, path=path, errno=err)
+
+
+def statfs_type(path):
+    """The filesystem type of ``path`` as a name from FS_MAGIC, or ``0x<magic>``."""
+    buf = _Statfs()
+    if libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        _raise('statfs', path, path)
+    magic = buf.f_type & 0xFFFFFFFF
+    return FS_MAGIC.get(magic, '0x%x' % magic)
+
+
+def syscall_number(name):
+    return _SYSCALLS.get(platform.machine(), {}).get(name)
+
+
+def kernel_has_syscall(name):
+    """True when the kernel implements ``name``: probe with invalid args, ENOSYS means no."""
+    nr = syscall_number(name)
+    if nr is None:
+        return False
+    # Every probed call takes a dirfd first: -1 gives EBADF where the call exists.
+    res = libc().syscall(ctypes.c_long(nr), ctypes.c_int(-1), None, ctypes.c_uint(0), None, ctypes.c_size_t(0))
+    return not (res == -1 and ctypes.get_errno() == _errno.ENOSYS)

@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every nsbox.runtime module shares: the host config, the library install, errors.
+
+This is the only place where the runtime library meets Ansible: the library raises
+typed errors, and :func:`fail` turns them into ``fail_json``.
+"""
+from __future__ import annotations
+
+# Importing bundle ships the whole library in each module's payload (see bundle.py).
+from ._runtime import bundle  # noqa: F401  pylint: disable=unused-import
+from ._runtime import config as hostconfig
+from ._runtime.install import LibraryInstall
+
+COMMON_ARGS = {
+    'data_root': {'type': 'path'},
+}
+
+
+def host_config(module, **overrides):
+    """The host configuration with this task's overrides (``data_root`` and any given)."""
+    overrides.setdefault('data_root', module.params.get('data_root'))
+    return hostconfig.load().override(**overrides)
+
+
+def fail(module, exc, **result):
+    """Fail the task with the library error's message: ``failed to <verb> <object>: <cause>``."""
+    module.fail_json(msg=exc.message, error=exc.to_dict(), **result)
+
+
+def ensure_library(module):
+    """Install or refresh the host-side library (never in check mode); returns its state."""
+    lib = LibraryInstall()
+    before = lib.installed()
+    pending = lib.pending()
+    if pending and not module.check_mode:
+        lib.apply()
+    return dict(lib.info(), changed=bool(pending), changes=pending, before=before)

@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: host
+short_description: Set a host up for nsbox containers and report what it offers
+version_added: 0.1.0
+description:
+  - Converges the nsbox host configuration C(/etc/nsbox/config.json), the data-root and
+    state directories with their layout and modes, and the runtime library installed on
+    the host (C(/usr/local/lib/nsbox/current.pyz) and the C(/usr/local/bin/nsbox) command).
+  - Returns facts about the host as C(ansible_facts.nsbox): kernel, cgroup version, driver
+    and controllers, overlay and idmapped-mount support, systemd as PID 1, and which
+    storage drivers work on the data-root's filesystem.
+  - Options left unset keep the value already in the host configuration (or the default
+    when there is none); the module never resets what it was not asked to manage.
+author: nsbox.runtime developers
+extends_documentation_fragment:
+  - nsbox.runtime.common
+attributes:
+  check_mode:
+    support: full
+    description: Reports every change it would make and writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the host configuration and the library version before and after.
+  facts:
+    support: full
+    description: Sets C(ansible_facts.nsbox).
+options:
+  state_dir:
+    description: Runtime state (pids, supervisor state, persisted namespaces); default C(/run/nsbox).
+    type: path
+  storage_driver:
+    description:
+      - V(overlay) needs a data-root on ext4, xfs, btrfs or tmpfs (not on an overlay).
+      - V(vfs) copies each image's layers per container and works anywhere.
+      - The driver of a data-root that already holds layers or containers cannot change.
+    type: str
+    choices: [overlay, vfs]
+  cgroup_driver:
+    description:
+      - V(auto) picks V(systemd) on hosts with systemd as PID 1 and cgroup v2, else V(cgroupfs).
+    type: str
+    choices: [auto, cgroupfs, systemd]
+  cgroup_parent:
+    description: The parent of container cgroups; default C(/nsbox) (cgroupfs) or C(nsbox.slice) (systemd).
+    type: str
+  default_network:
+    description: The network containers join unless told otherwise.
+    type: dict
+    suboptions:
+      name:
+        description: Bridge name (at most 15 characters); default V(nsbox0).
+        type: str
+      subnet:
+        description: Its subnet; default V(10.77.0.0/16).
+        type: str
+  log_driver:
+    description: Where container output goes by default.
+    type: str
+    choices: [json-file, journald]
+  registries:
+    description: Registry settings used by image pulls.
+    type: dict
+    suboptions:
+      mirrors:
+        description: Registry host to a list of mirror hosts, tried in order.
+        type: dict
+      insecure:
+        description: Registry hosts reached over plain HTTP.
+        type: list
+        elements: str
+      ca_files:
+        description: Registry host to a CA bundle file on the managed host.
+        type: dict
+  proxies:
+    description: Proxies for registry traffic.
+    type: dict
+    suboptions:
+      http_proxy:
+        description: Proxy URL for HTTP.
+        type: str
+      https_proxy:
+        description: Proxy URL for HTTPS.
+        type: str
+      no_proxy:
+        description: Comma-separated hosts reached without a proxy.
+        type: str
+  install_library:
+    description: Install or refresh the runtime library and the C(nsbox) command on the host.
+    type: bool
+    default: true
+'''
+
+EXAMPLES = r'''
+- name: Set the host up with the defaults
+  nsbox.runtime.host:
+
+- name: Keep nsbox data on a dedicated disk, with the vfs driver
+  nsbox.runtime.host:
+    data_root: /srv/nsbox
+    storage_driver: vfs
+
+- name: Use a registry mirror and an insecure in-house registry
+  nsbox.runtime.host:
+    registries:
+      mirrors:
+        docker.io: [mirror.example.com]
+      insecure: [registry.lan:5000]
+'''
+
+RETURN = r'''
+config:
+  description: The host configuration after the task.
+  returned: always
+  type: dict
+  sample: {"data_root": "/var/lib/nsbox", "state_dir": "/run/nsbox", "storage_driver": "overlay"}
+config_path:
+  description: Where the host configuration lives.
+  returned: always
+  type: str
+  sample: /etc/nsbox/config.json
+changes:
+  description: What was (or in check mode would be) changed, one line each.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create /var/lib/nsbox (mode 0711)", "write /etc/nsbox/config.json"]
+library:
+  description: The runtime library on the host.
+  returned: when O(install_library=true)
+  type: dict
+  sample: {"version": "0.1.0", "sha256": "2179...", "path": "/usr/local/lib/nsbox/nsbox-0.1.0-217971cfd62d.pyz",
+           "current": "/usr/local/lib/nsbox/current.pyz", "bin": "/usr/local/bin/nsbox", "python": "/usr/bin/python3"}
+ansible_facts:
+  description: Facts about the host.
+  returned: always
+  type: complex
+  contains:
+    nsbox:
+      description: Kernel, cgroup, storage and systemd facts (the same as C(nsbox info --format json)).
+      returned: always
+      type: dict
+      sample: {"cgroup": {"version": "v2", "driver": "systemd", "controllers": ["cpu", "io", "memory", "pids"]},
+               "systemd": true, "overlay": true, "storage": {"backing_fs": "ext4", "drivers": ["overlay", "vfs"]}}
+'''
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
+from ..module_utils._runtime import hostinfo
+from ..module_utils._runtime.errors import NsboxError
+from ..module_utils._runtime.hostsetup import HostSetup
+
+CONFIG_OPTIONS = ('state_dir', 'storage_driver', 'cgroup_driver', 'cgroup_parent', 'default_network',
+                  'log_driver', 'registries', 'proxies')
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            COMMON_ARGS,
+            state_dir={'type': 'path'},
+            storage_driver={'type': 'str', 'choices': ['overlay', 'vfs']},
+            cgroup_driver={'type': 'str', 'choices': ['auto', 'cgroupfs', 'systemd']},
+            cgroup_parent={'type': 'str'},
+            default_network={'type': 'dict', 'options': {'name': {'type': 'str'}, 'subnet': {'type': 'str'}}},
+            log_driver={'type': 'str', 'choices': ['json-file', 'journald']},
+            registries={'type': 'dict', 'options': {'mirrors': {'type': 'dict'},
+                                                    'insecure': {'type': 'list', 'elements': 'str'},
+                                                    'ca_files': {'type': 'dict'}}},
+            proxies={'type': 'dict', 'options': {'http_proxy': {'type': 'str'}, 'https_proxy': {'type': 'str'},
+                                                 'no_proxy': {'type': 'str'}}},
+            install_library={'type': 'bool', 'default': True},
+        ),
+        supports_check_mode=True,
+    )
+    result = {'changed': False, 'changes': []}
+    try:
+        desired = host_config(module, **{k: module.params[k] for k in CONFIG_OPTIONS})
+        setup = HostSetup(desired)
+        before = setup.current.to_file() if setup.current.exists else {}
+        changes = setup.plan() if module.check_mode else setup.apply()
+        result['changes'] = [desc for _kind, desc in changes]
+        result.update(config=desired.data, config_path=setup.path, changed=bool(changes))
+        lib_before = lib_after = None
+        if module.params['install_library']:
+            lib = ensure_library(module)
+            result['changes'] += lib.pop('changes')
+            result['changed'] |= lib.pop('changed')
+            result['library'] = lib
+            lib_before, lib_after = lib.pop('before'), lib['path']
+        facts = hostinfo.gather(desired)
+    except NsboxError as exc:
+        fail(module, exc, **result)
+    if module._diff:  # pylint: disable=protected-access
+        result['diff'] = {
+            'before_header': setup.path, 'after_header': setup.path,
+            'before': json.dumps({'config': before, 'library': lib_before}, indent=2, sort_keys=True) + '\n',
+            'after': json.dumps({'config': desired.to_file(), 'library': lib_after}, indent=2, sort_keys=True) + '\n',
+        }
+    result['ansible_facts'] = {'nsbox': facts}
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Managed hosts for tests and the demo: an sshd on 127.0.0.1 that Ansible reaches over SSH.
+
+A *private* test host runs its sshd in a mount namespace of its own, where ``/etc``,
+``/usr/local``, ``/var/lib`` and ``/run`` are overlays on the real ones and the data-root
+``/var/lib/nsbox`` is a real directory (overlay layers cannot live on an overlay). So a
+module under test writes ``/etc/nsbox/config.json`` or ``/usr/local/bin/nsbox`` for real,
+at their real paths, and the machine's own files stay untouched. It shares the kernel,
+the pid and the network namespace with the machine (cgroups, loopback, /proc).
+
+The demo uses a plain (non-private) host: there, the play configures this machine.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from .netutil import free_port
+
+SSHD = '/usr/sbin/sshd'
+PRIVATE_OVERLAYS = ('/etc', '/usr/local', '/var/lib', '/run')
+DATA_ROOT = '/var/lib/nsbox'
+
+
+def _keygen(path):
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def _ns_setup_script(work, sshd_cmd):
+    """Shell run inside the new mount namespace: overlays, the data-root, then exec sshd."""
+    lines = ['set -e']
+    for i, target in enumerate(PRIVATE_OVERLAYS):
+        upper, wdir = '%s/ov/%d/upper' % (work, i), '%s/ov/%d/work' % (work, i)
+        lines.append('mkdir -p %s %s' % (upper, wdir))
+        lines.append('mount -t overlay nsbox-testhost -o lowerdir=%s,upperdir=%s,workdir=%s %s' % (target, upper, wdir, target))
+    lines += ['mkdir -p %s /run/sshd' % DATA_ROOT,
+              'mount --bind %s/data-root %s' % (work, DATA_ROOT),
+              'exec ' + ' '.join(sshd_cmd)]
+    return '\n'.join(lines) + '\n'
+
+
+class TestHost:
+    """One SSH-reachable host; use as a context manager (stop() always runs)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, name='testhost', private=True, workdir=None):
+        self.name = name
+        self.private = private
+        self._own_workdir = workdir is None
+        # Short paths: ssh control sockets must fit in 108 bytes.
+        self.workdir = workdir or tempfile.mkdtemp(prefix='nsbox-%s-' % name, dir='/tmp')
+        self.port = None
+        self.proc = None
+        self.client_key = os.path.join(self.workdir, 'id_client')
+        self.control_dir = os.path.join(self.workdir, 'cp')
+        self.remote_tmp = os.path.join(self.workdir, 'remote-tmp')
+        self.mnt_ns = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self):
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self):
+        os.makedirs(self.control_dir, exist_ok=True)
+        os.makedirs(self.remote_tmp, mode=0o700, exist_ok=True)
+        os.makedirs('/run/sshd', exist_ok=True)  # sshd's privilege-separation directory
+        _keygen(os.path.join(self.workdir, 'host_key'))
+        _keygen(self.client_key)
+        shutil.copy(self.client_key + '.pub', os.path.join(self.workdir, 'authorized_keys'))
+        self.port = free_port()
+        config = os.path.join(self.workdir, 'sshd_config')
+        with open(config, 'w') as f:
+            f.write('\n'.join([
+                'Port %d' % self.port, 'ListenAddress 127.0.0.1',
+                'HostKey %s/host_key' % self.workdir,
+                'AuthorizedKeysFile %s/authorized_keys' % self.workdir,
+                'PidFile %s/sshd.pid' % self.workdir,
+                'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
+                'StrictModes no', 'UsePAM no', 'MaxSessions 50', 'MaxStartups 50:30:100',
+                'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
+            ]))
+        sshd_cmd = [SSHD, '-D', '-e', '-f', config]
+        log = open(os.path.join(self.workdir, 'sshd.log'), 'wb')  # pylint: disable=consider-using-with
+        with log:
+            if self.private:
+                os.makedirs(os.path.join(self.workdir, 'data-root'))
+                cmd = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
+                       _ns_setup_script(self.workdir, sshd_cmd)]
+            else:
+                cmd = sshd_cmd
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait_listening(20)
+        if self.private:
+            self.mnt_ns = os.readlink('/proc/%d/ns/mnt' % self.proc.pid)
+        self.ssh('true')
+
+    def _wait_listening(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('sshd of %s exited with %s:\n%s' % (self.name, self.proc.returncode, self.log_tail()))
+            with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', self.port), timeout=1):
+                return
+            time.sleep(0.05)
+        raise RuntimeError('sshd of %s is not listening after %ds:\n%s' % (self.name, timeout, self.log_tail()))
+
+    def log_tail(self, n=20):
+        with contextlib.suppress(OSError), open(os.path.join(self.workdir, 'sshd.log'), errors='replace') as f:
+            return ''.join(f.readlines()[-n:])
+        return ''
+
+    def _namespace_pids(self):
+        """Pids of processes in this host's mount namespace (all were started through its sshd)."""
+        pids = []
+        for entry in os.listdir('/proc'):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink('/proc/%s/ns/mnt' % entry) == self.mnt_ns:
+                        pids.append(int(entry))
+        return pids
+
+    def stop(self):
+        """Close SSH masters, end the sshd (and, for a private host, every process in its namespace)."""
+        if os.path.isdir(self.control_dir):
+            for sock in os.listdir(self.control_dir):
+                subprocess.run(['ssh', '-o', 'ControlPath=%s' % os.path.join(self.control_dir, sock), '-O', 'exit', 'x'],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=10)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.mnt_ns:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                pids = self._namespace_pids()
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                deadline = time.monotonic() + 5
+                while pids and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    pids = self._namespace_pids()
+                if not pids:
+                    break
+        self.proc = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- reaching it -----------------------------------------------------------------
+    def ssh_args(self):
+        return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes',
+                '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+                '-o', 'BatchMode=yes', 'root@127.0.0.1']
+
+    def ssh(self, command, check=True, timeout=120, **kwargs):
+        """Run a shell command on the host over SSH; returns the CompletedProcess (text)."""
+        kwargs.setdefault('capture_output', True)
+        res = subprocess.run(self.ssh_args() + ['--', command], text=True, timeout=timeout, check=False,
+                             stdin=subprocess.DEVNULL, **kwargs)
+        if check and res.returncode != 0:
+            raise AssertionError('ssh %s %r exited %d\nstdout: %s\nstderr: %s'
+                                 % (self.name, command, res.returncode, res.stdout, res.stderr))
+        return res
+
+    def inventory_line(self):
+        return ('%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '
+                'ansible_python_interpreter=/usr/bin/python3 ansible_remote_tmp=%s'
+                % (self.name, self.port, self.client_key, self.remote_tmp))
