@@ -11,12 +11,12 @@ description:
   - Converges the nsbox host configuration C(/etc/nsbox/config.json), the data-root and
     state directories with their layout and modes, and the runtime library installed on
     the host (C(/usr/local/lib/nsbox/current.pyz) and the C(/usr/local/bin/nsbox) command).
-  - Returns facts about the host as C(ansible_facts.nsbox): kernel, cgroup version, driver
+  - Returns facts about the host in C(ansible_facts.nsbox) - kernel, cgroup version, driver
     and controllers, overlay and idmapped-mount support, systemd as PID 1, and which
     storage drivers work on the data-root's filesystem.
   - Options left unset keep the value already in the host configuration (or the default
     when there is none); the module never resets what it was not asked to manage.
-author: nsbox.runtime developers
+author: nsbox.runtime developers (@nsbox)
 extends_documentation_fragment:
   - nsbox.runtime.common
 attributes:

@@ -19,6 +19,10 @@ from .version import VERSION
 EXIT_FAILED = 1
 
 
+def _out(text='', stream=None):
+    (stream or sys.stdout).write(text + '\n')
+
+
 def _archive():
     """The zipapp this process runs from, if any."""
     loader = globals().get('__loader__')
@@ -29,9 +33,9 @@ def _archive():
 def cmd_version(args):
     info = {'version': VERSION, 'library': _archive(), 'python': sys.version.split()[0]}
     if args.format == 'json':
-        print(json.dumps(info, indent=2, sort_keys=True))
+        _out(json.dumps(info, indent=2, sort_keys=True))
     else:
-        print('nsbox %s' % VERSION)
+        _out('nsbox %s' % VERSION)
     return 0
 
 
@@ -61,12 +65,12 @@ def cmd_info(args):
     facts = hostinfo.gather(cfg)
     facts.update(version=VERSION, library=_archive(), config=cfg.path, config_exists=cfg.exists)
     if args.format == 'json':
-        print(json.dumps(facts, indent=2, sort_keys=True))
+        _out(json.dumps(facts, indent=2, sort_keys=True))
         return 0
     rows = _rows(facts)
     width = max(len(k) for k, _v in rows) + 1
     for key, value in rows:
-        print('%-*s %s' % (width, key + ':', value))
+        _out('%-*s %s' % (width, key + ':', value))
     return 0
 
 
@@ -88,10 +92,10 @@ def main(argv=None):
     try:
         code = args.func(args)
     except NsboxError as exc:
-        print('nsbox: %s' % exc.message, file=sys.stderr)
+        _out('nsbox: %s' % exc.message, sys.stderr)
         code = EXIT_FAILED
     except BrokenPipeError:
         # `nsbox info | head`: not an error; keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    sys.exit(code)
+    raise SystemExit(code)

@@ -42,7 +42,8 @@ def _add(zf, name, data):
 
 def build_pyz():
     """The zipapp's bytes, built from this very library (deterministic)."""
-    from . import bundle  # pylint: disable=import-outside-toplevel  (bundle imports this module)
+    # Imported here: bundle imports this module.
+    from . import bundle  # pylint: disable=import-outside-toplevel
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, 'w') as zf:
@@ -55,9 +56,13 @@ def build_pyz():
     return buf.getvalue()
 
 
-def wrapper_script(pyz_path, python):
-    return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I %s "$@"\n'
-            % (VERSION, python, pyz_path)).encode()
+def wrapper_script(current, python):
+    """The ``nsbox`` command. It resolves ``current.pyz`` once, before Python starts:
+    zipimport re-opens its archive by path for every import, so a process that ran
+    ``current.pyz`` itself could read half of one version and half of the next when
+    an install flips the link under it. A versioned file never changes."""
+    return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I "$(readlink -f %s)" "$@"\n'
+            % (VERSION, python, current)).encode()
 
 
 class LibraryInstall:

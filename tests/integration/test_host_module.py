@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host module and the library install (DESIGN D1), seen from outside the module."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from harness.runner import REPO, AnsibleRunner
+
+
+def test_library_outlives_the_payload(ansible, fresh_host):
+    res = ansible.module('nsbox.runtime.host')
+    assert res['_status'] == 'changed', res
+    # Ansible removed the module's payload; the installed runtime still answers.
+    assert fresh_host.ssh('ls -A %s' % fresh_host.remote_tmp).stdout.strip() == ''
+    info = json.loads(fresh_host.ssh('nsbox info --format json').stdout)
+    assert info['library'] == res['library']['path']
+    assert info['version'] == res['library']['version']
+    assert fresh_host.ssh('readlink /usr/local/lib/nsbox/current.pyz').stdout.strip() == os.path.basename(res['library']['path'])
+    wrapper = fresh_host.ssh('cat /usr/local/bin/nsbox').stdout
+    assert 'exec /usr/bin/python3 -I "$(readlink -f /usr/local/lib/nsbox/current.pyz)" "$@"' in wrapper
+    assert ansible.module('nsbox.runtime.host')['_status'] == 'ok'
+
+
+def test_cli_exit_codes(ansible, fresh_host):
+    ansible.module('nsbox.runtime.host')
+    assert fresh_host.ssh('nsbox version').stdout.strip() == 'nsbox 0.1.0'
+    assert fresh_host.ssh('nsbox bogus', check=False).returncode == 2
+    bad = fresh_host.ssh('echo "{" > /tmp/nsbox-bad.json; nsbox --config /tmp/nsbox-bad.json info; rc=$?; rm -f /tmp/nsbox-bad.json; exit $rc',
+                         check=False)
+    assert bad.returncode == 1 and 'failed to read host config' in bad.stderr
+
+
+def _changed_collection(workdir):
+    """A copy of this collection whose library differs by one comment line."""
+    dest = os.path.join(workdir, 'ansible_collections', 'nsbox', 'runtime')
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns('.git', '.venv', 'tests', '__pycache__'))
+    with open(os.path.join(dest, 'plugins', 'module_utils', '_runtime', 'errors.py'), 'a') as f:
+        f.write('# changed by test_changed_library_replaces_atomically\n')
+    return workdir
+
+
+def test_changed_library_replaces_atomically(ansible, fresh_host, monkeypatch):
+    first = ansible.module('nsbox.runtime.host')['library']
+    # While the new library goes in, the nsbox command must work at every moment.
+    stop = os.path.join(fresh_host.workdir, 'stop-loop')
+    loop = subprocess.Popen(fresh_host.ssh_args() + [  # pylint: disable=consider-using-with
+        'n=0; f=0; until [ -e %s ]; do nsbox version >/dev/null 2>&1 || f=$((f+1)); n=$((n+1)); done; echo "$n $f"' % stop],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix='nsbox-coll2-') as tmp:
+            monkeypatch.setenv('NSBOX_COLLECTIONS_PATH', _changed_collection(tmp))
+            runner = AnsibleRunner([fresh_host])
+            try:
+                second = runner.module('nsbox.runtime.host')
+            finally:
+                runner.close()
+    finally:
+        with open(stop, 'w'):
+            pass
+        out, _err = loop.communicate(timeout=60)
+        os.unlink(stop)
+    runs, failures = (int(x) for x in out.split())
+    assert runs > 0 and failures == 0, 'nsbox failed %d of %d times during the replacement' % (failures, runs)
+    assert second['_status'] == 'changed'
+    new = second['library']
+    assert new['sha256'] != first['sha256'] and new['path'] != first['path']
+    assert 'write %s' % new['path'] in second['changes'] and 'write /usr/local/bin/nsbox' not in second['changes']
+    listing = fresh_host.ssh('ls /usr/local/lib/nsbox; readlink /usr/local/lib/nsbox/current.pyz').stdout.split()
+    assert os.path.basename(first['path']) in listing  # kept for processes still running it
+    assert listing[-1] == os.path.basename(new['path'])
+    assert json.loads(fresh_host.ssh('nsbox info --format json').stdout)['library'] == new['path']
+    assert not [n for n in listing if n.endswith('.tmp')]
+
+
+def _snapshot(paths):
+    out = {}
+    for path in paths:
+        try:
+            with open(path, 'rb') as f:
+                out[path] = f.read()
+        except OSError as exc:
+            out[path] = exc.errno
+    return out
+
+
+def test_test_host_is_private(ansible, fresh_host):
+    """What modules write in a test host stays in it: the machine's own files are untouched."""
+    paths = ('/etc/nsbox/config.json', '/usr/local/bin/nsbox', '/usr/local/lib/nsbox/current.pyz')
+    before = _snapshot(paths)
+    marker = '/var/lib/nsbox/private-%d' % os.getpid()
+    ansible.module('nsbox.runtime.host', {'data_root': marker})
+    assert json.loads(fresh_host.ssh('cat /etc/nsbox/config.json').stdout)['data_root'] == marker
+    assert _snapshot(paths) == before
+    assert not os.path.exists(marker)
