@@ -15,6 +15,7 @@ APT_PACKAGES=(
   python3 python3-venv openssh-server openssh-client
   python3-pyroute2 python3-nftables python3-seccomp
   busybox-static docker-registry skopeo umoci apache2-utils openssl util-linux
+  shellcheck
 )
 
 log() { printf '>>> %s\n' "$*" >&2; }
