@@ -101,7 +101,7 @@ def run_measure(measure, runs):
     try:
         measure.run_a()  # warm-up, untimed
         measure.run_b()
-        for _ in range(runs):
+        for _run in range(runs):
             for side in ('a', 'b'):
                 start = time.perf_counter()
                 getattr(measure, 'run_' + side)()
