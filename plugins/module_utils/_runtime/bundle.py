@@ -11,6 +11,7 @@ from __future__ import annotations
 
 # pylint: disable=unused-import
 from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, syscall, version  # noqa: F401
+from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 
 MODULES = (
     '__init__',
@@ -21,6 +22,15 @@ MODULES = (
     'fsutil',
     'hostinfo',
     'hostsetup',
+    'image/__init__',
+    'image/archive',
+    'image/ingest',
+    'image/layer',
+    'image/manifest',
+    'image/reference',
+    'image/registry',
+    'image/service',
+    'image/store',
     'install',
     'syscall',
     'version',

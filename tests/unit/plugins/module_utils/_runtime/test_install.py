@@ -14,13 +14,15 @@ LIB = os.path.dirname(os.path.abspath(bundle.__file__))
 
 
 def test_bundle_lists_every_library_file():
-    on_disk = sorted(n[:-3] for n in os.listdir(LIB) if n.endswith('.py'))
+    on_disk = sorted(os.path.relpath(os.path.join(d, n), LIB)[:-3] for d, _dirs, files in os.walk(LIB)
+                     for n in files if n.endswith('.py'))
     assert sorted(bundle.MODULES) == on_disk, 'add new _runtime files to bundle.MODULES and its import line'
     with open(bundle.__file__) as f:
         source = f.read()
     for name in bundle.MODULES:
-        if name not in ('__init__', 'bundle'):
-            assert ' %s,' % name in source or ' %s ' % name in source, '%s is not imported by bundle.py' % name
+        base = name.rsplit('/', 1)[-1]
+        if base not in ('__init__', 'bundle'):
+            assert ' %s,' % base in source or ' %s ' % base in source, '%s is not imported by bundle.py' % name
 
 
 def test_zipapp_is_reproducible_and_holds_the_library():

@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The image and image_info modules over SSH, against real registries and archives."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import images
+from harness.registry import Registry
+
+FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def fixtures():
+    return images.FixtureImages(FIXTURE_CACHE).build()
+
+
+@pytest.fixture(scope='module')
+def registries(fixtures):
+    """Three registries holding busybox (2-platform index) and multilayer: anonymous, basic, token."""
+    regs = {}
+    try:
+        for auth in (None, 'basic', 'token'):
+            reg = regs[auth or 'anon'] = Registry(auth=auth)
+            reg.start()
+            for name in ('busybox', 'multilayer'):
+                images.push(reg, fixtures.ref(name), 'nsbox/%s' % name, 'latest', creds=reg.creds)
+        yield regs
+    finally:
+        for reg in regs.values():
+            reg.stop()
+
+
+def data_root(host):
+    return os.path.join(host.workdir, 'data-root')
+
+
+def index_on_disk(host):
+    with open(os.path.join(data_root(host), 'images', 'index.json')) as f:
+        return json.load(f)
+
+
+def test_pull_index_then_unchanged_then_info(ansible, fresh_host, registries, fixtures):
+    reg = registries['anon']
+    ref = '%s/nsbox/busybox:latest' % reg.host
+    first = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True}, diff=True)
+    assert first['_status'] == 'changed', first
+    assert first['image']['digest'] == fixtures.digests['busybox-amd64']
+    assert first['image']['platform'] == 'linux/amd64'
+    assert first['diff']['after'] == {ref: fixtures.digests['busybox-amd64']}
+    again = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})
+    assert again['_status'] == 'ok' and again['actions'] == []
+    info = ansible.module('nsbox.runtime.image_info', {'name': [ref]})
+    assert [i['digest'] for i in info['images']] == [fixtures.digests['busybox-amd64']]
+    assert info['images'][0]['references'] == [ref]
+    assert info['images'][0]['config']['Cmd'] == ['/bin/sh']
+    # The unpacked layer is the busybox rootfs, ready as an overlay lower dir.
+    rec = index_on_disk(fresh_host)['images'][first['image']['digest']]
+    diff = os.path.join(data_root(fresh_host), 'layers', rec['layers'][0]['chain_id'].split(':')[1], 'diff')
+    assert os.path.islink(os.path.join(diff, 'bin', 'sh')) and os.path.isfile(os.path.join(diff, 'bin', 'busybox'))
+    assert rec['layers'][0]['diff_id'] == fixtures.busybox_diff_id
+
+
+def test_check_mode_predicts_and_writes_nothing(ansible, fresh_host, registries):
+    ref = '%s/nsbox/busybox:latest' % registries['anon'].host
+    res = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True}, check=True)
+    assert res['_status'] == 'changed' and res['actions'][0].startswith('would fetch')
+    assert os.listdir(data_root(fresh_host)) == []
+
+
+def test_platform_and_digest(ansible, fresh_host, registries, fixtures):
+    reg = registries['anon']
+    arm = ansible.module('nsbox.runtime.image', {'name': '%s/nsbox/busybox:latest' % reg.host, 'insecure': True, 'platform': 'linux/arm64'})
+    assert arm['image']['digest'] == fixtures.digests['busybox-arm64'] and arm['image']['platform'] == 'linux/arm64/v8'
+    by_digest = '%s/nsbox/busybox@%s' % (reg.host, fixtures.digests['busybox-amd64'])
+    res = ansible.module('nsbox.runtime.image', {'name': by_digest, 'insecure': True})
+    assert res['_status'] == 'changed' and res['image']['digest'] == fixtures.digests['busybox-amd64']
+    bad = ansible.module('nsbox.runtime.image', {'name': '%s/nsbox/busybox:latest' % reg.host, 'insecure': True, 'platform': 'linux/s390x'})
+    assert bad['_status'] == 'failed' and 'the index offers only: linux/amd64, linux/arm64/v8' in bad['msg']
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_pull_with_auth(ansible, fresh_host, registries, fixtures, kind):
+    reg = registries[kind]
+    ref = '%s/nsbox/busybox:latest' % reg.host
+    denied = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})
+    assert denied['_status'] == 'failed' and 'failed to ' in denied['msg'], denied
+    wrong = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True, 'auth': {'username': reg.username, 'password': 'wrong'}})
+    assert wrong['_status'] == 'failed'
+    ok = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True, 'auth': {'username': reg.username, 'password': reg.password}})
+    assert ok['_status'] == 'changed' and ok['image']['digest'] == fixtures.digests['busybox-amd64']
+    assert os.listdir(os.path.join(data_root(fresh_host), 'tmp')) == []
+
+
+@pytest.mark.parametrize('attr, name', [
+    ('docker_archive', 'localhost/loaded:classic'),
+    ('docker_archive_oci', 'localhost/loaded:oci-in-docker'),
+    ('oci_archive', 'localhost/loaded:oci-archive'),
+    ('oci_dir', 'localhost/loaded:layout'),
+])
+def test_load(ansible, fresh_host, fixtures, attr, name):
+    path = getattr(fixtures, attr)
+    args = {'name': name, 'source': 'load', 'path': path}
+    if attr == 'oci_dir':
+        args['name'] = 'busybox'  # picks the layout's "busybox" ref (an index)
+    res = ansible.module('nsbox.runtime.image', args)
+    assert res['_status'] == 'changed', res
+    assert ansible.module('nsbox.runtime.image', args)['_status'] == 'ok'
+    info = ansible.module('nsbox.runtime.image_info')
+    assert info['images'][0]['config']['Cmd'] == ['/bin/sh']
+
+
+def test_import_rootfs(ansible, fresh_host, fixtures):
+    args = {'name': 'localhost/imported:1', 'source': 'import', 'path': fixtures.busybox_tar,
+            'config': {'cmd': ['/bin/sh', '-c', 'echo hi'], 'env': ['A=1'], 'workdir': '/tmp'}}
+    res = ansible.module('nsbox.runtime.image', args)
+    assert res['_status'] == 'changed', res
+    assert res['image']['config'] == {'Cmd': ['/bin/sh', '-c', 'echo hi'], 'Env': ['A=1'], 'WorkingDir': '/tmp'}
+    assert ansible.module('nsbox.runtime.image', args)['_status'] == 'ok'
+    changed = ansible.module('nsbox.runtime.image', dict(args, config={'cmd': ['/bin/true']}))
+    assert changed['_status'] == 'changed' and changed['image']['id'] != res['image']['id']
+
+
+def test_absent_and_prune(ansible, fresh_host, registries):
+    ref = '%s/nsbox/multilayer:latest' % registries['anon'].host
+    ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})
+    root = data_root(fresh_host)
+    assert len(os.listdir(os.path.join(root, 'layers'))) == 5  # 4 layers + l/
+    check = ansible.module('nsbox.runtime.image', {'name': ref, 'state': 'absent', 'prune': True}, check=True)
+    assert check['_status'] == 'changed' and len(os.listdir(os.path.join(root, 'layers'))) == 5
+    gone = ansible.module('nsbox.runtime.image', {'name': ref, 'state': 'absent', 'prune': True})
+    assert gone['_status'] == 'changed'
+    assert os.listdir(os.path.join(root, 'layers')) == ['l'] and os.listdir(os.path.join(root, 'layers', 'l')) == []
+    assert os.listdir(os.path.join(root, 'blobs', 'sha256')) == []
+    assert ansible.module('nsbox.runtime.image', {'name': ref, 'state': 'absent', 'prune': True})['_status'] == 'ok'
+
+
+def _overlay_problems(lowers):
+    """Mount the layers as overlay lowers in a private mount namespace and check the merged tree."""
+    mnt = '/tmp/nsbox-merge-%d' % os.getpid()
+    os.makedirs(mnt, exist_ok=True)
+    try:
+        code = 'import sys, json; sys.path.insert(0, %r); from harness.images import check_multilayer_rootfs as c; print(json.dumps(c(%r)))' % (TESTS, mnt)
+        out = subprocess.run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
+                              'mount -t overlay nsbox-test -o lowerdir=%s %s && exec %s -c "$0"' % (':'.join(lowers), mnt, sys.executable), code],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+    finally:
+        os.rmdir(mnt)
+
+
+@pytest.mark.parametrize('driver', ['overlay', 'vfs'])
+def test_multilayer_tree_matches_umoci(ansible, fresh_host, registries, driver):
+    """Whiteouts, opaque dirs, hardlinks, symlinks, modes and owners come out as umoci unpacks them."""
+    ansible.module('nsbox.runtime.host', {'storage_driver': driver, 'install_library': False})
+    ref = '%s/nsbox/multilayer:latest' % registries['anon'].host
+    res = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})
+    assert res['_status'] == 'changed', res
+    rec = index_on_disk(fresh_host)['images'][res['image']['digest']]
+    diffs = [os.path.join(data_root(fresh_host), 'layers', lay['chain_id'].split(':')[1], 'diff') for lay in rec['layers']]
+    if driver == 'vfs':
+        assert images.check_multilayer_rootfs(diffs[-1]) == []
+    else:
+        assert _overlay_problems(list(reversed(diffs))) == []
