@@ -10,11 +10,17 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 
+from harness.images import FixtureImages  # noqa: E402  pylint: disable=wrong-import-position
 from harness.runner import AnsibleRunner  # noqa: E402  pylint: disable=wrong-import-position
 from harness.testhost import TestHost  # noqa: E402  pylint: disable=wrong-import-position
 
 
+IMAGE_CACHE = '/var/tmp/nsbox-demo-images'
+
+
 def main():
+    # The demo image: Debian's static busybox as a docker-archive, made by the project's own code.
+    image = FixtureImages(IMAGE_CACHE).build().docker_archive
     # Not private: the demo configures this machine itself, as a user's play would.
     with TestHost('demo', private=False) as host:
         runner = AnsibleRunner([host])
@@ -22,7 +28,7 @@ def main():
             env = runner.env(os.devnull)
             env.pop('ANSIBLE_NOCOLOR')
             cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
-                   os.path.join(REPO, 'playbooks', 'demo.yml')] + sys.argv[1:]
+                   os.path.join(REPO, 'playbooks', 'demo.yml'), '-e', 'nsbox_demo_image_archive=%s' % image] + sys.argv[1:]
             rc = subprocess.run(cmd, env=env, check=False).returncode
         finally:
             runner.close()
