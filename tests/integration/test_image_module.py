@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -169,3 +170,22 @@ def test_multilayer_tree_matches_umoci(ansible, fresh_host, registries, driver):
         assert images.check_multilayer_rootfs(diffs[-1]) == []
     else:
         assert _overlay_problems(list(reversed(diffs))) == []
+
+
+def test_two_pulls_at_once(ansible, fresh_host, registries):
+    """Both succeed and the store holds one copy of each layer and blob."""
+    ref = '%s/nsbox/multilayer:latest' % registries['anon'].host
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})))
+               for _i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r['_status'] for r in results if r['_status'] == 'failed'] == [], results
+    digests = {r['image']['digest'] for r in results}
+    assert len(digests) == 1
+    root = data_root(fresh_host)
+    assert len(os.listdir(os.path.join(root, 'layers'))) == 5 and len(os.listdir(os.path.join(root, 'layers', 'l'))) == 4
+    assert os.listdir(os.path.join(root, 'tmp')) == []
+    assert ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})['_status'] == 'ok'
