@@ -87,7 +87,6 @@ options:
         description: Password or token.
         type: str
         required: true
-        no_log: true
   validate_certs:
     description: Verify the registry's TLS certificate.
     type: bool

@@ -250,5 +250,3 @@ class RootfsSource(Source):
             return
         with open(self.path, 'rb') as f:
             yield f
-
-
