@@ -189,3 +189,53 @@ def test_two_pulls_at_once(ansible, fresh_host, registries):
     assert len(os.listdir(os.path.join(root, 'layers'))) == 5 and len(os.listdir(os.path.join(root, 'layers', 'l'))) == 4
     assert os.listdir(os.path.join(root, 'tmp')) == []
     assert ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})['_status'] == 'ok'
+
+
+def _stage_holder(host):
+    """Pid of the test host's process that has a staging dir of its store open (a pull in progress), or None."""
+    tmp = '/var/lib/nsbox/tmp'  # as the test host's mount namespace sees it
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if os.readlink('/proc/%s/ns/mnt' % pid) != host.mnt_ns:
+                continue
+            for fd in os.listdir('/proc/%s/fd' % pid):
+                if os.readlink('/proc/%s/fd/%s' % (pid, fd)).startswith(tmp + '/stage-'):
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def test_kill_9_mid_pull_then_rerun(ansible, fresh_host, registries, fixtures, tmp_path):
+    """A pull killed with SIGKILL leaves nothing half-visible; the next run cleans up and completes."""
+    big = images.TarWriter().file('big.bin', os.urandom(96 << 20)).getvalue()
+    with open(fixtures.busybox_tar, 'rb') as f:
+        image = images.Image([images.Layer(f.read()), images.Layer(big, compress=False)])
+    images.write_oci_layout(str(tmp_path / 'oci'), {'big': image})
+    reg = registries['anon']
+    images.push(reg, '%s:big' % (tmp_path / 'oci'), 'nsbox/big', 'latest')
+    ref = '%s/nsbox/big:latest' % reg.host
+    root = data_root(fresh_host)
+    ansible.module('nsbox.runtime.host', {'install_library': False})
+    result = []
+    pull = threading.Thread(target=lambda: result.append(ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})))
+    pull.start()
+    killed = None
+    try:
+        while pull.is_alive() and killed is None:
+            pid = _stage_holder(fresh_host)
+            if pid:
+                os.kill(pid, 9)  # the module's process on the test host, started by this test's play
+                killed = pid
+    finally:
+        pull.join()
+    assert killed, 'the pull finished before it could be killed: %s' % result
+    assert result[0]['_status'] == 'failed'
+    assert os.listdir(os.path.join(root, 'tmp')), 'the killed pull left its staging dir (to be cleaned by the next run)'
+    assert not os.path.exists(os.path.join(root, 'images', 'index.json')) or ref not in index_on_disk(fresh_host)['references']
+    again = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})
+    assert again['_status'] == 'changed', again
+    assert os.listdir(os.path.join(root, 'tmp')) == []
+    rec = index_on_disk(fresh_host)['images'][again['image']['digest']]
+    big_layer = os.path.join(root, 'layers', rec['layers'][1]['chain_id'].split(':')[1], 'diff', 'big.bin')
+    assert os.path.getsize(big_layer) == 96 << 20
