@@ -239,3 +239,33 @@ def test_kill_9_mid_pull_then_rerun(ansible, fresh_host, registries, fixtures, t
     rec = index_on_disk(fresh_host)['images'][again['image']['digest']]
     big_layer = os.path.join(root, 'layers', rec['layers'][1]['chain_id'].split(':')[1], 'diff', 'big.bin')
     assert os.path.getsize(big_layer) == 96 << 20
+
+
+def _requests_logged(reg, what):
+    """Requests the registry logged whose line mentions ``what`` (its access log: one line each)."""
+    with open(reg.log_path, 'rb') as f:
+        return sum(1 for line in f if b'"GET ' in line and what.encode() in line)
+
+
+def test_unchanged_pull_makes_one_manifest_request(ansible, fresh_host, registries):
+    reg = registries['anon']
+    ref = '%s/nsbox/busybox:latest' % reg.host
+    assert ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})['_status'] == 'changed'
+    manifests, blobs = _requests_logged(reg, '/v2/nsbox/busybox/manifests/'), _requests_logged(reg, '/v2/nsbox/busybox/blobs/')
+    assert ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})['_status'] == 'ok'
+    assert _requests_logged(reg, '/v2/nsbox/busybox/manifests/') - manifests == 1
+    assert _requests_logged(reg, '/v2/nsbox/busybox/blobs/') == blobs
+
+
+@pytest.mark.parametrize('transport', ['docker-archive', 'oci-archive'])
+def test_load_archives_made_by_skopeo(ansible, fresh_host, fixtures, tmp_path, transport):
+    """Archives written by an independent client load, and give the image skopeo read."""
+    path = str(tmp_path / ('img-%s.tar' % transport))
+    images.skopeo('copy', fixtures.ref('multilayer'), '%s:%s:localhost/skopeo/multilayer:1' % (transport, path))
+    res = ansible.module('nsbox.runtime.image', {'name': 'localhost/skopeo/multilayer:1', 'source': 'load', 'path': path})
+    assert res['_status'] == 'changed', res
+    assert res['image']['config']['Env'][-1] == 'NSBOX_FIXTURE=multilayer'
+    rec = index_on_disk(fresh_host)['images'][res['image']['digest']]
+    assert _overlay_problems([os.path.join(data_root(fresh_host), 'layers', lay['chain_id'].split(':')[1], 'diff')
+                              for lay in reversed(rec['layers'])]) == []
+    assert ansible.module('nsbox.runtime.image', {'name': 'localhost/skopeo/multilayer:1', 'source': 'load', 'path': path})['_status'] == 'ok'
