@@ -27,6 +27,7 @@ import time
 
 from ..errors import NsboxError
 from ..fsutil import fsync_dir, locked, read_json, write_json
+from ..hostsetup import DATA_ROOT_MODE, DATA_SUBDIRS
 from . import layer as layerlib
 
 INDEX_SCHEMA = 1
@@ -167,9 +168,9 @@ class ImageStore:
     # -- set-up and crash repair ---------------------------------------------------------
     def ensure(self):
         """Create the store's directories (the host module normally did) and repair tmp/."""
-        for path, mode in ((self.root, 0o711), (self.blobs_dir, 0o700), (self.layers_dir, 0o700), (self.links_dir, 0o700),
-                           (os.path.dirname(self.index_path), 0o700), (self.tmp_dir, 0o700)):
-            os.makedirs(path, mode, exist_ok=True)
+        os.makedirs(self.root, DATA_ROOT_MODE, exist_ok=True)
+        for sub, mode in DATA_SUBDIRS:
+            os.makedirs(os.path.join(self.root, sub), mode, exist_ok=True)
         store_json = os.path.join(self.root, 'store.json')
         if not os.path.exists(store_json):
             write_json(store_json, {'schema_version': 1, 'storage_driver': self.storage_driver}, 0o600)
