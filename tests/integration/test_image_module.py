@@ -191,6 +191,19 @@ def test_two_pulls_at_once(ansible, fresh_host, registries):
     assert ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})['_status'] == 'ok'
 
 
+@pytest.fixture(scope='module')
+def big_image(registries, fixtures, tmp_path_factory):
+    """busybox plus a 96 MiB layer, in the anonymous registry: big enough to catch a pull mid-way."""
+    big = images.TarWriter().file('big.bin', os.urandom(96 << 20)).getvalue()
+    with open(fixtures.busybox_tar, 'rb') as f:
+        image = images.Image([images.Layer(f.read()), images.Layer(big, compress=False)])
+    layout = str(tmp_path_factory.mktemp('big') / 'oci')
+    images.write_oci_layout(layout, {'big': image})
+    reg = registries['anon']
+    images.push(reg, '%s:big' % layout, 'nsbox/big', 'latest')
+    return '%s/nsbox/big:latest' % reg.host
+
+
 def _stage_holder(host):
     """Pid of the test host's process that has a staging dir of its store open (a pull in progress), or None."""
     tmp = '/var/lib/nsbox/tmp'  # as the test host's mount namespace sees it
@@ -206,15 +219,9 @@ def _stage_holder(host):
     return None
 
 
-def test_kill_9_mid_pull_then_rerun(ansible, fresh_host, registries, fixtures, tmp_path):
+def test_kill_9_mid_pull_then_rerun(ansible, fresh_host, big_image):
     """A pull killed with SIGKILL leaves nothing half-visible; the next run cleans up and completes."""
-    big = images.TarWriter().file('big.bin', os.urandom(96 << 20)).getvalue()
-    with open(fixtures.busybox_tar, 'rb') as f:
-        image = images.Image([images.Layer(f.read()), images.Layer(big, compress=False)])
-    images.write_oci_layout(str(tmp_path / 'oci'), {'big': image})
-    reg = registries['anon']
-    images.push(reg, '%s:big' % (tmp_path / 'oci'), 'nsbox/big', 'latest')
-    ref = '%s/nsbox/big:latest' % reg.host
+    ref = big_image
     root = data_root(fresh_host)
     ansible.module('nsbox.runtime.host', {'install_library': False})
     result = []
@@ -269,3 +276,22 @@ def test_load_archives_made_by_skopeo(ansible, fresh_host, fixtures, tmp_path, t
     assert _overlay_problems([os.path.join(data_root(fresh_host), 'layers', lay['chain_id'].split(':')[1], 'diff')
                               for lay in reversed(rec['layers'])]) == []
     assert ansible.module('nsbox.runtime.image', {'name': 'localhost/skopeo/multilayer:1', 'source': 'load', 'path': path})['_status'] == 'ok'
+
+
+def test_full_disk_during_pull(ansible, fresh_host, big_image):
+    """A data-root on a small tmpfs that fills up: a clear error, nothing half-visible, the space freed."""
+    small = '/var/lib/nsbox/small'
+    fresh_host.ssh('mkdir -p %s && mount -t tmpfs -o size=48m nsbox-test-small %s' % (small, small))  # in the test host's namespace
+    try:
+        ansible.module('nsbox.runtime.host', {'data_root': small, 'install_library': False})
+        res = ansible.module('nsbox.runtime.image', {'name': big_image, 'insecure': True, 'data_root': small})
+        assert res['_status'] == 'failed' and 'No space left on device' in res['msg'], res
+        assert res['msg'].startswith('failed to ')
+        # The failed download and unpack are gone; whole, verified blobs and layers fetched before it
+        # stay in the cache (unreferenced: prune removes them), as Docker keeps finished layers.
+        assert fresh_host.ssh('ls -A %s/tmp' % small).stdout.strip() == ''
+        used_kb = int(fresh_host.ssh('du -sk %s | cut -f1' % small).stdout)
+        assert used_kb < 8192, 'the failed pull still holds %d KiB' % used_kb
+        assert fresh_host.ssh('test -e %s/images/index.json' % small, check=False).returncode != 0
+    finally:
+        fresh_host.ssh('umount %s' % small, check=False)
