@@ -295,3 +295,19 @@ def test_full_disk_during_pull(ansible, fresh_host, big_image):
         assert fresh_host.ssh('test -e %s/images/index.json' % small, check=False).returncode != 0
     finally:
         fresh_host.ssh('umount %s' % small, check=False)
+
+
+def test_pull_through_a_mirror(ansible, fresh_host, registries, fixtures):
+    """A mirror from the host config serves the pull; the image keeps its upstream name."""
+    upstream = '127.0.0.1:1'  # nothing listens there: only the mirror can answer
+    mirror = registries['anon'].host
+    ansible.module('nsbox.runtime.host', {'install_library': False, 'registries': {'mirrors': {upstream: [mirror]}, 'insecure': [upstream, mirror]}})
+    ref = '%s/nsbox/busybox:latest' % upstream
+    res = ansible.module('nsbox.runtime.image', {'name': ref})
+    assert res['_status'] == 'changed', res
+    assert res['image']['references'] == [ref] and res['image']['digest'] == fixtures.digests['busybox-amd64']
+    assert ansible.module('nsbox.runtime.image', {'name': ref})['_status'] == 'ok'
+    # Without the mirror, the upstream is unreachable: a clear error.
+    ansible.module('nsbox.runtime.host', {'install_library': False, 'registries': {'mirrors': {}, 'insecure': [upstream]}})
+    res = ansible.module('nsbox.runtime.image', {'name': ref})
+    assert res['_status'] == 'failed' and res['msg'].startswith('failed to reach registry 127.0.0.1:1'), res
