@@ -41,6 +41,11 @@ def store_in_use(data_root):
     return False
 
 
+def write_store(data_root, storage_driver):
+    """Record the data-root's storage driver in ``store.json`` (D3)."""
+    write_json(os.path.join(data_root, 'store.json'), {'schema_version': STORE_SCHEMA, 'storage_driver': storage_driver}, 0o600)
+
+
 class HostSetup:
     """The desired host set-up (a :class:`HostConfig`) against the host as it is."""
 
@@ -92,8 +97,7 @@ class HostSetup:
                 for sub, mode in DATA_SUBDIRS:
                     makedirs(os.path.join(self.desired.data_root, sub), mode)
             if 'store' in kinds:
-                write_json(self._store_path(), {'schema_version': STORE_SCHEMA,
-                                                'storage_driver': self.desired['storage_driver']}, 0o600)
+                write_store(self.desired.data_root, self.desired['storage_driver'])
             if 'config' in kinds:
                 os.makedirs(os.path.dirname(self.path), 0o755, exist_ok=True)
                 write_json(self.path, self.desired.to_file(), 0o644)

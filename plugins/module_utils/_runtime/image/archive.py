@@ -18,10 +18,10 @@ import io
 import json
 import os
 import tarfile
-import zlib
 
 from ..errors import NsboxError
 from .ingest import Source
+from .layer import open_layer
 from .manifest import OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST
 from .store import sha256_bytes
 
@@ -226,17 +226,10 @@ class RootfsSource(Source):
     def _diff_id(self, f, media_type):
         if media_type != OCI_LAYER_GZIP:
             raise ArchiveError('import', self.path, 'only plain or gzip-compressed tarballs can be imported')
-        d, h = zlib.decompressobj(16 + zlib.MAX_WBITS), hashlib.sha256()
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            while chunk:
-                h.update(d.decompress(chunk))
-                chunk = d.unused_data
-                if chunk:
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return 'sha256:' + h.hexdigest()
+        stream = open_layer(f, media_type)
+        while stream.read(1 << 20):
+            pass
+        return stream.diff_id
 
     def get_manifest(self, reference):
         manifest = {'schemaVersion': 2, 'mediaType': OCI_MANIFEST,

@@ -87,9 +87,7 @@ class Plan:
         self.media_type = mt
         self.config_desc, self.layer_descs = check_manifest(doc)
         self.current = store.resolve(key)
-        existing = store.index()['images'].get(self.manifest_digest)
         self.up_to_date = bool(self.current and self.current['manifest_digest'] == self.manifest_digest and store.complete(self.current))
-        self.present = bool(existing and store.complete(existing))
 
     @property
     def changed(self):

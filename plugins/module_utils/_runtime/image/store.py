@@ -27,7 +27,7 @@ import time
 
 from ..errors import NsboxError
 from ..fsutil import fsync_dir, locked, read_json, write_json
-from ..hostsetup import DATA_ROOT_MODE, DATA_SUBDIRS
+from ..hostsetup import DATA_ROOT_MODE, DATA_SUBDIRS, write_store
 from . import layer as layerlib
 
 INDEX_SCHEMA = 1
@@ -171,9 +171,8 @@ class ImageStore:
         os.makedirs(self.root, DATA_ROOT_MODE, exist_ok=True)
         for sub, mode in DATA_SUBDIRS:
             os.makedirs(os.path.join(self.root, sub), mode, exist_ok=True)
-        store_json = os.path.join(self.root, 'store.json')
-        if not os.path.exists(store_json):
-            write_json(store_json, {'schema_version': 1, 'storage_driver': self.storage_driver}, 0o600)
+        if not os.path.exists(os.path.join(self.root, 'store.json')):
+            write_store(self.root, self.storage_driver)
         self.cleanup_tmp()
         return self
 
