@@ -14,7 +14,8 @@ export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 APT_PACKAGES=(
   python3 python3-venv openssh-server openssh-client
   python3-pyroute2 python3-nftables python3-seccomp
-  busybox-static docker-registry skopeo umoci apache2-utils openssl util-linux
+  busybox-static docker-registry skopeo umoci podman apache2-utils openssl util-linux
+  python3-zstandard
   shellcheck
 )
 
