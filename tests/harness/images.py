@@ -51,10 +51,12 @@ class TarWriter:
         self._buf = io.BytesIO()
         self._tar = tarfile.open(fileobj=self._buf, mode='w', format=tarfile.PAX_FORMAT)
 
-    def _add(self, name, typ, mode, uid=0, gid=0, data=b'', linkname=''):
+    def _add(self, name, typ, mode, uid=0, gid=0, data=b'', linkname='', pax=None):
         info = tarfile.TarInfo(name)
         info.type, info.mode, info.uid, info.gid, info.mtime, info.linkname = typ, mode, uid, gid, MTIME, linkname
         info.uname = info.gname = ''
+        if pax:
+            info.pax_headers = dict(pax)
         info.size = len(data) if typ == tarfile.REGTYPE else 0
         self._tar.addfile(info, io.BytesIO(data) if info.size else None)
         return self
@@ -62,8 +64,9 @@ class TarWriter:
     def dir(self, name, mode=0o755, uid=0, gid=0):
         return self._add(name.rstrip('/') + '/', tarfile.DIRTYPE, mode, uid, gid)
 
-    def file(self, name, data, mode=0o644, uid=0, gid=0):
-        return self._add(name, tarfile.REGTYPE, mode, uid, gid, data)
+    def file(self, name, data, mode=0o644, uid=0, gid=0, pax=None):
+        """A regular file; ``pax`` adds PAX headers (e.g. a 'path' that overrides the name)."""
+        return self._add(name, tarfile.REGTYPE, mode, uid, gid, data, pax=pax)
 
     def symlink(self, name, target):
         return self._add(name, tarfile.SYMTYPE, 0o777, linkname=target)
