@@ -77,7 +77,9 @@ options:
         description: Registry host to a CA bundle file on the managed host.
         type: dict
   proxies:
-    description: Proxies for registry traffic.
+    description:
+      - Proxies for registry traffic (HTTPS goes through a C(CONNECT) tunnel).
+      - When none is set here, pulls use the C(http_proxy), C(https_proxy) and C(no_proxy) environment variables of the module's process.
     type: dict
     suboptions:
       http_proxy:
@@ -87,7 +89,11 @@ options:
         description: Proxy URL for HTTPS.
         type: str
       no_proxy:
-        description: Comma-separated hosts reached without a proxy.
+        description:
+          - Hosts reached without a proxy, separated by commas, as curl and Go read them.
+          - V(*) for all; a name also covers its subdomains (a leading dot is the same); V(name:port) only that port;
+            an IP address or a CIDR network such as V(10.0.0.0/8).
+          - Matched against the registry host, or the mirror host a pull goes to.
         type: str
   install_library:
     description: Install or refresh the runtime library and the C(nsbox) command on the host.

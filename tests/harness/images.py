@@ -408,6 +408,7 @@ def push(registry, source, repo, tag, creds=None):
         digestfile = os.path.join(tmp, 'digest')
         args = ['copy', '--multi-arch', 'all', '--preserve-digests', '--dest-tls-verify=false', '--digestfile', digestfile]
         args += ['--dest-creds', creds] if creds else []
+        args += ['--dest-cert-dir', registry.cert_dir] if getattr(registry, 'cert_dir', None) else []
         skopeo(*(args + [src, 'docker://%s/%s:%s' % (registry.host, repo, tag)]))
         with open(digestfile) as f:
             return f.read().strip()

@@ -3,8 +3,10 @@
 """A real image registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1, for pull tests.
 
 Each instance has its own config, storage and log in a temp dir and runs the binary directly
-(not the Debian service, whose shipped config listens on :5000 with htpasswd auth). Plain HTTP:
-clients must treat it as insecure. ``auth`` is None (anonymous), ``'basic'`` (htpasswd, bcrypt)
+(not the Debian service, whose shipped config listens on :5000 with htpasswd auth). Plain HTTP,
+which clients must treat as insecure, unless ``tls`` (a :class:`harness.tls.PKI`) is given: then
+HTTPS with the PKI's server certificate, and with ``client_auth=True`` it also demands a client
+certificate signed by the PKI's CA. ``auth`` is None (anonymous), ``'basic'`` (htpasswd, bcrypt)
 or ``'token'`` (Bearer tokens from a harness TokenService, started and stopped with it;
 ``anonymous_pull=True`` makes it hand anonymous clients pull-only tokens, as Docker Hub does).
 """
@@ -14,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -27,9 +30,9 @@ DOCKER_REGISTRY = '/usr/bin/docker-registry'
 HTPASSWD = '/usr/bin/htpasswd'
 
 
-def http_get(url, headers=None, timeout=10):
+def http_get(url, headers=None, timeout=10, context=None):
     """GET without raising on 4xx/5xx: (status, headers, body). No proxies: the registry is on loopback."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     req = urllib.request.Request(url, headers=headers or {})
     try:
         with opener.open(req, timeout=timeout) as resp:
@@ -42,7 +45,8 @@ def http_get(url, headers=None, timeout=10):
 class Registry:
     """One registry process; use as a context manager (stop() always runs, also after a failed start)."""
 
-    def __init__(self, auth=None, username='nsbox', password=None, anonymous_pull=False, binary=DOCKER_REGISTRY, start_timeout=15.0):
+    def __init__(self, auth=None, username='nsbox', password=None, anonymous_pull=False, binary=DOCKER_REGISTRY, start_timeout=15.0,
+                 tls=None, client_auth=False):
         if auth not in (None, 'basic', 'token'):
             raise ValueError('auth must be None, "basic" or "token", not %r' % (auth,))
         if anonymous_pull and auth != 'token':
@@ -57,6 +61,10 @@ class Registry:
         self.port = None
         self.proc = None
         self.token_service = None
+        self.tls = tls
+        self.client_auth = client_auth
+        if client_auth and not tls:
+            raise ValueError('client_auth needs tls')
 
     @property
     def host(self):
@@ -65,7 +73,27 @@ class Registry:
 
     @property
     def url(self):
-        return 'http://%s' % self.host
+        return '%s://%s' % ('https' if self.tls else 'http', self.host)
+
+    def _client_context(self):
+        """For the harness's own requests: trust the PKI's CA, show its client certificate."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls.ca)
+        ctx.load_cert_chain(self.tls.client_cert, self.tls.client_key)
+        return ctx
+
+    @property
+    def cert_dir(self):
+        """A directory in the layout skopeo's --dest-cert-dir reads (client.cert/.key, ca.crt), or None."""
+        if not self.tls:
+            return None
+        path = os.path.join(self.workdir, 'certs.d')
+        if not os.path.isdir(path):
+            os.makedirs(path)
+            for src, name in ((self.tls.ca, 'ca.crt'), (self.tls.client_cert, 'client.cert'), (self.tls.client_key, 'client.key')):
+                shutil.copyfile(src, os.path.join(path, name))
+        return path
 
     @property
     def creds(self):
@@ -105,6 +133,10 @@ class Registry:
                         'maintenance': {'uploadpurging': {'enabled': False}}},
             'http': {'addr': self.host, 'secret': secrets.token_hex(16), 'headers': {'X-Content-Type-Options': ['nosniff']}},
         }
+        if self.tls:
+            config['http']['tls'] = {'certificate': self.tls.server_cert, 'key': self.tls.server_key}
+            if self.client_auth:
+                config['http']['tls']['clientcas'] = [self.tls.ca]
         if self.auth == 'basic':
             path = os.path.join(self.workdir, 'htpasswd')
             out = subprocess.run([HTPASSWD, '-Bbn', self.username, self.password], check=True, capture_output=True, text=True).stdout
@@ -128,7 +160,7 @@ class Registry:
             if self.proc.poll() is not None:
                 raise RuntimeError('docker-registry exited with %s during start:\n%s' % (self.proc.returncode, self.log_tail()))
             try:
-                status = http_get(self.url + '/v2/', timeout=2)[0]
+                status = http_get(self.url + '/v2/', timeout=2, context=self._client_context())[0]
                 if status in (200, 401):
                     return
             except OSError:
@@ -168,4 +200,4 @@ class Registry:
 
     def get(self, path, headers=None):
         """GET a registry path (e.g. '/v2/busybox/manifests/latest'): (status, headers, body)."""
-        return http_get(self.url + path, headers)
+        return http_get(self.url + path, headers, context=self._client_context())

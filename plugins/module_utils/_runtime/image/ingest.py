@@ -51,7 +51,7 @@ def registry_client(ref, host_config, auth=None, insecure=None, validate_certs=T
         username=(auth or {}).get('username'), password=(auth or {}).get('password'),
         validate_certs=validate_certs, ca_file=ca_path or regs['ca_files'].get(ref.registry),
         client_cert=client_cert, client_key=client_key,
-        proxies={k: v for k, v in host_config['proxies'].items() if v and k != 'no_proxy'} or None)
+        proxies=host_config['proxies'] if any(host_config['proxies'].values()) else None)
 
 
 class Plan:

@@ -12,6 +12,7 @@ Ansible: the host-side CLI and runner pull with this same code from the installe
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import ssl
@@ -44,6 +45,53 @@ class _NoAuthAcrossHosts(urllib.request.HTTPRedirectHandler):
         return new
 
 
+def bypass_proxy(host, no_proxy):
+    """Whether ``host`` ('name' or 'name:port') is in ``no_proxy``, read as curl and Go read it.
+
+    Entries are separated by commas or spaces: ``*`` (everything), ``name`` (that host and its
+    subdomains; a leading dot is the same), ``name:port`` (only that port), an IP address, or
+    an IP network in CIDR form.
+    """
+    name, _sep, port = host.rpartition(':') if host.count(':') == 1 else (host, '', '')
+    name = name.strip('[]').lower()
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        addr = None
+    for entry in re.split(r'[\s,]+', (no_proxy or '').strip().lower()):
+        if not entry:
+            continue
+        if entry == '*':
+            return True
+        e_name, _sep, e_port = entry.rpartition(':') if entry.count(':') == 1 else (entry, '', '')
+        if e_port and e_port != port:
+            continue
+        if addr is not None and '/' in e_name:
+            try:
+                if addr in ipaddress.ip_network(e_name, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        e_name = e_name.lstrip('.').strip('[]')
+        if name == e_name or name.endswith('.' + e_name):
+            return True
+    return False
+
+
+def _tls_hint(exc):
+    """Why a TLS connection failed, in the words a user can act on."""
+    text = str(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ('certificate verify failed: %s (trust its CA with ca_path or the host config\'s registries.ca_files, '
+                'or set validate_certs: false)' % (exc.verify_message or text))
+    if 'WRONG_VERSION_NUMBER' in text or 'record layer failure' in text:
+        return '%s (does the registry speak plain HTTP? Then set insecure, or list it in registries.insecure)' % text
+    if 'CERTIFICATE_REQUIRED' in text or 'BAD_CERTIFICATE' in text or 'UNKNOWN_CA' in text:
+        return '%s (the registry asks for a client certificate it trusts: give client_cert and client_key)' % text
+    return text
+
+
 def parse_challenge(header):
     """``Bearer realm="..",service=".."`` -> ('bearer', {realm, service, scope})."""
     scheme, _sep, rest = (header or '').strip().partition(' ')
@@ -64,17 +112,30 @@ class RegistryClient:
         self._tokens = {}
         self.requests = 0
         handlers = [_NoAuthAcrossHosts()]
-        if proxies is not None:
-            handlers.append(urllib.request.ProxyHandler({k.split('_')[0]: v for k, v in proxies.items() if v}))
+        if proxies is not None:  # else urllib's own: the environment's *_proxy variables
+            use = {} if bypass_proxy(api_host, proxies.get('no_proxy')) else \
+                {k[:-len('_proxy')]: v for k, v in proxies.items() if v and k in ('http_proxy', 'https_proxy')}
+            handlers.append(urllib.request.ProxyHandler(use))
         if not insecure:
-            ctx = ssl.create_default_context(cafile=ca_file)
-            if not validate_certs:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            if client_cert:
-                ctx.load_cert_chain(client_cert, client_key)
-            handlers.append(urllib.request.HTTPSHandler(context=ctx))
+            handlers.append(urllib.request.HTTPSHandler(context=self._tls_context(validate_certs, ca_file, client_cert, client_key)))
         self._opener = urllib.request.build_opener(*handlers)
+
+    def _tls_context(self, validate_certs, ca_file, client_cert, client_key):
+        try:
+            ctx = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryError('load', 'the CA file %s for registry %s' % (ca_file, self.host), getattr(exc, 'strerror', None) or str(exc), path=ca_file)
+        if not validate_certs:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if client_cert:
+            try:
+                ctx.load_cert_chain(client_cert, client_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise RegistryError('load', 'the client certificate %s%s' % (client_cert, ' and key %s' % client_key if client_key else ''),
+                                    getattr(exc, 'strerror', None) or str(exc),
+                                    path=client_cert)
+        return ctx
 
     # -- transport -----------------------------------------------------------------------
     def _basic(self):
@@ -89,7 +150,10 @@ class RegistryClient:
         except urllib.error.HTTPError as exc:
             return exc  # an HTTPError is a response too: status, headers, body
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, 'reason', exc)
+            # An SSLError raised after the handshake comes bare, and its .reason is just a code.
+            reason = exc if isinstance(exc, ssl.SSLError) else getattr(exc, 'reason', exc)
+            if isinstance(reason, ssl.SSLError):
+                raise RegistryError('connect', 'securely to registry %s' % self.host, '%s (%s)' % (_tls_hint(reason), url))
             raise RegistryError('reach', 'registry %s' % self.host, '%s (%s)' % (reason, url))
 
     def _token(self, challenge, scope):
