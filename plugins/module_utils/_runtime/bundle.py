@@ -10,12 +10,21 @@ equal to the files on disk, so a new file cannot be left out.
 from __future__ import annotations
 
 # pylint: disable=unused-import
-from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, syscall, version  # noqa: F401
+from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, syscall, units, version  # noqa: F401
+from .cgroups import devices, layout, manager, resources, service as cgroup_service, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 
 MODULES = (
     '__init__',
     'bundle',
+    'cgroups/__init__',
+    'cgroups/devices',
+    'cgroups/layout',
+    'cgroups/manager',
+    'cgroups/resources',
+    'cgroups/service',
+    'cgroups/v1',
+    'cgroups/v2',
     'cli',
     'config',
     'errors',
@@ -33,5 +42,6 @@ MODULES = (
     'image/store',
     'install',
     'syscall',
+    'units',
     'version',
 )

@@ -12,6 +12,7 @@ import platform
 import sys
 
 from . import syscall
+from .cgroups.layout import resolve_driver, systemd_booted
 from .errors import SyscallError
 
 OVERLAY_BACKING_FS = ('ext4', 'xfs', 'btrfs', 'tmpfs')
@@ -63,11 +64,6 @@ def filesystems(proc_root='/proc'):
     return sorted(line.split()[-1] for line in (_read(os.path.join(proc_root, 'filesystems'), '') or '').splitlines() if line.strip())
 
 
-def systemd_booted(run_dir='/run/systemd/system'):
-    """sd_booted(3): systemd is PID 1 exactly when this directory exists."""
-    return os.path.isdir(run_dir)
-
-
 def nearest_existing(path):
     while not os.path.exists(path):
         parent = os.path.dirname(path)
@@ -102,9 +98,7 @@ def gather(config, proc_root='/proc', cgroup_root='/sys/fs/cgroup'):
     fss = filesystems(proc_root)
     overlay = 'overlay' in fss or os.path.exists('/sys/module/overlay')
     booted = systemd_booted()
-    driver = config['cgroup_driver']
-    if driver == 'auto':
-        driver = 'systemd' if booted and layout == 'v2' else 'cgroupfs'
+    driver = resolve_driver(config['cgroup_driver'], layout, booted)
     cgroup = {
         'version': layout,
         'driver': driver,

@@ -35,8 +35,8 @@ FS_MAGIC = {
 
 # x86_64 and aarch64 (generic) numbers of syscalls glibc 2.36 has no wrapper for.
 _SYSCALLS = {
-    'x86_64': {'mount_setattr': 442, 'open_tree': 428},
-    'aarch64': {'mount_setattr': 442, 'open_tree': 428},
+    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 321},
+    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 280},
 }
 
 
@@ -86,3 +86,15 @@ def kernel_has_syscall(name):
     # Every probed call takes a dirfd first: -1 gives EBADF where the call exists.
     res = libc().syscall(ctypes.c_long(nr), ctypes.c_int(-1), None, ctypes.c_uint(0), None, ctypes.c_size_t(0))
     return not (res == -1 and ctypes.get_errno() == _errno.ENOSYS)
+
+
+# -- bpf(2): cgroup device programs -------------------------------------------------------------
+def bpf(cmd, attr, what):
+    """bpf(2) with ``attr`` (a ctypes buffer holding the union bpf_attr); returns the result (an fd or 0)."""
+    nr = syscall_number('bpf')
+    if nr is None:
+        raise SyscallError('use', 'bpf(2)', 'no syscall number known for %s' % platform.machine())
+    res = libc().syscall(ctypes.c_long(nr), ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
+    if res < 0:
+        _raise('bpf', what)
+    return res

@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which cgroup hierarchies a host has, where they are mounted, and the manager for a path.
+
+``v2``: one cgroup2 tree at /sys/fs/cgroup. ``hybrid``: v1 controller hierarchies plus a
+cgroup2 tree (at ``unified/``) that holds no controller we manage: every controller is v1
+there, as runc does it, and the cgroup2 tree is only joined (it carries the device program
+and ``cgroup.kill`` when the kernel has them). ``v1``: v1 only.
+"""
+from __future__ import annotations
+
+import os
+
+from .. import syscall
+from ..errors import NsboxError
+
+# v1 controllers a manager creates its cgroup in (cpuacct for usage statistics).
+V1_CONTROLLERS = ('memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'devices', 'freezer')
+
+
+class CgroupError(NsboxError):
+    """A cgroup could not be read, written, created or removed."""
+
+
+def _unescape(field):
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == '\\' and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return ''.join(out)
+
+
+def parse_mountinfo(text):
+    """cgroup mounts from /proc/<pid>/mountinfo: [(mount point, fstype, super options)]."""
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(' - ')
+        if not sep:
+            continue
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3 or rfields[0] not in ('cgroup', 'cgroup2'):
+            continue
+        mounts.append((_unescape(fields[4]), rfields[0], rfields[2].split(',')))
+    return mounts
+
+
+class Layout:
+    """The host's hierarchies: ``mode``, ``unified`` (cgroup2 mount point or None), ``v1`` {controller: mount point}."""
+
+    def __init__(self, mode, unified=None, v1=None):
+        self.mode = mode
+        self.unified = unified
+        self.v1 = dict(v1 or {})
+
+    @classmethod
+    def detect(cls, cgroup_root='/sys/fs/cgroup', mountinfo='/proc/self/mountinfo', fs_type=syscall.statfs_type):
+        try:
+            with open(mountinfo) as f:
+                mounts = parse_mountinfo(f.read())
+        except OSError as exc:
+            raise CgroupError.from_oserror('read', 'the mount table', exc)
+        try:
+            root_type = fs_type(cgroup_root)
+        except NsboxError as exc:
+            raise CgroupError('find', 'the cgroup hierarchy', exc.cause, path=cgroup_root)
+        if root_type == 'cgroup2':
+            return cls('v2', unified=cgroup_root)
+        v1, unified = {}, None
+        for point, fstype, opts in mounts:
+            if fstype == 'cgroup2':
+                if point.startswith(cgroup_root + '/') and unified is None:
+                    unified = point
+            else:
+                for opt in opts:
+                    if opt in V1_CONTROLLERS and opt not in v1:
+                        v1[opt] = point
+        if not v1:
+            if unified:
+                return cls('v2', unified=unified)
+            raise CgroupError('find', 'the cgroup hierarchy', 'no cgroup filesystem is mounted under %s' % cgroup_root)
+        return cls('hybrid' if unified else 'v1', unified=unified, v1=v1)
+
+    def to_dict(self):
+        return {'mode': self.mode, 'unified': self.unified, 'v1': dict(self.v1)}
+
+
+def clean_path(path):
+    """'/nsbox/web' from 'nsbox/web/' and the like; refuses '..' and empty names."""
+    parts = [p for p in str(path).split('/') if p not in ('', '.')]
+    if not parts or '..' in parts:
+        raise CgroupError('use', 'cgroup path %r' % (path,), 'a cgroup path names a cgroup below the root, without ".."')
+    return '/' + '/'.join(parts)
+
+
+def systemd_booted(run_dir='/run/systemd/system'):
+    """sd_booted(3): systemd is PID 1 exactly when this directory exists."""
+    return os.path.isdir(run_dir)
+
+
+def resolve_driver(configured, mode, booted):
+    """The host config's ``cgroup_driver`` ('auto', 'cgroupfs', 'systemd') for this host: auto is
+    systemd on a v2 host that systemd booted (systemd owns that tree), cgroupfs everywhere else."""
+    if configured == 'auto':
+        return 'systemd' if booted and mode == 'v2' else 'cgroupfs'
+    return configured
+
+
+def default_parent(driver):
+    """D4: containers go under ``nsbox.slice`` (systemd) or ``/nsbox`` (cgroupfs)."""
+    return 'nsbox.slice' if driver == 'systemd' else '/nsbox'
+
+
+def manager_for(path, driver='cgroupfs', layout=None, booted=None):
+    """The manager for cgroup ``path`` under this host's hierarchies and ``driver``."""
+    from .v1 import CgroupV1Manager  # pylint: disable=import-outside-toplevel
+    from .v2 import CgroupV2Manager  # pylint: disable=import-outside-toplevel
+    layout = layout or Layout.detect()
+    booted = systemd_booted() if booted is None else booted
+    path = clean_path(path)
+    if driver == 'systemd':
+        if layout.mode != 'v2':
+            raise CgroupError('use', 'the systemd cgroup driver', 'it needs a cgroup v2 host (this one is %s); use cgroupfs' % layout.mode)
+        raise CgroupError('use', 'the systemd cgroup driver', 'not available yet: set cgroup_driver: cgroupfs in the host config')
+    if driver != 'cgroupfs':
+        raise CgroupError('use', 'cgroup driver %r' % (driver,), 'expected cgroupfs or systemd')
+    if layout.mode == 'v2':
+        # The root's subtree_control is written only where no systemd manages the tree (as runc does there).
+        return CgroupV2Manager(path, layout.unified, may_enable_root=not booted)
+    return CgroupV1Manager(path, layout)
+
+
+def for_config(cfg, name, parent=None, layout=None):
+    """The manager of cgroup ``name`` under ``parent`` (default: the host config's cgroup_parent, else D4's)."""
+    layout = layout or Layout.detect()
+    booted = systemd_booted()
+    driver = resolve_driver(cfg['cgroup_driver'], layout.mode, booted)
+    parent = parent or cfg['cgroup_parent'] or default_parent(driver)
+    return manager_for(clean_path(parent) + clean_path(name), driver, layout, booted)
+
+
+def read_text(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        if default is not None:
+            return default
+        raise CgroupError('read', path, 'no such file (the controller or cgroup is missing)', path=path)
+    except OSError as exc:
+        raise CgroupError.from_oserror('read', path, exc)
+
+
+def write_text(path, value):
+    """Write one value to a cgroup file (one write(2): the kernel parses each write on its own)."""
+    data = str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CgroupError.from_oserror('open', path, exc)
+    try:
+        os.write(fd, data)
+    except OSError as exc:
+        raise CgroupError('write', '%r to %s' % (data.decode(), path), exc.strerror, path=path, errno=exc.errno)
+    finally:
+        os.close(fd)
