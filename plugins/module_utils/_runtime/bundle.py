@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # pylint: disable=unused-import
 from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, syscall, units, version  # noqa: F401
-from .cgroups import devices, layout, manager, resources, service as cgroup_service, v1, v2  # noqa: F401
+from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 
 MODULES = (
@@ -23,6 +23,7 @@ MODULES = (
     'cgroups/manager',
     'cgroups/resources',
     'cgroups/service',
+    'cgroups/systemd',
     'cgroups/v1',
     'cgroups/v2',
     'cli',

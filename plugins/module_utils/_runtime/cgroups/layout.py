@@ -125,7 +125,11 @@ def manager_for(path, driver='cgroupfs', layout=None, booted=None):
     if driver == 'systemd':
         if layout.mode != 'v2':
             raise CgroupError('use', 'the systemd cgroup driver', 'it needs a cgroup v2 host (this one is %s); use cgroupfs' % layout.mode)
-        raise CgroupError('use', 'the systemd cgroup driver', 'not available yet: set cgroup_driver: cgroupfs in the host config')
+        from .systemd import SystemdManager  # pylint: disable=import-outside-toplevel
+        parts = path.strip('/').split('/')
+        if len(parts) < 2:
+            raise CgroupError('use', 'cgroup path %r' % path, 'under the systemd driver it is a slice and a name, e.g. nsbox.slice/web')
+        return SystemdManager(parts[0], parts[1:], layout.unified)
     if driver != 'cgroupfs':
         raise CgroupError('use', 'cgroup driver %r' % (driver,), 'expected cgroupfs or systemd')
     if layout.mode == 'v2':

@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The systemd cgroup driver: systemd owns the tree, nsbox asks it over D-Bus (D4).
+
+A cgroup named ``web`` under ``nsbox.slice`` is the transient slice unit ``nsbox-web.slice``
+(a slice can exist with no process and carries the limits). Processes moved in go into a
+transient scope unit inside it (``nsbox-web-<pid>.scope``): systemd never finds a process it
+does not know about. Limits are unit properties (``MemoryMax``, ``CPUQuotaPerSecUSec``...) set
+with ``SetUnitProperties`` (runtime), never by writing the cgroup files behind systemd's back;
+values are read back from the cgroup files, which systemd keeps in step. Device rules become
+``DevicePolicy=strict`` + ``DeviceAllow``.
+
+D-Bus is reached through ``busctl`` (systemd's own client, present wherever systemd is), so
+the driver needs no Python D-Bus binding on the host.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+
+from ..units import UNLIMITED
+from .layout import CgroupError, read_text
+from .manager import CgroupManager, expand_list
+from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
+from .v2 import CgroupV2Manager
+
+BUSCTL = '/usr/bin/busctl'
+SYSTEMCTL = '/usr/bin/systemctl'
+INFINITY = (1 << 64) - 1
+_COMPONENT = re.compile(r'^[A-Za-z0-9_.:@-]+$')
+_THROTTLE_PROP = {'device_read_bps': 'IOReadBandwidthMax', 'device_write_bps': 'IOWriteBandwidthMax',
+                  'device_read_iops': 'IOReadIOPSMax', 'device_write_iops': 'IOWriteIOPSMax'}
+
+
+def escape(name):
+    """A name as one component of a slice name: '-' separates levels there, so it is escaped (systemd-escape)."""
+    if not _COMPONENT.match(name):
+        raise CgroupError('use', 'cgroup name %r' % (name,), 'under the systemd driver names use letters, digits and _ . : @ -')
+    return name.replace('-', '\\x2d')
+
+
+def slice_unit(parent, parts):
+    """('nsbox.slice', ['pods', 'web']) -> 'nsbox-pods-web.slice'."""
+    if not parent.endswith('.slice') or '/' in parent:
+        raise CgroupError('use', 'cgroup parent %r' % (parent,), 'under the systemd driver the parent is a slice unit such as nsbox.slice')
+    stem = parent[:-len('.slice')]
+    return '-'.join(([stem] if stem != '-' else []) + [escape(p) for p in parts]) + '.slice'
+
+
+def slice_dir(unit):
+    """The slice's cgroup path: 'nsbox-pods-web.slice' -> '/nsbox.slice/nsbox-pods.slice/nsbox-pods-web.slice'."""
+    stem = unit[:-len('.slice')]
+    levels = stem.split('-')
+    return '/' + '/'.join('-'.join(levels[:i + 1]) + '.slice' for i in range(len(levels)))
+
+
+def _run(argv):
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    except OSError as exc:
+        raise CgroupError.from_oserror('run', argv[0], exc)
+    if res.returncode != 0:
+        raise CgroupError('ask', 'systemd (%s)' % ' '.join(argv[1:4]), (res.stderr or res.stdout).strip() or 'exit status %d' % res.returncode)
+    return res.stdout
+
+
+def _variant(sig, value):
+    """busctl's text form of one property value."""
+    if sig in ('t', 'u', 'i', 'b', 's'):
+        return [str(value).lower() if sig == 'b' else str(value)]
+    if sig == 'ay':
+        return [str(len(value))] + [str(b) for b in value]
+    if sig == 'au':
+        return [str(len(value))] + [str(v) for v in value]
+    if sig in ('a(st)', 'a(ss)'):
+        return [str(len(value))] + [str(x) for pair in value for x in pair]
+    raise ValueError(sig)
+
+
+def _props(props):
+    """[(name, signature, value)] -> busctl arguments for a(sv)."""
+    args = [str(len(props))]
+    for name, sig, value in props:
+        args += [name, sig] + _variant(sig, value)
+    return args
+
+
+def cpu_mask(text):
+    """'0-2,5' -> the bytes of AllowedCPUs/AllowedMemoryNodes (bit n = CPU n)."""
+    ids = expand_list(text)
+    out = bytearray((max(ids) // 8 + 1) if ids else 0)
+    for i in ids:
+        out[i // 8] |= 1 << (i % 8)
+    return bytes(out)
+
+
+def device_allow(rule, proc_devices='/proc/devices'):
+    """A DeviceRule as a DeviceAllow entry (path, access); systemd has no rule for 'any major'."""
+    kind = {'c': 'char', 'b': 'block'}.get(rule.kind)
+    if kind is None or rule.major is None:
+        raise CgroupError('use', 'device rule %r' % str(rule), 'the systemd driver allows devices by type and major (e.g. "c 1:3 rwm", "c 136:* rw")')
+    if rule.minor is not None:
+        return ('/dev/%s/%d:%d' % (kind, rule.major, rule.minor), rule.access)
+    section = None
+    for line in read_text(proc_devices, '').splitlines():
+        if line.endswith(':'):
+            section = 'char' if line.startswith('Character') else 'block'
+        elif section == kind and line.split()[:1] == [str(rule.major)]:
+            return ('%s-%s' % (kind, line.split()[1]), rule.access)
+    raise CgroupError('use', 'device rule %r' % str(rule), 'no %s driver with major %d on this host' % (kind, rule.major))
+
+
+class SystemdManager(CgroupManager):
+    driver = 'systemd'
+    version = 'v2'
+
+    def __init__(self, parent, parts, root, run=_run, proc_devices='/proc/devices'):
+        super().__init__('/' + parent + '/' + '/'.join(parts))
+        self.unit = slice_unit(parent, parts)
+        self.cgroup = CgroupV2Manager(slice_dir(self.unit), root)
+        self._run = run
+        self.proc_devices = proc_devices
+
+    def dirs(self):
+        return self.cgroup.dirs()
+
+    def _call(self, method, signature, *args):
+        return self._run([BUSCTL, 'call', '--json=short', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1',
+                          'org.freedesktop.systemd1.Manager', method, signature] + [str(a) for a in args])
+
+    def _start(self, unit, props):
+        self._call('StartTransientUnit', 'ssa(sv)a(sa(sv))', unit, 'fail', *(_props(props) + ['0']))
+
+    def _create(self):
+        self._start(self.unit, [('Description', 's', 'nsbox cgroup %s' % self.path)])
+        self._wait(lambda: os.path.isdir(self.cgroup.dir), 'the cgroup of %s to appear' % self.unit)
+
+    def _wait(self, done, what, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise CgroupError('wait', 'for %s' % what, 'not done after %.0fs' % timeout)
+            time.sleep(0.02)
+
+    # -- read: the cgroup files systemd keeps; devices from the unit's properties -------------
+    def read(self, resources):
+        wanted = {k: v for k, v in resources.managed().items() if k != 'devices'}
+        current = self.cgroup.read(_Only(resources, wanted)) if wanted else {}
+        if resources.devices is not None:
+            current['devices'] = self._device_rules(resources)
+        return current
+
+    def _device_rules(self, resources):
+        out = self._run([SYSTEMCTL, 'show', '--property=DevicePolicy,DeviceAllow', self.unit])
+        policy, allowed = None, []
+        for line in out.splitlines():  # DeviceAllow comes one line per entry (older systemd: ', '-joined)
+            key, _sep, value = line.partition('=')
+            if key == 'DevicePolicy':
+                policy = value
+            elif key == 'DeviceAllow':
+                allowed += [tuple(x.split(' ', 1)) for x in value.split(', ') if x]
+        allowed.sort()
+        wanted = sorted(device_allow(r, self.proc_devices) for r in resources.devices)
+        if policy == 'strict' and allowed == wanted:
+            return list(resources.devices)
+        return ['%s %s' % tuple(a) for a in allowed]
+
+    # -- write: unit properties ------------------------------------------------------------------
+    def _write(self, resources, changes):
+        props = []
+
+        def inf(value):
+            return INFINITY if value == UNLIMITED else value
+        if 'memory' in changes:
+            props.append(('MemoryMax', 't', inf(resources.memory)))
+        if 'memory_swap' in changes or ('memory' in changes and resources.memory_swap is not None):
+            swap = resources.memory_swap
+            props.append(('MemorySwapMax', 't', INFINITY if UNLIMITED in (swap, resources.memory) else swap - resources.memory))
+        if 'memory_reservation' in changes:
+            props.append(('MemoryLow', 't', 0 if resources.memory_reservation == UNLIMITED else resources.memory_reservation))
+        if 'cpu_shares' in changes:
+            props.append(('CPUWeight', 't', shares_to_weight(resources.cpu_shares)))
+        if 'cpus' in changes or 'cpu_period' in changes:
+            props.append(('CPUQuotaPeriodUSec', 't', resources.cpu_period))
+            props.append(('CPUQuotaPerSecUSec', 't', INFINITY if resources.cpus is None else int(round(resources.cpus * 1000000))))
+        if 'cpuset_cpus' in changes:
+            props.append(('AllowedCPUs', 'ay', cpu_mask(resources.cpuset_cpus)))
+        if 'cpuset_mems' in changes:
+            props.append(('AllowedMemoryNodes', 'ay', cpu_mask(resources.cpuset_mems)))
+        if 'pids_limit' in changes:
+            props.append(('TasksMax', 't', inf(resources.pids_limit)))
+        if 'blkio_weight' in changes:
+            props.append(('IOWeight', 't', blkio_to_io_weight(resources.blkio_weight)))
+        for name in THROTTLE_KEYS:
+            if name in changes:
+                props.append((_THROTTLE_PROP[name], 'a(st)', [('/dev/block/%d:%d' % dev, rate) for dev, rate in sorted(getattr(resources, name).items())]))
+        if 'devices' in changes:
+            props.append(('DevicePolicy', 's', 'strict'))
+            props.append(('DeviceAllow', 'a(ss)', [device_allow(r, self.proc_devices) for r in resources.devices]))
+        if props:
+            self._call('SetUnitProperties', 'sba(sv)', self.unit, 'true', *_props(props))
+        if 'frozen' in changes:
+            self.freeze(resources.frozen)
+
+    def freeze(self, frozen=True):
+        self._call('FreezeUnit' if frozen else 'ThawUnit', 's', self.unit)
+        self._wait(lambda: self.cgroup.read(_Only(None, {'frozen': True})).get('frozen') == frozen, '%s to %s' % (self.unit, 'freeze' if frozen else 'thaw'))
+
+    # -- processes ---------------------------------------------------------------------------------
+    def procs(self):
+        return self._all_procs() if self.exists() else []
+
+    def add_procs(self, pids):
+        """Into a transient scope inside the slice: systemd keeps track of every process it holds."""
+        pids = [int(p) for p in pids]
+        if not pids:
+            return
+        scope = '%s-%d.scope' % (self.unit[:-len('.slice')], pids[0])
+        self._start(scope, [('Description', 's', 'nsbox processes of %s' % self.path), ('Slice', 's', self.unit), ('PIDs', 'au', pids)])
+        self._wait(lambda: set(pids) <= set(self._all_procs()), 'processes %s to enter %s' % (pids, scope))
+
+    def kill(self, timeout=10.0):
+        if not self.exists():
+            return
+        self.cgroup.kill(timeout)
+
+    def remove(self, timeout=10.0):
+        if not self.exists():
+            return False
+        self.kill(timeout)
+        self._call('StopUnit', 'ss', self.unit, 'replace')
+        self._wait(lambda: not os.path.isdir(self.cgroup.dir), 'the cgroup of %s to go' % self.unit, timeout)
+        return True
+
+    def stats(self):
+        return self.cgroup.stats()
+
+
+class _Only:
+    """A view of Resources limited to some settings (the rest unmanaged)."""
+
+    def __init__(self, resources, wanted):
+        self._resources = resources
+        self._wanted = wanted
+
+    def managed(self):
+        return dict(self._wanted)
+
+    def __getattr__(self, name):
+        return getattr(self._resources, name, None) if self._resources is not None else None
