@@ -17,6 +17,7 @@ APT_PACKAGES=(
   busybox-static docker-registry skopeo umoci podman apache2-utils openssl util-linux
   python3-zstandard zstd
   shellcheck
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs
 )
 
 log() { printf '>>> %s\n' "$*" >&2; }

@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host module over SSH on a real systemd + cgroup v2 host: its facts match the kernel's word."""
+from __future__ import annotations
+
+import json
+
+
+def test_host_module_reports_cgroup_v2_and_systemd(realhost, realhost_ansible):
+    res = realhost_ansible.module('nsbox.runtime.host')
+    assert res['_status'] == 'changed', res
+    facts = res['ansible_facts']['nsbox']
+    assert facts['cgroup']['version'] == 'v2', facts['cgroup']
+    assert facts['systemd'] is True
+    assert facts['cgroup']['driver'] == 'systemd'  # what 'auto' means on a systemd + v2 host
+    assert {'cpu', 'memory', 'pids'} <= set(facts['cgroup']['controllers']), facts['cgroup']
+    assert facts['cgroup']['controllers'] == facts['cgroup']['unified_controllers']
+
+    # The same, straight from the kernel: one cgroup2 tree, no v1 hierarchy, systemd as PID 1.
+    kernel = realhost.ssh('stat -fc %T /sys/fs/cgroup; readlink /proc/1/exe; grep -c " cgroup " /proc/mounts || true;'
+                          ' cat /sys/fs/cgroup/cgroup.controllers').stdout.splitlines()
+    assert kernel[:3] == ['cgroup2fs', '/usr/lib/systemd/systemd', '0'], kernel
+    assert sorted(kernel[3].split()) == facts['cgroup']['controllers']
+
+    # The library the module installed answers the same on the host, outside Ansible.
+    info = json.loads(realhost.ssh('nsbox info --format json').stdout)
+    assert info['cgroup']['version'] == 'v2' and info['systemd'] is True
+    assert realhost_ansible.module('nsbox.runtime.host')['_status'] == 'ok'
