@@ -10,7 +10,7 @@ equal to the files on disk, so a new file cannot be left out.
 from __future__ import annotations
 
 # pylint: disable=unused-import
-from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, syscall, units, version  # noqa: F401
+from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 
@@ -42,6 +42,8 @@ MODULES = (
     'image/service',
     'image/store',
     'install',
+    'mountinfo',
+    'rootfs',
     'syscall',
     'units',
     'version',

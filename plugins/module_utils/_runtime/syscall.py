@@ -88,6 +88,25 @@ def kernel_has_syscall(name):
     return not (res == -1 and ctypes.get_errno() == _errno.ENOSYS)
 
 
+# -- mount(2) / umount2(2) -------------------------------------------------------------------------
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_SLAVE, MS_SHARED = 0x20, 0x1000, 0x4000, 0x40000, 0x80000, 0x100000
+MNT_DETACH = 0x2
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    """mount(2); ``data`` is the filesystem's option string (e.g. overlay's lowerdir=...)."""
+    args = [None if v is None else os.fsencode(v) for v in (source, target, fstype)]
+    if libc().mount(args[0], args[1], args[2], ctypes.c_ulong(flags), None if data is None else os.fsencode(data)) != 0:
+        _raise('mount', '%s on %s' % (fstype or source, target), target)
+
+
+def umount(target, flags=0):
+    """umount2(2); MNT_DETACH for a lazy unmount."""
+    if libc().umount2(os.fsencode(target), ctypes.c_int(flags)) != 0:
+        _raise('unmount', target, target)
+
+
 # -- bpf(2): cgroup device programs -------------------------------------------------------------
 def bpf(cmd, attr, what):
     """bpf(2) with ``attr`` (a ctypes buffer holding the union bpf_attr); returns the result (an fd or 0)."""

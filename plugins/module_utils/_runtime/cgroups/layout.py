@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .. import syscall
+from .. import mountinfo, syscall
 from ..errors import NsboxError
 
 # v1 controllers a manager creates its cgroup in (cpuacct for usage statistics).
@@ -22,31 +22,9 @@ class CgroupError(NsboxError):
     """A cgroup could not be read, written, created or removed."""
 
 
-def _unescape(field):
-    """mountinfo escapes space, tab, newline and backslash as octal."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == '\\' and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return ''.join(out)
-
-
 def parse_mountinfo(text):
     """cgroup mounts from /proc/<pid>/mountinfo: [(mount point, fstype, super options)]."""
-    mounts = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(' - ')
-        if not sep:
-            continue
-        fields, rfields = left.split(), right.split()
-        if len(fields) < 5 or len(rfields) < 3 or rfields[0] not in ('cgroup', 'cgroup2'):
-            continue
-        mounts.append((_unescape(fields[4]), rfields[0], rfields[2].split(',')))
-    return mounts
+    return [(m.mount_point, m.fstype, m.super_options) for m in mountinfo.parse(text) if m.fstype in ('cgroup', 'cgroup2')]
 
 
 class Layout:

@@ -21,10 +21,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 
+from .. import mountinfo
 from ..errors import NsboxError
 from ..fsutil import fsync_dir, locked, read_json, write_json
 from ..hostsetup import DATA_ROOT_MODE, DATA_SUBDIRS, write_store
@@ -319,10 +321,23 @@ class ImageStore:
         return [dict(rec, references=sorted(refs.get(d, []))) for d, rec in sorted(idx['images'].items())]
 
     # -- garbage -------------------------------------------------------------------------
+    def mounted_layers(self, mountinfo_path='/proc/self/mountinfo'):
+        """Chain IDs of layers in use as overlay lower dirs (short links or full paths): never garbage while mounted."""
+        out = set()
+        for mnt in mountinfo.read(mountinfo_path):
+            lower = mnt.super_option('lowerdir') if mnt.fstype == 'overlay' else None
+            for entry in re.split(r'(?<!\\):', lower or ''):
+                entry = entry.replace('\\:', ':')
+                path = os.path.join(self.layers_dir, entry) if entry.startswith('l/') else entry
+                real = os.path.realpath(path)
+                if os.path.dirname(os.path.dirname(real)) == os.path.realpath(self.layers_dir) and real.endswith('/diff'):
+                    out.add('sha256:' + os.path.basename(os.path.dirname(real)))
+        return out
+
     def garbage(self, extra_layers=()):
-        """Blobs and layers no image (or ``extra_layers``, e.g. containers') refers to."""
+        """Blobs and layers no image, no mounted root filesystem (nor ``extra_layers``, e.g. containers') refers to."""
         idx = self.index()
-        blobs, layers = set(), set(extra_layers)
+        blobs, layers = set(), set(extra_layers) | self.mounted_layers()
         for rec in idx['images'].values():
             blobs.update([rec['manifest_digest'], rec['config_digest']] + [lay['digest'] for lay in rec['layers']])
             blobs.update(rec.get('index_digests', []))
