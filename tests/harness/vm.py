@@ -98,12 +98,23 @@ def log(msg):
 
 
 def _run(cmd, timeout=900, **kwargs):
-    """Run a build step; on failure raise with the tail of its output."""
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                         check=False, **kwargs)
-    if res.returncode != 0:
-        raise VMError('%s exited %d:\n%s\n%s' % (' '.join(cmd[:6]), res.returncode, res.stdout[-3000:], res.stderr[-3000:]))
-    return res
+    """Run a build step in a process group of its own; on failure, timeout or interrupt end the whole group."""
+    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, preexec_fn=_die_with_parent, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group this step started (debootstrap's dpkg, chroot, ...)
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        raise VMError('%s exited %d:\n%s\n%s' % (' '.join(cmd[:6]), proc.returncode, out[-3000:], err[-3000:]))
+    return out
+
+
+def _die_with_parent():
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _deb822_entries(text):
@@ -115,9 +126,10 @@ def _deb822_entries(text):
             if line[0] in ' \t' and key:
                 fields[key] += ' ' + line.strip()
                 continue
-            key, _, value = line.partition(':')
-            key = key.strip().lower()
-            fields[key] = value.strip()
+            name, sep, value = line.partition(':')
+            if sep:
+                key = name.strip().lower()
+                fields[key] = value.strip()
         if fields:
             yield fields.get('types', '').split(), fields.get('uris', '').split(), fields.get('suites', '').split(), \
                 fields.get('components', '').split()
@@ -315,10 +327,6 @@ class QMP:
             self.sock.close()
 
 
-def _die_with_parent():
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class RealHostVM:
     """One booted VM; use as a context manager (stop() always runs)."""
 
@@ -457,8 +465,9 @@ class RealHostVM:
                 os.unlink(qmp_path)
             err = open(os.path.join(self.workdir, 'qemu.log'), 'wb')  # pylint: disable=consider-using-with
             with err:
+                # A session of its own: a Ctrl-C in the terminal reaches the harness, which then kills it by pid.
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
-                                             preexec_fn=_die_with_parent)
+                                             start_new_session=True, preexec_fn=_die_with_parent)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and self.proc.poll() is None:
                 if os.path.exists(qmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import pytest
 
@@ -41,8 +42,12 @@ def realhost_vm():
         vm.stop()
         _TIMINGS.append(vm.timings)
         path = os.environ.get('NSBOX_VM_TIMINGS') or os.path.join(CACHE_ROOT, 'timings.json')
-        with open(path, 'w') as f:
-            json.dump(vm.timings, f, indent=1)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                json.dump(vm.timings, f, indent=1)
+        except OSError as exc:
+            warnings.warn('could not write the VM timings to %s: %s' % (path, exc))
 
 
 @pytest.fixture(scope='module')
