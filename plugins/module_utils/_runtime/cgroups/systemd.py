@@ -3,9 +3,10 @@
 """The systemd cgroup driver: systemd owns the tree, nsbox asks it over D-Bus (D4).
 
 A cgroup named ``web`` under ``nsbox.slice`` is the transient slice unit ``nsbox-web.slice``
-(a slice can exist with no process and carries the limits). Processes moved in go into a
-transient scope unit inside it (``nsbox-web-<pid>.scope``): systemd never finds a process it
-does not know about. Limits are unit properties (``MemoryMax``, ``CPUQuotaPerSecUSec``...) set
+(a slice can exist with no process and carries the limits). Each process moved in goes into a
+transient scope unit of its own inside it (``nsbox-web-<pid>.scope``): systemd never finds a
+process it does not know about, and when the OOM killer hits one, systemd (whose OOMPolicy
+stops the whole unit) ends only that scope. Limits are unit properties (``MemoryMax``, ``CPUQuotaPerSecUSec``...) set
 with ``SetUnitProperties`` (runtime), never by writing the cgroup files behind systemd's back;
 values are read back from the cgroup files, which systemd keeps in step. Device rules become
 ``DevicePolicy=strict`` + ``DeviceAllow``.
@@ -24,7 +25,7 @@ from ..units import UNLIMITED
 from .layout import CgroupError, read_text
 from .manager import CgroupManager, expand_list
 from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
-from .v2 import CgroupV2Manager
+from .v2 import CONTROLLER, CgroupV2Manager
 
 BUSCTL = '/usr/bin/busctl'
 SYSTEMCTL = '/usr/bin/systemctl'
@@ -146,8 +147,12 @@ class SystemdManager(CgroupManager):
 
     # -- read: the cgroup files systemd keeps; devices from the unit's properties -------------
     def read(self, resources):
+        # systemd enables a controller for a unit once one of its properties is set: until then the setting reads as unset.
+        available = self.cgroup.controllers()
         wanted = {k: v for k, v in resources.managed().items() if k != 'devices'}
-        current = self.cgroup.read(_Only(resources, wanted)) if wanted else {}
+        unset = {k for k in wanted if CONTROLLER.get(k) and CONTROLLER[k] not in available}
+        current = self.cgroup.read(_Only(resources, {k: v for k, v in wanted.items() if k not in unset}))
+        current.update({k: None for k in unset})
         if resources.devices is not None:
             current['devices'] = self._device_rules(resources)
         return current
@@ -213,13 +218,13 @@ class SystemdManager(CgroupManager):
         return self._all_procs() if self.exists() else []
 
     def add_procs(self, pids):
-        """Into a transient scope inside the slice: systemd keeps track of every process it holds."""
-        pids = [int(p) for p in pids]
-        if not pids:
-            return
-        scope = '%s-%d.scope' % (self.unit[:-len('.slice')], pids[0])
-        self._start(scope, [('Description', 's', 'nsbox processes of %s' % self.path), ('Slice', 's', self.unit), ('PIDs', 'au', pids)])
-        self._wait(lambda: set(pids) <= set(self._all_procs()), 'processes %s to enter %s' % (pids, scope))
+        """Each into a transient scope of its own inside the slice: systemd then knows every process it holds,
+        and its OOMPolicy (stop, on systemd 252) ends only the scope of a process the OOM killer hit."""
+        for pid in [int(p) for p in pids]:
+            scope = '%s-%d.scope' % (self.unit[:-len('.slice')], pid)
+            self._start(scope, [('Description', 's', 'nsbox process %d in %s' % (pid, self.path)), ('Slice', 's', self.unit),
+                                ('PIDs', 'au', [pid]), ('CollectMode', 's', 'inactive-or-failed')])
+            self._wait(lambda p=pid: p in self._all_procs(), 'process %d to enter %s' % (pid, scope))
 
     def kill(self, timeout=10.0):
         if not self.exists():

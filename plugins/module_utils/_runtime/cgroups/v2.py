@@ -12,9 +12,9 @@ from .layout import CgroupError, read_text, write_text
 from .manager import CgroupManager, read_kv
 from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
 
-_CONTROLLER = {'memory': 'memory', 'memory_reservation': 'memory', 'memory_swap': 'memory', 'cpu_shares': 'cpu', 'cpus': 'cpu',
+CONTROLLER = {'memory': 'memory', 'memory_reservation': 'memory', 'memory_swap': 'memory', 'cpu_shares': 'cpu', 'cpus': 'cpu',
                'cpu_period': 'cpu', 'cpuset_cpus': 'cpuset', 'cpuset_mems': 'cpuset', 'pids_limit': 'pids', 'blkio_weight': 'io'}
-_CONTROLLER.update({k: 'io' for k in THROTTLE_KEYS})
+CONTROLLER.update({k: 'io' for k in THROTTLE_KEYS})
 _IO_KEY = {'device_read_bps': 'rbps', 'device_write_bps': 'wbps', 'device_read_iops': 'riops', 'device_write_iops': 'wiops'}
 
 
@@ -90,7 +90,7 @@ class CgroupV2Manager(CgroupManager):
         return {name: self._read_one(name, resources) for name in resources.managed()}
 
     def _need(self, name):
-        controller = _CONTROLLER.get(name)
+        controller = CONTROLLER.get(name)
         if controller and controller not in self.controllers():
             raise CgroupError('set', '%s on cgroup %s' % (name, self.path), 'the %s controller is not enabled for it' % controller)
 
@@ -147,7 +147,7 @@ class CgroupV2Manager(CgroupManager):
 
     # -- write -------------------------------------------------------------------------------
     def _write(self, resources, changes):
-        self.enable_controllers({_CONTROLLER[n] for n in changes if n in _CONTROLLER})
+        self.enable_controllers({CONTROLLER[n] for n in changes if n in CONTROLLER})
 
         def wr(filename, value):
             write_text(self._file(filename), value)
