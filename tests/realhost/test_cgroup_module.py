@@ -48,3 +48,25 @@ def test_systemd_driver(realhost, realhost_ansible):
     assert realhost.ssh('test -e %s' % SLICE_DIR, check=False).returncode == 1
     assert realhost.ssh('kill -0 %d' % sleeper, check=False).returncode != 0
     assert realhost.ssh('systemctl is-active nsbox-web.slice', check=False).stdout.strip() != 'active'
+
+
+def test_cgroupfs_driver_on_v2(realhost, realhost_ansible):
+    """cgroup_driver: cgroupfs on a systemd host: /nsbox/<name>, controllers only as far as the root already offers them."""
+    ans = realhost_ansible
+    cg = '/sys/fs/cgroup/nsbox/job'
+    assert ans.module('nsbox.runtime.host', {'cgroup_driver': 'cgroupfs', 'install_library': False})['_status'] in ('changed', 'ok')
+    try:
+        res = ans.module('nsbox.runtime.cgroup', {'name': 'job', 'memory': '32m', 'pids_limit': 8})
+        assert res['_status'] == 'changed' and res['cgroup']['driver'] == 'cgroupfs' and res['cgroup']['dirs'] == [cg], res
+        assert [read(realhost, cg + f) for f in ('/memory.max', '/pids.max')] == [str(32 << 20), '8']
+        assert 'memory' in read(realhost, '/sys/fs/cgroup/nsbox/cgroup.subtree_control').split()
+        # systemd keeps cpu out of the root's subtree_control, and nsbox does not write the root on a systemd host.
+        root_before = read(realhost, '/sys/fs/cgroup/cgroup.subtree_control')
+        cpu = ans.module('nsbox.runtime.cgroup', {'name': 'job', 'cpus': 0.5})
+        if 'cpu' not in root_before.split():
+            assert cpu['_status'] == 'failed' and 'not enabled in the root cgroup' in cpu['msg'], cpu
+        assert read(realhost, '/sys/fs/cgroup/cgroup.subtree_control') == root_before
+        gone = ans.module('nsbox.runtime.cgroup', {'name': 'job', 'state': 'absent'})
+        assert gone['_status'] == 'changed' and realhost.ssh('test -e %s' % cg, check=False).returncode == 1
+    finally:
+        realhost.ssh('rmdir /sys/fs/cgroup/nsbox/job /sys/fs/cgroup/nsbox 2>/dev/null; true', check=False)

@@ -25,7 +25,7 @@ from ..units import UNLIMITED
 from .layout import CgroupError, read_text
 from .manager import CgroupManager, expand_list
 from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
-from .v2 import CONTROLLER, CgroupV2Manager
+from .v2 import CgroupV2Manager
 
 BUSCTL = '/usr/bin/busctl'
 SYSTEMCTL = '/usr/bin/systemctl'
@@ -148,11 +148,8 @@ class SystemdManager(CgroupManager):
     # -- read: the cgroup files systemd keeps; devices from the unit's properties -------------
     def read(self, resources):
         # systemd enables a controller for a unit once one of its properties is set: until then the setting reads as unset.
-        available = self.cgroup.controllers()
         wanted = {k: v for k, v in resources.managed().items() if k != 'devices'}
-        unset = {k for k in wanted if CONTROLLER.get(k) and CONTROLLER[k] not in available}
-        current = self.cgroup.read(_Only(resources, {k: v for k, v in wanted.items() if k not in unset}))
-        current.update({k: None for k in unset})
+        current = self.cgroup.read(_Only(resources, wanted))
         if resources.devices is not None:
             current['devices'] = self._device_rules(resources)
         return current

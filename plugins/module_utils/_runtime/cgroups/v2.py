@@ -87,12 +87,10 @@ class CgroupV2Manager(CgroupManager):
 
     # -- read --------------------------------------------------------------------------------
     def read(self, resources):
-        return {name: self._read_one(name, resources) for name in resources.managed()}
-
-    def _need(self, name):
-        controller = CONTROLLER.get(name)
-        if controller and controller not in self.controllers():
-            raise CgroupError('set', '%s on cgroup %s' % (name, self.path), 'the %s controller is not enabled for it' % controller)
+        """Current values; a setting whose controller is not enabled here yet reads as unset (None): writing it enables it."""
+        available = self.controllers()
+        return {name: self._read_one(name, resources) if CONTROLLER.get(name, 'core') in available | {'core'} else None
+                for name in resources.managed()}
 
     def _rd(self, filename, name):
         path = self._file(filename)
@@ -105,7 +103,6 @@ class CgroupV2Manager(CgroupManager):
             return devfilter.attached_rules(self.dir, resources.devices)
         if name == 'frozen':
             return read_text(self._file('cgroup.freeze'), '0').strip() == '1'
-        self._need(name)
         if name == 'memory':
             return _max(self._rd('memory.max', name))
         if name == 'memory_reservation':
