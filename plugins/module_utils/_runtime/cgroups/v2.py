@@ -183,21 +183,25 @@ class CgroupV2Manager(CgroupManager):
             self.freeze(resources.frozen)
 
     def freeze(self, frozen=True):
+        """Freeze (waiting until cgroup.events says every process is stopped) or thaw (effective at once)."""
         write_text(self._file('cgroup.freeze'), 1 if frozen else 0)
         deadline = time.monotonic() + 10
-        while read_kv(self._file('cgroup.events')).get('frozen') != (1 if frozen else 0):
+        while frozen and read_kv(self._file('cgroup.events')).get('frozen') != 1:
             if time.monotonic() > deadline:
-                raise CgroupError('freeze' if frozen else 'thaw', 'cgroup %s' % self.path, 'the freezer did not settle within 10s')
+                raise CgroupError('freeze', 'cgroup %s' % self.path, 'the freezer did not settle within 10s')
             time.sleep(0.005)
 
     # -- end ---------------------------------------------------------------------------------
     def kill(self, timeout=10.0):
-        """cgroup.kill (Linux 5.14+) in one write; older kernels: SIGKILL each process until none is left."""
+        """cgroup.kill (Linux 5.14+): one write kills the whole subtree, forks included; then wait until it is empty.
+        Older kernels: freeze, SIGKILL each process, thaw, until none is left."""
         if not os.path.isdir(self.dir):
             return
         if os.path.exists(self._file('cgroup.kill')):
             write_text(self._file('cgroup.kill'), 1)
-        self._signal_until_empty(timeout, freeze=self.freeze if os.path.exists(self._file('cgroup.freeze')) else None)
+            self._signal_until_empty(timeout)
+        else:
+            self._signal_until_empty(timeout, freeze=self.freeze if os.path.exists(self._file('cgroup.freeze')) else None)
 
     def stats(self):
         if not os.path.isdir(self.dir):
