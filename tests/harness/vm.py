@@ -483,20 +483,22 @@ class RealHostVM:
                 raise VMError('QEMU did not start from the saved state:\n%s' % output)
             raise QemuUnavailable('the emulator failed to start (%s):\n%s' % (' '.join(cmd[:12]), output))
 
-    def _wait_ssh(self, timeout):
+    def _wait_ssh(self, timeout, banner=True):
+        """Until a command runs over SSH (and the master connection is up). ``banner``: first wait for
+        sshd's banner, cheaply, while the guest boots; after a restore sshd is there at once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            if _ssh_banner(self.port):
+            if not banner or _ssh_banner(self.port):
                 res = self.ssh('true', check=False, timeout=30)
                 if res.returncode == 0:
                     return
             time.sleep(0.5)
         raise VMError('no SSH from the VM after %ds; console:\n%s' % (timeout, self.console_tail()))
 
-    def _wait_running(self):
+    def _wait_running(self, before=''):
         """Wait until systemd finished starting up; 'degraded' is accepted and its failed units reported."""
-        res = self.ssh('systemctl is-system-running --wait', check=False, timeout=RUNNING_TIMEOUT)
+        res = self.ssh(before + 'systemctl is-system-running --wait', check=False, timeout=RUNNING_TIMEOUT)
         state = res.stdout.strip()
         if state == 'degraded':
             failed = self.ssh('systemctl --failed --plain --no-legend', check=False).stdout.strip()
@@ -511,14 +513,14 @@ class RealHostVM:
         t = time.monotonic()
         self._close_masters()
         self.qmp.hmp('loadvm %s' % self.SNAPSHOT)
+        loaded = time.monotonic()
         self._settle()
-        self.timings['restore_s'].append(round(time.monotonic() - t, 1))
+        self.timings['restore_s'].append({'loadvm': round(loaded - t, 1), 'total': round(time.monotonic() - t, 1)})
 
     def _settle(self):
         """After a restore: the guest clock stopped at the save, so set it to now; then let systemd settle."""
-        self._wait_ssh(60)  # opens the SSH master, so the clock below is set with little delay
-        self.ssh('date -u -s @%.3f >/dev/null' % time.time(), timeout=60)
-        self._wait_running()
+        self._wait_ssh(60, banner=False)  # opens the SSH master, so the clock below is set with little delay
+        self._wait_running(before='date -u -s @%.3f >/dev/null && ' % time.time())
 
     def _check_alive(self):
         if self.proc is None or self.proc.poll() is not None:
