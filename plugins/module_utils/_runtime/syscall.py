@@ -117,3 +117,42 @@ def bpf(cmd, attr, what):
     if res < 0:
         _raise('bpf', what)
     return res
+
+
+# -- namespaces: unshare(2), setns(2), the NS_GET_MNTNS_ID ioctl ---------------------------------
+# Used by namespaces.py only, and only in forked children: a thread that unshares or joins
+# changes the namespaces of its own process, which must never be the Ansible worker.
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+
+def unshare(flags):
+    """unshare(2): move the calling process into new namespaces (pid and time: its children)."""
+    if libc().unshare(ctypes.c_int(flags)) != 0:
+        _raise('unshare', 'namespaces (flags 0x%x)' % flags)
+
+
+def setns(fd, nstype=0, what='a namespace'):
+    """setns(2): join the namespace ``fd`` refers to (an open /proc/<pid>/ns/* or persisted file)."""
+    if libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)) != 0:
+        _raise('join', what)
+
+
+NS_GET_MNTNS_ID = 0x8008B705  # _IOR(NSIO 0xb7, 5, __u64): Linux 6.8+
+
+
+def mnt_ns_id(fd):
+    """The 64-bit id of the mount namespace ``fd`` refers to; None where the kernel has no
+    NS_GET_MNTNS_ID (those kernels number mount namespaces in creation order anyway)."""
+    buf = ctypes.c_uint64()
+    if libc().ioctl(ctypes.c_int(fd), ctypes.c_ulong(NS_GET_MNTNS_ID), ctypes.byref(buf)) != 0:
+        if ctypes.get_errno() in (_errno.ENOTTY, _errno.EINVAL, _errno.EOPNOTSUPP):
+            return None
+        _raise('read', 'the id of a mount namespace')
+    return buf.value
