@@ -11,6 +11,7 @@ from __future__ import annotations
 
 # pylint: disable=unused-import
 from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
+from . import idmap, namespace_service, namespaces  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 
@@ -32,6 +33,7 @@ MODULES = (
     'fsutil',
     'hostinfo',
     'hostsetup',
+    'idmap',
     'image/__init__',
     'image/archive',
     'image/ingest',
@@ -43,6 +45,8 @@ MODULES = (
     'image/store',
     'install',
     'mountinfo',
+    'namespace_service',
+    'namespaces',
     'rootfs',
     'syscall',
     'units',

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import sys
 
 from . import config as hostconfig
-from . import hostinfo
 from .errors import NsboxError
 from .version import VERSION
 
@@ -61,6 +62,8 @@ def _rows(facts):
 
 
 def cmd_info(args):
+    # Imported here: it costs ~1 MB, which the long-lived `ns-hold` should not carry.
+    from . import hostinfo  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
     facts = hostinfo.gather(cfg)
     facts.update(version=VERSION, library=_archive(), config=cfg.path, config_exists=cfg.exists)
@@ -74,6 +77,41 @@ def cmd_info(args):
     return 0
 
 
+def cmd_ns_hold(args):
+    """Internal: hold a persisted pid namespace open as its pid 1 (namespaces.py starts it).
+
+    Says ``R`` on the sync socket once its signal handlers are in place, then waits for ``C``
+    (the creator persisted and recorded it); anything else (the creator died or undid its
+    work) ends it, so a failed creation never leaves a holder behind. As pid 1 it reaps every
+    orphan of its namespace. SIGTERM/SIGINT/SIGHUP end it (pid 1 gets only the signals it has
+    handlers for); SIGKILL from outside ends it and everything in its namespace. It imports
+    nothing beyond this file's own imports: it lives as long as the namespace, and every module
+    it does not load is memory it does not hold (docs/design.md).
+    """
+    def reap(*_args):
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def end(*_args):
+        os._exit(0)  # pylint: disable=protected-access
+
+    signal.signal(signal.SIGCHLD, reap)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, end)
+    with socket.socket(fileno=args.sync_fd) as sock:
+        sock.sendall(b'R')
+        if sock.recv(1) != b'C':
+            return EXIT_FAILED
+    reap()
+    while True:
+        signal.pause()
+
+
 def parser():
     p = argparse.ArgumentParser(prog='nsbox', description='nsbox container runtime: host command.')
     p.add_argument('--config', default=None, help='host config file (default: $NSBOX_CONFIG or %s)' % hostconfig.CONFIG_PATH)
@@ -84,6 +122,11 @@ def parser():
         sp = sub.add_parser(name, help=text, description=text)
         sp.add_argument('--format', choices=('table', 'json'), default='table', help='output format')
         sp.set_defaults(func=func)
+    # Internal, so without help= (argparse then lists it nowhere): `ns-hold NAME --sync-fd FD`.
+    hold = sub.add_parser('ns-hold')
+    hold.add_argument('name', help='the namespace set held (shown by ps)')
+    hold.add_argument('--sync-fd', type=int, required=True, help='socket to the creator')
+    hold.set_defaults(func=cmd_ns_hold)
     return p
 
 
