@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -485,3 +486,92 @@ class FixtureImages:
         write_docker_archive(self.docker_archive, amd64, 'nsbox/busybox:latest')
         write_docker_archive(self.docker_archive_oci, amd64, 'nsbox/busybox:latest', oci=True)
         write_docker_archive(self.multilayer_docker_archive, multi, 'nsbox/multilayer:latest')
+
+
+# -- the benchmark image --------------------------------------------------------------
+BENCH_CACHE = '/var/tmp/nsbox-bench-image'
+# (tree on this machine, bytes of file data taken from it): with the busybox rootfs, ~120 MB of gzip in 4 layers.
+BENCH_TREES = (('/usr/lib/python3.11', 64 << 20), ('/usr/share', 112 << 20), ('/usr/lib/x86_64-linux-gnu', 160 << 20))
+
+
+def _walk_sorted(path):
+    """(path, lstat) of everything under ``path``, depth-first in name order; symlinks are not followed."""
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        st = os.lstat(full)
+        yield full, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk_sorted(full)
+
+
+def tree_entries(top, budget):
+    """Directories, symlinks and regular files under ``top``, in walk order, until the files reach ``budget`` bytes
+    (a file's further hard links are free: they go in the layer as links)."""
+    out, left, seen = [], budget, set()
+    for path, st in _walk_sorted(top):
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            if st.st_size > left:
+                break
+            left -= st.st_size
+            seen.add((st.st_dev, st.st_ino))
+        elif not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            continue
+        out.append((path, st))
+    return out
+
+
+def tree_layer_bytes(top, entries):
+    """A layer tar of ``entries`` (from tree_entries) at their own paths, with the parents of ``top``; owner 0:0, fixed mtime."""
+    out, first = TarWriter(), {}
+    parts = top.strip('/').split('/')
+    for i in range(1, len(parts) + 1):
+        out.dir('/'.join(parts[:i]))
+    for path, st in entries:
+        name, mode = path.lstrip('/'), stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            out.dir(name, mode)
+        elif stat.S_ISLNK(st.st_mode):
+            out.symlink(name, os.readlink(path))
+        elif (st.st_dev, st.st_ino) in first:
+            out.hardlink(name, first[st.st_dev, st.st_ino], mode)
+        else:
+            first[st.st_dev, st.st_ino] = name
+            with open(path, 'rb') as f:
+                out.file(name, f.read(), mode)
+    return out.getvalue()
+
+
+def bench_image(cache_dir=BENCH_CACHE, trees=BENCH_TREES):
+    """The benchmark image (busybox rootfs + one gzip layer per tree), built once into ``cache_dir``/oci as ref 'bench'.
+
+    Returns {'source': 'DIR:bench' for push, 'digest', 'size' (compressed bytes), 'layers'}. Rebuilt when
+    the chosen files (names, modes, sizes, mtimes) or the busybox binary change.
+    """
+    plan = [(top, tree_entries(top, budget)) for top, budget in trees]
+    key = hashlib.sha256(b'bench-image 1')
+    with open(BUSYBOX, 'rb') as f:
+        key.update(f.read())
+    for top, entries in plan:
+        for path, st in entries:
+            key.update(('%s %o %d %d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns)).encode('utf-8', 'surrogateescape'))
+    layout, stamp = os.path.join(cache_dir, 'oci'), os.path.join(cache_dir, 'bench.json')
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(stamp) as f:
+                done = json.load(f)
+            if done.get('key') == key.hexdigest():
+                return done['image']
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(layout, ignore_errors=True)
+        layers = [Layer(busybox_rootfs_bytes())] + [Layer(tree_layer_bytes(top, entries)) for top, entries in plan]
+        image = Image(layers, labels={'org.nsbox.fixture': 'bench'})
+        desc = write_oci_layout(layout, {'bench': image})['bench']
+        info = {'source': '%s:bench' % layout, 'digest': desc['digest'], 'size': sum(len(layer.blob) for layer in layers),
+                'layers': [layer.digest for layer in layers]}
+        with open(stamp + '.tmp', 'w') as f:
+            json.dump({'key': key.hexdigest(), 'image': info}, f)
+        os.rename(stamp + '.tmp', stamp)
+    return info
