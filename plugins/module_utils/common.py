@@ -28,6 +28,16 @@ def fail(module, exc, **result):
     module.fail_json(msg=exc.message, error=exc.to_dict(), **result)
 
 
+def finish(module, result, out, lib):
+    """Exit with a library result: its fields, ``changed`` also when the library was installed, ``diff`` when asked."""
+    diff = out.pop('diff')
+    result.update(out)
+    result['changed'] = out['changed'] or lib['changed']
+    if module._diff:  # pylint: disable=protected-access
+        result['diff'] = diff
+    module.exit_json(**result)
+
+
 def ensure_library(module):
     """Install or refresh the host-side library (never in check mode); returns its state."""
     lib = LibraryInstall()

@@ -181,7 +181,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
+from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.cgroups import service
 
@@ -212,12 +212,7 @@ def main():
                              parent=p['parent'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)
-    diff = out.pop('diff')
-    result.update(out)
-    result['changed'] = out['changed'] or lib['changed']
-    if module._diff:  # pylint: disable=protected-access
-        result['diff'] = diff
-    module.exit_json(**result)
+    finish(module, result, out, lib)
 
 
 if __name__ == '__main__':

@@ -174,7 +174,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
+from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.image import service
 
@@ -225,13 +225,8 @@ def main():
             out = service.import_rootfs(cfg, p['path'], p['name'], config=conf, platform=p['platform'], check_mode=check)
     except NsboxError as exc:
         fail(module, exc, **result)
-    diff = out.pop('diff')
     out.pop('requests', None)
-    result.update(out)
-    result['changed'] = out['changed'] or lib['changed']
-    if module._diff:  # pylint: disable=protected-access
-        result['diff'] = diff
-    module.exit_json(**result)
+    finish(module, result, out, lib)
 
 
 if __name__ == '__main__':

@@ -150,6 +150,22 @@ def _rmdir(path, timeout):
             time.sleep(0.01)
 
 
+def make_dirs(path):
+    """mkdir -p for cgroups; returns the directories it made, top first (a new v1 cpuset needs its cpus/mems filled)."""
+    made, head = [], path
+    while not os.path.isdir(head):
+        made.append(head)
+        head = os.path.dirname(head)
+    for d in reversed(made):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise CgroupError.from_oserror('create', 'cgroup %s' % d, exc)
+    return list(reversed(made))
+
+
 def expand_list(text):
     """'0-2,5' -> {0, 1, 2, 5} (cpuset lists)."""
     out = set()

@@ -8,7 +8,7 @@ import time
 
 from ..units import UNLIMITED
 from .layout import V1_CONTROLLERS, CgroupError, read_text, write_text
-from .manager import CgroupManager, read_kv
+from .manager import CgroupManager, make_dirs, read_kv
 from .resources import THROTTLE_KEYS, DeviceRule
 
 # memory.limit_in_bytes reads back as PAGE_COUNTER_MAX * page size when there is no limit.
@@ -57,7 +57,7 @@ class CgroupV1Manager(CgroupManager):
     # -- create ------------------------------------------------------------------------------
     def _create(self):
         for controller, path in sorted(self.controllers.items()):
-            made = _makedirs(path)
+            made = make_dirs(path)
             if controller == 'cpuset':
                 # A new cpuset starts empty and takes no task: copy cpus/mems down from the parent.
                 for d in made:
@@ -65,7 +65,7 @@ class CgroupV1Manager(CgroupManager):
                         if not read_text(os.path.join(d, name), '').strip():
                             write_text(os.path.join(d, name), read_text(os.path.join(os.path.dirname(d), name)).strip())
         if self.unified:
-            _makedirs(self.unified)
+            make_dirs(self.unified)
 
     # -- read --------------------------------------------------------------------------------
     def read(self, resources):
@@ -222,20 +222,3 @@ class CgroupV1Manager(CgroupManager):
 
 _MISSING_HINT = {'memory.memsw.limit_in_bytes': 'swap accounting is off: boot with swapaccount=1',
                  'cpu.cfs_quota_us': 'the kernel has no CFS bandwidth control (CONFIG_CFS_BANDWIDTH)'}
-
-
-def _makedirs(path):
-    """mkdir -p that returns the directories it made, top first."""
-    made = []
-    head = path
-    while not os.path.isdir(head):
-        made.append(head)
-        head = os.path.dirname(head)
-    for d in reversed(made):
-        try:
-            os.mkdir(d, 0o755)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise CgroupError.from_oserror('create', 'cgroup %s' % d, exc)
-    return list(reversed(made))

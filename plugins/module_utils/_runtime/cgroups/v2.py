@@ -9,11 +9,11 @@ import time
 from ..units import UNLIMITED
 from . import devices as devfilter
 from .layout import CgroupError, read_text, write_text
-from .manager import CgroupManager, read_kv
+from .manager import CgroupManager, make_dirs, read_kv
 from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
 
 CONTROLLER = {'memory': 'memory', 'memory_reservation': 'memory', 'memory_swap': 'memory', 'cpu_shares': 'cpu', 'cpus': 'cpu',
-               'cpu_period': 'cpu', 'cpuset_cpus': 'cpuset', 'cpuset_mems': 'cpuset', 'pids_limit': 'pids', 'blkio_weight': 'io'}
+              'cpu_period': 'cpu', 'cpuset_cpus': 'cpuset', 'cpuset_mems': 'cpuset', 'pids_limit': 'pids', 'blkio_weight': 'io'}
 CONTROLLER.update({k: 'io' for k in THROTTLE_KEYS})
 _IO_KEY = {'device_read_bps': 'rbps', 'device_write_bps': 'wbps', 'device_read_iops': 'riops', 'device_write_iops': 'wiops'}
 
@@ -42,17 +42,7 @@ class CgroupV2Manager(CgroupManager):
 
     # -- create ------------------------------------------------------------------------------
     def _create(self):
-        made, head = [], self.dir
-        while not os.path.isdir(head):
-            made.append(head)
-            head = os.path.dirname(head)
-        for d in reversed(made):
-            try:
-                os.mkdir(d, 0o755)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise CgroupError.from_oserror('create', 'cgroup %s' % d, exc)
+        make_dirs(self.dir)
 
     def enable_controllers(self, wanted):
         """Make ``wanted`` controllers available in this cgroup: enable each in the subtree_control of
