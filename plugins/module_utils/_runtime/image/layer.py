@@ -76,22 +76,32 @@ class LayerStream:
     """The uncompressed tar, hashed as it is read: ``diff_id`` and ``size`` once at EOF."""
 
     def __init__(self, inner):
-        self.inner, self.buf, self.h, self.size, self.done = inner, b'', hashlib.sha256(), 0, False
+        self.inner, self.h, self.size, self.done = inner, hashlib.sha256(), 0, False
+        self.buf, self.pos = b'', 0  # served from buf[pos:]; never re-sliced per small read
 
     def read(self, n=-1):
-        while not self.done and (n is None or n < 0 or len(self.buf) < n):
-            chunk = self.inner.read(_CHUNK)
-            if not chunk:
-                self.done = True
-                break
-            self.h.update(chunk)
-            self.size += len(chunk)
-            self.buf += chunk
         if n is None or n < 0:
-            out, self.buf = self.buf, b''
-        else:
-            out, self.buf = self.buf[:n], self.buf[n:]
+            parts = [self.buf[self.pos:]]
+            while not self.done:
+                parts.append(self._more())
+            self.buf, self.pos = b'', 0
+            return b''.join(parts)
+        while len(self.buf) - self.pos < n and not self.done:
+            chunk = self._more()
+            if chunk:
+                self.buf, self.pos = self.buf[self.pos:] + chunk, 0
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += len(out)
         return out
+
+    def _more(self):
+        chunk = self.inner.read(_CHUNK)
+        if not chunk:
+            self.done = True
+            return b''
+        self.h.update(chunk)
+        self.size += len(chunk)
+        return chunk
 
     @property
     def diff_id(self):
