@@ -88,7 +88,7 @@ def cmd_ns_hold(args):
     nothing beyond this file's own imports: it lives as long as the namespace, and every module
     it does not load is memory it does not hold (docs/design.md).
     """
-    def reap(*_args):
+    def reap():
         while True:
             try:
                 pid, _status = os.waitpid(-1, os.WNOHANG)
@@ -97,19 +97,21 @@ def cmd_ns_hold(args):
             if pid == 0:
                 return
 
-    def end(*_args):
-        os._exit(0)  # pylint: disable=protected-access
-
-    signal.signal(signal.SIGCHLD, reap)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, end)
+    # Handlers make the kernel deliver these to a namespace's pid 1 at all; blocking them and
+    # taking them with sigwaitinfo() closes the window in which a signal landing between
+    # Python's pending-signal check and pause(2) was lost (the holder then ignored SIGTERM).
+    ends = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for sig in ends + (signal.SIGCHLD,):
+        signal.signal(sig, lambda *_args: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, ends + (signal.SIGCHLD,))
     with socket.socket(fileno=args.sync_fd) as sock:
         sock.sendall(b'R')
         if sock.recv(1) != b'C':
             return EXIT_FAILED
-    reap()
     while True:
-        signal.pause()
+        reap()
+        if signal.sigwaitinfo(ends + (signal.SIGCHLD,)).si_signo in ends:
+            os._exit(0)  # pylint: disable=protected-access
 
 
 def parser():
