@@ -12,8 +12,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno as _errno
+import fcntl
 import os
 import platform
+import socket
+import struct
 
 from .errors import SyscallError
 
@@ -35,8 +38,8 @@ FS_MAGIC = {
 
 # x86_64 and aarch64 (generic) numbers of syscalls glibc 2.36 has no wrapper for.
 _SYSCALLS = {
-    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 321},
-    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 280},
+    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 321, 'pivot_root': 155},
+    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 280, 'pivot_root': 41},
 }
 
 
@@ -91,6 +94,8 @@ def kernel_has_syscall(name):
 # -- mount(2) / umount2(2) -------------------------------------------------------------------------
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_SLAVE, MS_SHARED = 0x20, 0x1000, 0x4000, 0x40000, 0x80000, 0x100000
+MS_SYNCHRONOUS, MS_DIRSYNC, MS_NOATIME, MS_NODIRATIME = 0x10, 0x80, 0x400, 0x800
+MS_UNBINDABLE, MS_RELATIME, MS_STRICTATIME = 0x20000, 0x200000, 0x1000000
 MNT_DETACH = 0x2
 
 
@@ -156,3 +161,73 @@ def mnt_ns_id(fd):
             return None
         _raise('read', 'the id of a mount namespace')
     return buf.value
+
+
+# -- the container process: pivot_root(2), prctl(2), capget(2)/capset(2) ---------------------------
+# Used by container/process.py and caps.py in the forked container process only.
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_CAP_VERSION_3 = 0x20080522
+
+
+def pivot_root(new_root, put_old):
+    """pivot_root(2) (glibc has no wrapper): ``pivot_root('.', '.')`` stacks the old root on the new one."""
+    nr = syscall_number('pivot_root')
+    if nr is None:
+        raise SyscallError('use', 'pivot_root(2)', 'no syscall number known for %s' % platform.machine())
+    if libc().syscall(ctypes.c_long(nr), os.fsencode(new_root), os.fsencode(put_old)) != 0:
+        _raise('pivot_root to', new_root, new_root)
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, what='a process attribute'):
+    """prctl(2); returns its (non-negative) result."""
+    args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
+    res = libc().prctl(ctypes.c_int(option), *args)
+    if res < 0:
+        _raise('set', what)
+    return res
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [('version', ctypes.c_uint32), ('pid', ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [('effective', ctypes.c_uint32), ('permitted', ctypes.c_uint32), ('inheritable', ctypes.c_uint32)]
+
+
+def capget():
+    """The calling thread's (effective, permitted, inheritable) capability sets as 64-bit masks."""
+    header, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
+    if libc().capget(ctypes.byref(header), data) != 0:
+        _raise('read', 'the capabilities of this process')
+    return tuple(getattr(data[0], k) | getattr(data[1], k) << 32 for k in ('effective', 'permitted', 'inheritable'))
+
+
+def capset(effective, permitted, inheritable):
+    """Set the calling thread's capability sets (64-bit masks)."""
+    header, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
+    for i in (0, 1):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    if libc().capset(ctypes.byref(header), data) != 0:
+        _raise('set', 'the capabilities of this process')
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def link_up(name):
+    """Set interface ``name`` of the current net namespace up: two ioctls on a socket (struct
+    ifreq: 16-byte name, short flags, padding to 40 bytes) — no netlink library to import."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            req = struct.pack('16sh22x', os.fsencode(name), 0)
+            flags = struct.unpack('16sh22x', fcntl.ioctl(sock, SIOCGIFFLAGS, req))[1]
+            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack('16sh22x', os.fsencode(name), flags | IFF_UP))
+    except OSError as exc:
+        raise SyscallError.from_oserror('bring up', 'interface %s' % name, exc) from None

@@ -1,4 +1,299 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""(being written: see docs/container.md)."""
+"""What the container process mounts in its fresh mount namespace before pivot_root.
+
+``prepare(spec)`` runs in the forked container process (process.py), after it unshared its
+mount namespace and while it still sees the host's tree: it makes every mount private to the
+container (``/`` rslave first, so nothing propagates back to the host), binds the rootfs onto
+itself (pivot_root needs a mount point) and mounts, in the rootfs: /proc, /sys (+ cgroup2 on
+a pure v2 host), /dev (tmpfs, nodes, symlinks, pts, shm, mqueue), the user's mounts in their
+order (the caller sorts them, parents first, as Docker does), the init binary at /dev/init,
+then Docker's masked and read-only paths.
+
+Every target goes through :func:`secure_join`: an image is untrusted and may plant symlinks
+(``/etc -> /``, ``../../..``) so that a mount would land on the host; targets are resolved as
+if the rootfs were ``/``. Nothing else runs in the rootfs while this happens (the container's
+own process is the one mounting), so there is no race to swap a component in between.
+"""
 from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from .. import syscall
+from ..errors import ConfigError, NsboxError
+
+# Docker's lists (moby oci/defaults.go).
+MASKED_PATHS = (
+    '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+    '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+)
+READONLY_PATHS = ('/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger')
+
+DEV_NODES = (('null', 1, 3), ('zero', 1, 5), ('full', 1, 7), ('random', 1, 8), ('urandom', 1, 9), ('tty', 5, 0))
+DEV_LINKS = (('fd', '/proc/self/fd'), ('stdin', '/proc/self/fd/0'), ('stdout', '/proc/self/fd/1'),
+             ('stderr', '/proc/self/fd/2'), ('ptmx', 'pts/ptmx'), ('core', '/proc/kcore'))
+MAX_SYMLINKS = 255
+
+_NOSUID_NODEV_NOEXEC = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC
+# option -> (flag, set it?)
+_FLAG_OPTIONS = {
+    'ro': (syscall.MS_RDONLY, True), 'rw': (syscall.MS_RDONLY, False),
+    'nosuid': (syscall.MS_NOSUID, True), 'suid': (syscall.MS_NOSUID, False),
+    'nodev': (syscall.MS_NODEV, True), 'dev': (syscall.MS_NODEV, False),
+    'noexec': (syscall.MS_NOEXEC, True), 'exec': (syscall.MS_NOEXEC, False),
+    'sync': (syscall.MS_SYNCHRONOUS, True), 'async': (syscall.MS_SYNCHRONOUS, False),
+    'dirsync': (syscall.MS_DIRSYNC, True),
+    'noatime': (syscall.MS_NOATIME, True), 'atime': (syscall.MS_NOATIME, False),
+    'nodiratime': (syscall.MS_NODIRATIME, True), 'diratime': (syscall.MS_NODIRATIME, False),
+    'relatime': (syscall.MS_RELATIME, True), 'norelatime': (syscall.MS_RELATIME, False),
+    'strictatime': (syscall.MS_STRICTATIME, True), 'nostrictatime': (syscall.MS_STRICTATIME, False),
+}
+_PROPAGATION = {
+    'private': syscall.MS_PRIVATE, 'rprivate': syscall.MS_PRIVATE | syscall.MS_REC,
+    'slave': syscall.MS_SLAVE, 'rslave': syscall.MS_SLAVE | syscall.MS_REC,
+    'shared': syscall.MS_SHARED, 'rshared': syscall.MS_SHARED | syscall.MS_REC,
+    'unbindable': syscall.MS_UNBINDABLE, 'runbindable': syscall.MS_UNBINDABLE | syscall.MS_REC,
+}
+# statvfs f_flag bits -> MS_* (the same for the first few; relatime differs).
+_ST_TO_MS = ((1, syscall.MS_RDONLY), (2, syscall.MS_NOSUID), (4, syscall.MS_NODEV), (8, syscall.MS_NOEXEC),
+             (16, syscall.MS_SYNCHRONOUS), (1024, syscall.MS_NOATIME), (2048, syscall.MS_NODIRATIME),
+             (4096, syscall.MS_RELATIME))
+
+
+class MountError(NsboxError):
+    """A container mount could not be made."""
+
+
+# -- resolving targets inside the rootfs -------------------------------------------------------
+def secure_join(root, path, max_symlinks=MAX_SYMLINKS):
+    """``path`` resolved inside ``root`` as if ``root`` were ``/``: symlinks are followed with
+    absolute targets restarting at ``root`` and ``..`` stopping at it, so the result is always
+    ``root`` or below it. Components that do not exist are taken as plain names (a later mount
+    creates them). ``root`` itself is not resolved (``/proc/<pid>/root`` works)."""
+    root = os.path.abspath(root)
+    todo = [p for p in reversed(path.split('/')) if p]
+    done = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == '.':
+            continue
+        if part == '..':
+            if done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        try:
+            mode = os.lstat(here).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            done.append(part)
+            continue
+        except OSError as exc:
+            raise MountError.from_oserror('resolve', '%s in %s' % (path, root), exc) from None
+        if not stat.S_ISLNK(mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > max_symlinks:
+            raise MountError('resolve', '%s in %s' % (path, root), 'too many levels of symbolic links', path=path, errno=errno.ELOOP)
+        target = os.readlink(here)
+        if target.startswith('/'):
+            done = []
+        todo.extend(p for p in reversed(target.split('/')) if p)
+    return os.path.join(root, *done) if done else root
+
+
+# -- options -----------------------------------------------------------------------------------
+def parse_options(kind, options, readonly=False):
+    """A mount's option list -> (flags, data string or None, propagation flags).
+
+    bind: 'bind' (this mount only) or 'rbind' (default, as Docker), flag options, a propagation
+    (default rprivate, as Docker); anything else is an error. tmpfs: flag options (default
+    nosuid,nodev,noexec as Docker's --tmpfs; 'exec' etc. lift them), the rest (size=, mode=,
+    uid=, nr_inodes= ...) is the filesystem's data.
+    """
+    if kind not in ('bind', 'tmpfs'):
+        raise ConfigError('parse', 'mount type %r' % (kind,), 'supported: bind, tmpfs')
+    flags = syscall.MS_BIND | syscall.MS_REC if kind == 'bind' else _NOSUID_NODEV_NOEXEC
+    data, propagation = [], syscall.MS_PRIVATE | syscall.MS_REC if kind == 'bind' else 0
+    for option in options or ():
+        if not isinstance(option, str):
+            raise ConfigError('parse', 'mount option %r' % (option,), 'options are strings')
+        if option in _FLAG_OPTIONS:
+            bit, on = _FLAG_OPTIONS[option]
+            flags = flags | bit if on else flags & ~bit
+        elif option in _PROPAGATION:
+            propagation = _PROPAGATION[option]
+        elif kind == 'bind' and option in ('bind', 'rbind'):
+            flags = flags | syscall.MS_REC if option == 'rbind' else flags & ~syscall.MS_REC
+        elif kind == 'tmpfs' and option and option not in ('bind', 'rbind'):
+            data.append(option)
+        else:
+            raise ConfigError('parse', 'mount option %r' % option, 'not an option of a %s mount' % kind)
+    if readonly:
+        flags |= syscall.MS_RDONLY
+    return flags, (','.join(data) or None), propagation
+
+
+def mount_flags_of(path):
+    """The MS_* per-mount flags the mount at ``path`` has now (kept when remounting a bind)."""
+    have = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _ST_TO_MS if have & st)
+
+
+# -- the steps ---------------------------------------------------------------------------------
+def _make_target(path, is_dir):
+    """Create a missing mount target: a directory, or an empty file for a file bind."""
+    if os.path.lexists(path):
+        return
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    if is_dir:
+        os.mkdir(path, 0o755)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+
+
+def _target(root, target, is_dir=True):
+    if not isinstance(target, str) or not target.startswith('/'):
+        raise ConfigError('use', 'mount target %r' % (target,), 'a target is an absolute path in the container')
+    path = secure_join(root, target)
+    try:
+        _make_target(path, is_dir)
+    except OSError as exc:
+        raise MountError.from_oserror('create', 'mount target %s' % target, exc) from None
+    return path
+
+
+def _remount(path, flags, what):
+    """Bind-remount ``path`` with ``flags`` added to what it has (never loosen a host mount's flags)."""
+    keep = mount_flags_of(path)
+    try:
+        syscall.mount(None, path, None, syscall.MS_REMOUNT | syscall.MS_BIND | keep | flags)
+    except NsboxError as exc:
+        raise MountError('remount', what, exc.cause, path=path, errno=exc.errno) from None
+
+
+def _bind(root, source, target, flags, propagation=0, is_dir=None):
+    """Bind ``source`` (a host path) at ``target``; remount for ro/nosuid/... flags."""
+    try:
+        is_dir = os.path.isdir(source) if is_dir is None else is_dir
+        if not os.path.exists(source):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), source)
+    except OSError as exc:
+        raise MountError.from_oserror('bind', '%s at %s' % (source, target), exc) from None
+    path = _target(root, target, is_dir)
+    syscall.mount(source, path, None, syscall.MS_BIND | (flags & syscall.MS_REC))
+    extra = flags & ~(syscall.MS_BIND | syscall.MS_REC)
+    if extra:
+        _remount(path, extra, target)
+    if propagation:
+        syscall.mount(None, path, None, propagation)
+    return path
+
+
+def _mount_dev(root):
+    dev = _target(root, '/dev')
+    syscall.mount('tmpfs', dev, 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
+    for name, major, minor in DEV_NODES:
+        path = os.path.join(dev, name)
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+            os.chmod(path, 0o666)
+        except PermissionError:  # no CAP_MKNOD here: bind the host's node instead, as runc does
+            _bind(dev, '/dev/' + name, '/' + name, syscall.MS_BIND, is_dir=False)
+    for name, target in DEV_LINKS:
+        if name == 'core' and not os.path.exists('/proc/kcore'):
+            continue
+        os.symlink(target, os.path.join(dev, name))
+    pts = _target(root, '/dev/pts')
+    syscall.mount('devpts', pts, 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
+    shm = _target(root, '/dev/shm')
+    syscall.mount('shm', shm, 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=65536k')
+    mqueue = _target(root, '/dev/mqueue')
+    syscall.mount('mqueue', mqueue, 'mqueue', _NOSUID_NODEV_NOEXEC)
+
+
+def _mount_sys(root):
+    """sysfs read-only; where the kernel refuses a fresh sysfs (it must belong to the net
+    namespace's owner: e.g. a joined net namespace of another user namespace) the host's /sys
+    is bound recursively instead, read-only. On a pure cgroup v2 host, cgroup2 read-only at
+    /sys/fs/cgroup (the container's cgroup namespace is its root); v1/hybrid hosts get nothing
+    there (Docker binds each v1 hierarchy; no consumer here needs them yet)."""
+    path = _target(root, '/sys')
+    ro = syscall.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+    try:
+        syscall.mount('sysfs', path, 'sysfs', ro)
+    except NsboxError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+        _bind(root, '/sys', '/sys', syscall.MS_BIND | syscall.MS_REC | syscall.MS_RDONLY, syscall.MS_SLAVE | syscall.MS_REC)
+        return
+    if syscall.statfs_type('/sys/fs/cgroup') == 'cgroup2':
+        syscall.mount('cgroup2', _target(root, '/sys/fs/cgroup'), 'cgroup2', ro | syscall.MS_RELATIME)
+
+
+def _user_mount(root, mount):
+    if not isinstance(mount, dict):
+        raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
+    kind, target = mount.get('type'), mount.get('target')
+    flags, data, propagation = parse_options(kind, mount.get('options'), bool(mount.get('readonly')))
+    if kind == 'bind':
+        source = mount.get('source')
+        if not isinstance(source, str) or not source.startswith('/'):
+            raise ConfigError('use', 'the source of mount %s' % target, 'a bind source is an absolute host path')
+        _bind(root, source, target, flags, propagation)
+    else:
+        path = _target(root, target)
+        syscall.mount(mount.get('source') or 'tmpfs', path, 'tmpfs', flags, data)
+        if propagation:
+            syscall.mount(None, path, None, propagation)
+
+
+def mask(root, path, null):
+    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory; a
+    missing path is skipped (not every kernel has every /proc file)."""
+    host = secure_join(root, path)
+    try:
+        mode = os.stat(host).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(mode):
+        syscall.mount('tmpfs', host, 'tmpfs', syscall.MS_RDONLY)
+    else:
+        syscall.mount(null, host, None, syscall.MS_BIND)
+
+
+def make_readonly(root, path):
+    """Bind ``path`` onto itself and remount it read-only (keeping its other flags); missing: skipped."""
+    host = secure_join(root, path)
+    if not os.path.exists(host):
+        return
+    syscall.mount(host, host, None, syscall.MS_BIND | syscall.MS_REC)
+    _remount(host, syscall.MS_RDONLY, path)
+
+
+def prepare(spec):
+    """Everything mounted before pivot_root (see the module docstring). Runs in the container
+    process, in its own new mount namespace: never call it in a process that shares the host's."""
+    root = spec['rootfs']
+    syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
+    syscall.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
+    syscall.mount('proc', _target(root, '/proc'), 'proc', _NOSUID_NODEV_NOEXEC)
+    _mount_dev(root)
+    _mount_sys(root)
+    for mount in spec.get('mounts') or ():
+        _user_mount(root, mount)
+    if spec.get('init'):
+        _bind(root, spec['init'], '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
+    null = os.path.join(root, 'dev', 'null')
+    for path in spec.get('masked_paths', MASKED_PATHS):
+        mask(root, path, null)
+    for path in spec.get('readonly_paths', READONLY_PATHS):
+        make_readonly(root, path)
+
+
+def remount_root_readonly():
+    """After pivot_root: the rootfs bind read-only (its other flags kept)."""
+    _remount('/', syscall.MS_RDONLY, 'the root filesystem')

@@ -1,4 +1,534 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""(being written: see docs/container.md)."""
+"""The making of a container process: ``start()`` a new container init, ``enter()`` a running one.
+
+The handshake is drawn in docs/container.md ("The process model"). In short, for ``start``:
+the caller forks A; A enters the pid namespace (joins one or unshares a new one: that moves
+only A's children), forks B and sends B's host pid up a pipe, then exits. The caller reaps A,
+puts B in its cgroup (``join_cgroup(pid)``) and writes "go". B joins and unshares the other
+namespaces, mounts (mounts.py), pivot_roots, sets hostname, cwd, user, capabilities and
+no_new_privs, resets signals, closes fds and execs. Any failure in B is written as JSON on an
+O_CLOEXEC error pipe; EOF without data means the exec happened.
+
+**The caller of start() must be a child subreaper** (:func:`become_subreaper`) to get B's exit
+status: A exits, so B is re-parented to the nearest subreaper (else to the host's init) and the
+caller then ``waitpid``s it (:func:`wait_status`). ``enter()`` needs no subreaper: A stays, waits
+for B and ends with B's status. Both fork: call them from a single-threaded process (a thread
+holding a lock at fork time would leave it held in the child). The forked children never return
+into the caller's code: they exec or ``os._exit``.
+
+The spec is a plain JSON-able dict:
+
+- ``rootfs``: absolute host path of the mounted root filesystem (a plain directory works too:
+  it is bound onto itself); ``readonly_rootfs``: bool.
+- ``args``: argv; ``args[0]`` without a '/' is looked up in the PATH of ``env`` inside the new
+  root (Docker's default PATH when env has none), as execvpe. ``env``: list of "K=V".
+- ``cwd``: absolute path in the container, made when missing (Docker's WORKDIR); default "/".
+- ``user``: {uid, gid, additional_gids}; default root with no extra groups.
+- ``hostname``: str or None (needs a new uts namespace).
+- ``namespaces``: {type: None | path} for mnt, uts, ipc, net, pid, cgroup. Absent: stay in the
+  caller's; None: a new one; a path (/proc/<pid>/ns/<type> or a persisted file): join it. mnt
+  is always new (pivot_root in a shared mount namespace would move the host's root); a path for
+  mnt is refused. ``loopback``: bring ``lo`` up in a new net namespace.
+- ``mounts``: [{type: bind|tmpfs, source, target, readonly, options: [...]}] (mounts.py).
+- ``init``: host path of a static init (catatonit) bound read-only at /dev/init, or None (the
+  caller puts '/dev/init', '--' in args).
+- ``capabilities``: names (caps.py), default Docker's 14; ``no_new_privs``: bool.
+- ``masked_paths``, ``readonly_paths``: lists; Docker's when absent.
+
+``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities and
+no_new_privs.
+"""
 from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import time
+
+from .. import syscall
+from ..errors import ConfigError, NsboxError
+from ..namespaces import JOIN_ORDER, proc_namespaces
+from . import caps, mounts
+
+NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
+DEFAULT_CAPABILITIES = caps.DEFAULT
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+TIMEOUT = 60.0  # seconds from "go" to exec: mounts of a slow filesystem may take a while
+_NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': syscall.CLONE_NEWIPC,
+             'net': syscall.CLONE_NEWNET, 'pid': syscall.CLONE_NEWPID, 'cgroup': syscall.CLONE_NEWCGROUP,
+             'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
+_GO = b'go'
+
+
+class ProcessError(NsboxError):
+    """The container process could not be made (raised in the caller, from the child's report)."""
+
+
+# -- the spec ----------------------------------------------------------------------------------
+def _abs_path(value, what, required=True):
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.startswith('/') or '\0' in value:
+        raise ConfigError('use', what, 'an absolute path is needed, not %r' % (value,))
+    return value
+
+
+def check_spec(spec, full=True):
+    """Validate ``spec`` and fill defaults; returns a new dict. ``full``: for start (else enter's keys).
+    Everything is checked here, in the caller, so a bad spec never reaches a forked child."""
+    if not isinstance(spec, dict):
+        raise ConfigError('use', 'the process spec', 'a dict is needed')
+    out = dict(spec)
+    args = spec.get('args')
+    if not isinstance(args, (list, tuple)) or not args or not all(isinstance(a, str) and '\0' not in a for a in args) or not args[0]:
+        raise ConfigError('use', 'the command', 'args must be a non-empty list of strings, not %r' % (args,))
+    out['args'] = list(args)
+    env = spec.get('env') or []
+    if not isinstance(env, (list, tuple)) or not all(isinstance(e, str) and '=' in e[1:] and '\0' not in e for e in env):
+        raise ConfigError('use', 'the environment', 'env must be a list of "KEY=value" strings, not %r' % (env,))
+    out['env'] = list(env)
+    out['cwd'] = _abs_path(spec.get('cwd') or '/', 'the working directory')
+    user = spec.get('user') or {}
+    try:
+        out['user'] = {'uid': int(user.get('uid', 0)), 'gid': int(user.get('gid', 0)),
+                       'additional_gids': [int(g) for g in user.get('additional_gids') or []]}
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError('use', 'the user', 'user must be {uid, gid, additional_gids} of integers, not %r' % (user,)) from None
+    if min([out['user']['uid'], out['user']['gid']] + out['user']['additional_gids']) < 0:
+        raise ConfigError('use', 'the user', 'ids are not negative: %r' % (user,))
+    names = spec.get('capabilities')
+    out['capabilities'] = list(caps.parse(DEFAULT_CAPABILITIES if names is None else names))
+    out['no_new_privs'] = bool(spec.get('no_new_privs'))
+    if not full:
+        return out
+    out['rootfs'] = _abs_path(spec.get('rootfs'), 'the root filesystem')
+    if not os.path.isdir(out['rootfs']):
+        raise ConfigError('use', 'root filesystem %s' % out['rootfs'], 'it is not a directory')
+    ns = spec.get('namespaces') or {}
+    if not isinstance(ns, dict) or any(t not in NS_TYPES for t in ns):
+        raise ConfigError('use', 'the namespaces', 'a dict of {type: None | path} for types %s, not %r' % (', '.join(NS_TYPES), ns))
+    if ns.get('mnt') is not None:
+        raise ConfigError('use', 'the mnt namespace', 'a container always gets a new mount namespace: joining %s is not supported' % ns['mnt'])
+    out['namespaces'] = dict(ns, mnt=None)
+    for ns_type, path in ns.items():
+        if path is not None:
+            _abs_path(path, 'the %s namespace to join' % ns_type)
+    hostname = spec.get('hostname')
+    if hostname is not None:
+        if not isinstance(hostname, str) or not 0 < len(hostname) <= 64:
+            raise ConfigError('use', 'hostname %r' % (hostname,), 'a hostname is 1 to 64 characters')
+        if 'uts' not in ns or ns['uts'] is not None:
+            raise ConfigError('use', 'hostname %s' % hostname, 'setting a hostname needs a new uts namespace')
+    out['hostname'] = hostname
+    out['readonly_rootfs'] = bool(spec.get('readonly_rootfs'))
+    out['loopback'] = bool(spec.get('loopback'))
+    out['init'] = _abs_path(spec.get('init'), 'the init binary', required=False)
+    if out['init'] and not os.path.isfile(out['init']):
+        raise ConfigError('use', 'init binary %s' % out['init'], 'no such file')
+    out['mounts'] = list(spec.get('mounts') or [])
+    for mount in out['mounts']:
+        if not isinstance(mount, dict):
+            raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
+        _abs_path(mount.get('target'), 'a mount target')
+        mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
+    for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
+        out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
+    return out
+
+
+def env_dict(env):
+    """["K=V", ...] -> {K: V}; a later duplicate wins, as Docker does."""
+    return dict(e.split('=', 1) for e in env)
+
+
+def find_executable(name, env):
+    """``name`` as execvpe finds it: as given when it holds a '/', else the first executable
+    regular file in PATH of ``env`` (a dict). Runs in the container (after pivot_root and the
+    user switch, so access is checked as the container's user)."""
+    if '/' in name:
+        return name
+    denied = None
+    for directory in (env.get('PATH') or DEFAULT_PATH).split(':'):
+        path = os.path.join(directory or '.', name)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            denied = path
+    if denied:
+        raise ProcessError('exec', denied, 'permission denied', path=denied, errno=errno.EACCES)
+    raise ProcessError('find', 'the command %s' % name, 'executable file not found in $PATH (%s)' % (env.get('PATH') or DEFAULT_PATH),
+                       path=name, errno=errno.ENOENT)
+
+
+def exit_code(status):
+    """A waitpid status -> the exit code Docker reports: the code, or 128 + the signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 128 + os.WSTOPSIG(status)
+
+
+def wait_status(pid):
+    """Wait for child ``pid`` and return its exit code (128 + signal for a signal)."""
+    return exit_code(os.waitpid(pid, 0)[1])
+
+
+def become_subreaper():
+    """Make the calling process a child subreaper: orphans below it (a container's init once its
+    intermediate exits) become its children, so it can waitpid them for their real status."""
+    syscall.prctl(syscall.PR_SET_CHILD_SUBREAPER, 1, what='the child subreaper attribute')
+
+
+# -- the wire between the children and the caller ----------------------------------------------
+def error_to_wire(exc):
+    """An exception in a child -> JSON bytes for the error pipe."""
+    if isinstance(exc, NsboxError):
+        data = {'action': exc.action, 'obj': exc.obj, 'cause': str(exc.cause), 'errno': exc.errno, 'path': exc.path}
+    elif isinstance(exc, OSError):
+        err = ProcessError.from_oserror('start', 'the container process', exc)
+        return error_to_wire(err)
+    else:
+        data = {'action': 'start', 'obj': 'the container process', 'cause': '%s: %s' % (type(exc).__name__, exc)}
+    if isinstance(data.get('path'), bytes):
+        data['path'] = os.fsdecode(data['path'])
+    return json.dumps(data).encode()
+
+
+def error_from_wire(data):
+    """JSON bytes from the error pipe -> a ProcessError."""
+    try:
+        info = json.loads(data.decode('utf-8', 'replace'))
+        return ProcessError(info['action'], info['obj'], info['cause'], path=info.get('path'), errno=info.get('errno'))
+    except (ValueError, KeyError, TypeError):
+        return ProcessError('start', 'the container process', 'unreadable report from the child: %r' % data[:200])
+
+
+def _report(fd, exc):  # pragma: no cover - runs in a forked child
+    try:
+        os.write(fd, error_to_wire(exc))
+    except BaseException:  # pylint: disable=broad-except
+        pass
+
+
+def _read_all(fd, timeout, what):
+    """Read ``fd`` to EOF; ProcessError when it stays open past ``timeout`` seconds."""
+    chunks, deadline = [], time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise ProcessError('start', what, 'no answer within %.0f s' % timeout, errno=errno.ETIMEDOUT)
+        data = os.read(fd, 65536)
+        if not data:
+            return b''.join(chunks)
+        chunks.append(data)
+
+
+def _reap(pid):
+    """waitpid when ``pid`` is our child (B only is when we are a subreaper); quiet otherwise."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _close(*fds):
+    for fd in fds:
+        if fd is not None and fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+# -- start ---------------------------------------------------------------------------------------
+def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
+    """Start a container's init (see the module docstring); returns its host pid once it has
+    exec'd. ``stdio``: three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its
+    cgroup before it unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError
+    for a bad spec); nothing of the child is left then."""
+    spec = check_spec(spec)
+    ns = spec['namespaces']
+    join = {}
+    ends = []
+    try:
+        for ns_type in JOIN_ORDER:
+            if ns.get(ns_type) is not None:
+                try:
+                    join[ns_type] = os.open(ns[ns_type], os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise ProcessError.from_oserror('open', 'the %s namespace to join' % ns_type, exc) from None
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+        ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
+        intermediate = os.fork()
+        if intermediate == 0:  # pragma: no cover - runs in the child
+            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w)
+        _close(err_w, sync_r, pid_w)
+        ends = [err_r, sync_w, pid_r]
+        try:
+            pid_text = _read_all(pid_r, timeout, 'the container process')
+        except BaseException:
+            _kill(intermediate)
+            raise
+        _reap(intermediate)
+        if not pid_text:
+            raise error_from_wire(_read_all(err_r, timeout, 'the container process'))
+        pid = int(pid_text)
+        try:
+            join_cgroup(pid)
+            os.write(sync_w, _GO)
+            _close(sync_w)
+            ends.remove(sync_w)
+            report = _read_all(err_r, timeout, 'the container process')
+        except BaseException:
+            _kill(pid)
+            raise
+        if report:
+            _reap(pid)
+            raise error_from_wire(report)
+        return pid
+    finally:
+        _close(*ends)
+        _close(*join.values())
+
+
+def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
+    """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
+    try:
+        _close(err_r, sync_w, pid_r)
+        ns = spec['namespaces']
+        if 'pid' in join:
+            syscall.setns(join['pid'], syscall.CLONE_NEWPID, 'the pid namespace %s' % ns['pid'])
+        elif 'pid' in ns:
+            syscall.unshare(syscall.CLONE_NEWPID)
+        child = os.fork()
+        if child == 0:
+            _close(pid_w)
+            _container_child(spec, join, stdio, err_w, sync_r)
+        os.write(pid_w, b'%d' % child)
+        os._exit(0)  # pylint: disable=protected-access
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
+
+
+def _container_child(spec, join, stdio, err_w, sync_r):  # pragma: no cover - forked child
+    """B: wait for "go", then become the container (exec) or report why not; never returns."""
+    try:
+        err_w = _move_high(err_w)
+        if os.read(sync_r, len(_GO)) != _GO:  # the caller gave up (EOF): nothing to report
+            os._exit(1)  # pylint: disable=protected-access
+        _close(sync_r)
+        _make_container(spec, join, stdio)
+        _become(spec, err_w, make_cwd=True)
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
+
+
+def _move_high(fd):  # pragma: no cover - forked child
+    """Move ``fd`` above 2 (O_CLOEXEC) so installing stdio cannot overwrite it."""
+    if fd > 2:
+        return fd
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return high
+
+
+def _install_stdio(stdio):  # pragma: no cover - forked child
+    """stdio[i] -> fd i. Through copies above 2 first, so (1, 0, 2) or a closed 0 both work."""
+    if len(stdio) != 3:
+        raise ConfigError('use', 'stdio', 'three file descriptors are needed')
+    highs = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    for target, fd in enumerate(highs):
+        os.dup2(fd, target, inheritable=True)
+    _close(*highs)
+
+
+def _make_container(spec, join, stdio):  # pragma: no cover - forked child
+    """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
+    ns = spec['namespaces']
+    for ns_type in JOIN_ORDER:
+        if ns_type in join and ns_type != 'pid':
+            syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns[ns_type]))
+    _close(*join.values())
+    _install_stdio(stdio)
+    flags = 0
+    for ns_type, path in ns.items():
+        if path is None and ns_type != 'pid':
+            flags |= _NS_FLAGS[ns_type]
+    syscall.unshare(flags | syscall.CLONE_NEWNS)
+    if spec['loopback'] and 'net' in ns and ns['net'] is None:
+        syscall.link_up('lo')
+    mounts.prepare(spec)
+    root = spec['rootfs']
+    os.chdir(root)
+    syscall.pivot_root('.', '.')
+    # The old root is now stacked on the new one: detach it (rslave, so the host keeps its mounts).
+    syscall.umount('.', syscall.MNT_DETACH)
+    os.chdir('/')
+    if spec['readonly_rootfs']:
+        mounts.remount_root_readonly()
+    if spec['hostname']:
+        socket.sethostname(spec['hostname'])
+
+
+def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
+    """B, common to start and enter: cwd, user, capabilities, no_new_privs, signals, fds, exec."""
+    cwd = spec['cwd']
+    try:
+        if make_cwd:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chdir(cwd)
+    except OSError as exc:
+        raise ProcessError.from_oserror('change to', 'working directory %s' % cwd, exc) from None
+    user = spec['user']
+    try:
+        # keepcaps: a non-root uid keeps its permitted set across setuid, for caps.apply.
+        syscall.prctl(syscall.PR_SET_KEEPCAPS, 1, what='keep-capabilities')
+        os.setgroups(user['additional_gids'])
+        os.setresgid(user['gid'], user['gid'], user['gid'])
+        os.setresuid(user['uid'], user['uid'], user['uid'])
+    except OSError as exc:
+        raise ProcessError.from_oserror('switch to', 'user %d:%d' % (user['uid'], user['gid']), exc) from None
+    caps.apply(spec['capabilities'], user['uid'])
+    if spec['no_new_privs']:
+        syscall.prctl(syscall.PR_SET_NO_NEW_PRIVS, 1, what='no_new_privs')
+    env = env_dict(spec['env'])
+    path = find_executable(spec['args'][0], env)
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored disposition survives exec.
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _close_fds(keep=err_w)
+    try:
+        os.execve(path, spec['args'], env)
+    except OSError as exc:
+        raise ProcessError.from_oserror('exec', path, exc) from None
+
+
+def _close_fds(keep):  # pragma: no cover - forked child
+    """Close every fd above 2 but ``keep`` (O_CLOEXEC: it closes at exec, which the caller sees)."""
+    try:
+        fds = [int(fd) for fd in os.listdir('/proc/self/fd')]
+    except OSError:
+        fds = None
+    if fds is None:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        return
+    _close(*[fd for fd in fds if fd > 2 and fd != keep])
+
+
+# -- enter (container_exec) -----------------------------------------------------------------------
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT):
+    """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
+    Returns the pid of A, which waits for the command and ends with its status: the caller
+    (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
+    command's own pid before it execs. Raises ProcessError when the command cannot be run."""
+    spec = check_spec(spec, full=False)
+    own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
+    join = {}
+    ends = []
+    try:
+        for ns_type in JOIN_ORDER:
+            if ns_type in theirs and theirs[ns_type] != own.get(ns_type):
+                path = '/proc/%d/ns/%s' % (target_pid, ns_type)
+                try:
+                    join[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise ProcessError.from_oserror('open', 'the %s namespace of process %d' % (ns_type, target_pid), exc) from None
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+        ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
+        intermediate = os.fork()
+        if intermediate == 0:  # pragma: no cover - runs in the child
+            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w)
+        _close(err_w, sync_r, pid_w)
+        ends = [err_r, sync_w, pid_r]
+        try:
+            pid_text = _read_all(pid_r, timeout, 'the command in process %d' % target_pid)
+            if pid_text:
+                join_cgroup(int(pid_text))
+                os.write(sync_w, _GO)
+            _close(sync_w)
+            ends.remove(sync_w)
+            report = _read_all(err_r, timeout, 'the command in process %d' % target_pid)
+        except BaseException:
+            _kill(intermediate)
+            raise
+        if report:
+            _reap(intermediate)
+            raise error_from_wire(report)
+        return intermediate
+    finally:
+        _close(*ends)
+        _close(*join.values())
+
+
+def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
+    """A: join every namespace of the target, fork B, wait for it, end with its status."""
+    try:
+        _close(err_r, sync_w, pid_r)
+        for ns_type in JOIN_ORDER:
+            if ns_type in join:
+                syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
+        _close(*join.values())
+        child = os.fork()
+        if child == 0:
+            _close(pid_w)
+            _enter_child(spec, stdio, err_w, sync_r)
+        _close(err_w, sync_r)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
+            signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
+        os.write(pid_w, b'%d' % child)
+        _close(pid_w)
+        _exit_like(os.waitpid(child, 0)[1])
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
+
+
+def _exit_like(status):  # pragma: no cover - forked child
+    """End this process as the waited one ended: same code, or killed by the same signal."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the child already dumped core if it would
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+    os._exit(exit_code(status))  # pylint: disable=protected-access
+
+
+def _enter_child(spec, stdio, err_w, sync_r):  # pragma: no cover - forked child
+    try:
+        err_w = _move_high(err_w)
+        if os.read(sync_r, len(_GO)) != _GO:
+            os._exit(1)  # pylint: disable=protected-access
+        _close(sync_r)
+        _install_stdio(stdio)
+        _become(spec, err_w, make_cwd=False)
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
