@@ -407,6 +407,10 @@ def test_enter_sees_the_container(rootfs):
             process.enter(pid, {'args': ['nosuch']}, (0, 1, 2), lambda p: None)
         except process.ProcessError as exc:
             out['error'] = str(exc)
+        try:
+            process.enter(pid, {'args': ['true']}, (0, 1, 2), lambda p: None, start_time=namespaces.process_stamp(pid)[1] + 1)
+        except process.ProcessError as exc:
+            out['reused'] = str(exc)
         os.kill(pid, signal.SIGKILL)
         return out
     res = run_box(spec_of(rootfs, 'exec sleep 1000', hostname='entered'), during=exec_in)
@@ -419,6 +423,7 @@ def test_enter_sees_the_container(rootfs):
     assert len(look['joined']) == 1
     assert res['during']['term']['rc'] == 143  # A ends as its child did
     assert res['during']['error'].startswith('failed to find the command nosuch')
+    assert res['during']['reused'] == 'failed to enter process %d: it is no longer running' % res['pid']
 
 
 # -- propagation ---------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ import time
 
 from .. import syscall
 from ..errors import ConfigError, NsboxError
-from ..namespaces import JOIN_ORDER, proc_namespaces
+from ..namespaces import JOIN_ORDER, proc_namespaces, process_stamp
 from . import caps, mounts
 
 NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
@@ -441,13 +441,19 @@ def _close_fds(keep):  # pragma: no cover - forked child
 
 
 # -- enter (container_exec) -----------------------------------------------------------------------
-def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT):
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None):
     """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
     Returns the pid of A, which waits for the command and ends with its status: the caller
     (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
-    command's own pid before it execs. Raises ProcessError when the command cannot be run."""
+    command's own pid before it execs. ``start_time`` (clock ticks, /proc/<pid>/stat): when
+    given, the target must still be that very process once its namespaces are open (a reused
+    pid is refused). Raises ProcessError when the command cannot be run."""
     spec = check_spec(spec, full=False)
     own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
+    if theirs.get('mnt') in (None, own.get('mnt')):
+        # Gone (no namespaces to read), or not a container: never run the command on the host.
+        raise ProcessError('enter', 'process %d' % target_pid, 'no such process' if not theirs else 'it shares our mount namespace',
+                           errno=errno.ESRCH if not theirs else errno.EINVAL)
     join = {}
     ends = []
     try:
@@ -458,6 +464,9 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT):
                     join[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as exc:
                     raise ProcessError.from_oserror('open', 'the %s namespace of process %d' % (ns_type, target_pid), exc) from None
+        stamp = process_stamp(target_pid)
+        if stamp is None or stamp[0] in ('Z', 'X', 'x') or (start_time is not None and stamp[1] != start_time):
+            raise ProcessError('enter', 'process %d' % target_pid, 'it is no longer running', errno=errno.ESRCH)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -500,6 +509,7 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
             _close(pid_w)
             _enter_child(spec, stdio, err_w, sync_r)
         _close(err_w, sync_r)
+        _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
         os.write(pid_w, b'%d' % child)

@@ -114,3 +114,10 @@ def test_error_wire_round_trip():
     back = process.error_from_wire(process.error_to_wire(ValueError('bad')))
     assert str(back) == 'failed to start the container process: ValueError: bad'
     assert 'unreadable report' in str(process.error_from_wire(b'{not json'))
+
+
+def test_enter_never_runs_on_the_host():
+    with pytest.raises(process.ProcessError, match='failed to enter process %d: it shares our mount namespace' % os.getpid()):
+        process.enter(os.getpid(), {'args': ['true']}, (0, 1, 2), lambda pid: None)
+    with pytest.raises(process.ProcessError, match='failed to enter process 999999999: no such process'):
+        process.enter(999999999, {'args': ['true']}, (0, 1, 2), lambda pid: None)
