@@ -114,6 +114,42 @@ def cmd_ns_hold(args):
             os._exit(0)  # pylint: disable=protected-access
 
 
+def cmd_supervise(args):
+    """Internal: supervise one container (container/supervisor.py); its host config comes on the sync socket."""
+    from .container import store as cstore, supervisor  # pylint: disable=import-outside-toplevel
+    with socket.socket(fileno=os.dup(args.sync_fd)) as sock:
+        line = b''
+        while not line.endswith(b'\n'):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return EXIT_FAILED
+            line += chunk
+    cfg = hostconfig.HostConfig(json.loads(line)['config'])
+    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt)
+
+
+def _container_store(args):
+    from .container import store as cstore  # pylint: disable=import-outside-toplevel
+    cfg = hostconfig.load(args.config)
+    return cfg, cstore.ContainerStore(cfg)
+
+
+def cmd_run_unit(args):
+    """Start a container for a systemd unit (Type=notify): MAINPID is its init; this process then ends."""
+    from .container import runner  # pylint: disable=import-outside-toplevel
+    cfg, store = _container_store(args)
+    runner.run_unit(cfg, store, args.name)
+    return 0
+
+
+def cmd_unit_stopped(args):
+    """ExecStopPost= of a container's unit: record how it ended, remove its cgroup and rootfs mount."""
+    from .container import runner  # pylint: disable=import-outside-toplevel
+    cfg, store = _container_store(args)
+    runner.unit_stopped(cfg, store, args.name)
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog='nsbox', description='nsbox container runtime: host command.')
     p.add_argument('--config', default=None, help='host config file (default: $NSBOX_CONFIG or %s)' % hostconfig.CONFIG_PATH)
@@ -129,6 +165,16 @@ def parser():
     hold.add_argument('name', help='the namespace set held (shown by ps)')
     hold.add_argument('--sync-fd', type=int, required=True, help='socket to the creator')
     hold.set_defaults(func=cmd_ns_hold)
+    sup = sub.add_parser('supervise')
+    sup.add_argument('id', help='the container supervised (shown by ps)')
+    sup.add_argument('--sync-fd', type=int, required=True, help='socket to the starter')
+    sup.add_argument('--adopt', action='store_true', help='take over a running container whose supervisor died')
+    sup.set_defaults(func=cmd_supervise)
+    for name, func, text in (('run-unit', cmd_run_unit, 'start a container as a systemd unit\'s main process (Type=notify)'),
+                             ('unit-stopped', cmd_unit_stopped, 'record the end of a container\'s unit (ExecStopPost=)')):
+        sp = sub.add_parser(name, help=text, description=text)
+        sp.add_argument('name', help='the container')
+        sp.set_defaults(func=func)
     return p
 
 

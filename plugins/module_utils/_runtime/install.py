@@ -33,6 +33,15 @@ _MAIN = b'from nsbox_runtime.cli import main\nmain()\n'
 _PYZ_RE = re.compile(r'^nsbox-[0-9A-Za-z.+-]+-[0-9a-f]{12}\.pyz$')
 
 
+def library_argv(args, library=None, what='a runtime process'):
+    """The command line of a long-lived process: the installed zipapp (D1), never a module's payload."""
+    pyz = library or os.path.realpath(os.path.join(LIB_DIR, 'current.pyz'))
+    if not os.path.isfile(pyz):
+        raise InstallError('start', what, 'the nsbox library is not installed at %s (every nsbox module installs it)' % pyz, path=pyz)
+    python = sys.executable if sys.executable and os.path.isabs(sys.executable) else '/usr/bin/python3'
+    return [python, '-I', pyz] + list(args)
+
+
 def _add(zf, name, data):
     info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED

@@ -28,11 +28,10 @@ import re
 import select
 import signal
 import socket
-import sys
 import time
 
 from . import mountinfo, syscall
-from .errors import ConfigError, NsboxError, SyscallError
+from .errors import ConfigError, InstallError, NsboxError, SyscallError
 from .fsutil import locked, read_json, write_json
 from .idmap import format_id_map, map_dicts, parse_id_map, parse_id_map_text
 
@@ -553,13 +552,11 @@ class NamespaceStore:
     def holder_argv(self, name):
         """The holder's command: the installed library (DESIGN D1), never the module's payload."""
         # Imported here: install pulls in hashlib and zipfile, ~4 MB the holder need not carry.
-        from .install import LIB_DIR  # pylint: disable=import-outside-toplevel
-        pyz = self.library or os.path.realpath(os.path.join(LIB_DIR, 'current.pyz'))
-        if not os.path.isfile(pyz):
-            raise NamespaceError('start', 'the holder process of %s' % name,
-                                 'the nsbox library is not installed at %s (every nsbox module installs it)' % pyz, path=pyz)
-        python = sys.executable if sys.executable and os.path.isabs(sys.executable) else '/usr/bin/python3'
-        return [python, '-I', pyz, 'ns-hold', name]
+        from .install import library_argv  # pylint: disable=import-outside-toplevel
+        try:
+            return library_argv(['ns-hold', name], self.library, 'the holder process of %s' % name)
+        except InstallError as exc:
+            raise NamespaceError(exc.action, exc.obj, exc.cause, path=exc.path) from None
 
     def create(self, name, types, uid_map=None, gid_map=None):
         """Create and persist ``types`` for ``name``; returns {type: inode}. Call under :meth:`lock`.

@@ -1,4 +1,415 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""(being written: see docs/container.md)."""
+"""The container lifecycle: the ``container``, ``container_info`` and ``container_exec`` modules' logic.
+
+``ensure`` reads the container back (stored config, the kernel's view of its process, its
+cgroup), compares it with the wanted config option by option (options.UPDATE says how each
+difference is applied), and acts; in check mode it only predicts. Every action is recorded in
+``actions``; ``changed`` is whether there were any.
+"""
 from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import time
+
+from ..errors import ConfigError, NsboxError
+from ..image.reference import Reference
+from ..image.store import ImageStore
+from ..namespaces import Holder
+from . import logs, mounts, options, process, supervisor, users
+from .store import ContainerError, ContainerStore, now
+
+SUPERVISOR_TIMEOUT = 60.0
+STATES = ('present', 'started', 'stopped', 'restarted', 'absent')
+
+
+def open_store(cfg):
+    return ContainerStore(cfg)
+
+
+def image_of(cfg, ref):
+    """({'name', 'digest', 'id'}, image config's ``config``) of an image in the store."""
+    store = ImageStore(cfg.data_root, cfg['storage_driver'])
+    if ref.startswith('sha256:'):
+        record = store.index()['images'].get(ref)
+    else:
+        record = store.resolve(Reference.parse(ref).key)
+    if record is None or not store.complete(record):
+        raise ContainerError('find', 'image %s' % ref, 'it is not in the store at %s: pull, load or import it first '
+                             '(nsbox.runtime.image)' % store.root)
+    config = store.read_json_blob(record['config_digest']) if store.has_blob(record['config_digest']) else {}
+    return {'name': ref, 'digest': record['manifest_digest'], 'id': record['config_digest']}, config.get('config') or {}
+
+
+# -- reading -------------------------------------------------------------------------------------
+def describe(cfg, container, log_lines=0):
+    """The public form: id, name, state (from the kernel), the config, resource usage, last log lines."""
+    status = container.status()
+    out = {'id': container.id, 'name': container.name, 'image': container.config['image'], 'state': status,
+           'config': options.display_config(container.config)}
+    if status['running']:
+        try:
+            out['stats'] = supervisor.cgroup_of(cfg, container).stats()
+        except NsboxError:
+            out['stats'] = None
+    if log_lines:
+        out['logs'] = logs.tail(container.log_path, log_lines, container.config['log']['max_files'])
+    return out
+
+
+def info(cfg, names=None, log_lines=0):
+    store = open_store(cfg)
+    found = store.all() if not names else [c for c in (store.find(n) for n in names) if c is not None]
+    return {'containers': [describe(cfg, c, log_lines) for c in found],
+            'missing': [n for n in (names or []) if store.find(n) is None]}
+
+
+# -- acting -------------------------------------------------------------------------------------
+def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT):
+    """Double fork + setsid + exec of ``nsbox supervise``; waits for its answer (running or an error)."""
+    from ..install import library_argv  # pylint: disable=import-outside-toplevel
+    argv = library_argv(['supervise', container.id, '--sync-fd', '3'] + (['--adopt'] if adopt else []),
+                        what='the supervisor of container %s' % container.name)
+    os.makedirs(container.run_dir, 0o700, exist_ok=True)
+    log_path = os.path.join(container.run_dir, 'supervisor.log')
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - forked child: never returns into the caller
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)  # pylint: disable=protected-access
+            os.chdir('/')
+            null = os.open(os.devnull, os.O_RDONLY)
+            out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.dup2(theirs.fileno(), 3)
+            os.closerange(4, 1 << 16)
+            os.execve(argv[0], argv, {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C.UTF-8'})
+        except BaseException:  # pylint: disable=broad-except
+            pass
+        os._exit(127)  # pylint: disable=protected-access
+    theirs.close()
+    os.waitpid(pid, 0)
+    try:
+        ours.sendall(json.dumps({'config': cfg.data}).encode() + b'\n')
+        answer = _read_line(ours, timeout)
+    finally:
+        ours.close()
+    if not answer:
+        raise ContainerError('start', 'container %s' % container.name,
+                             'its supervisor ended without an answer (see %s)' % log_path, path=log_path)
+    data = json.loads(answer)
+    if 'error' in data:
+        err = data['error']
+        raise ContainerError(err.get('action') or 'start', err.get('obj') or 'container %s' % container.name,
+                             err.get('cause') or 'unknown error', path=err.get('path'), errno=err.get('errno'))
+    return data['pid']
+
+
+def _read_line(sock, timeout):
+    buf = b''
+    deadline = time.monotonic() + timeout
+    while not buf.endswith(b'\n'):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            raise ContainerError('start', 'a container', 'its supervisor did not answer within %ds' % timeout)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode('utf-8', 'replace').strip()
+
+
+def start(cfg, container):
+    """Start a stopped container, or adopt a running one whose supervisor died. Returns the action or None."""
+    status = container.status()
+    if status['running']:
+        if status['supervised']:
+            return None
+        _spawn_supervisor(cfg, container, adopt=True)
+        return 'adopted running container %s (its supervisor had died)' % container.name
+    if container.read_state().get('status') == 'running':  # recorded running, process gone: clean up first
+        _cleanup_dead(cfg, container)
+    _spawn_supervisor(cfg, container)
+    return 'started container %s' % container.name
+
+
+def _cleanup_dead(cfg, container):
+    supervisor.teardown(cfg, container)
+    container.write_state(status='exited', pid=None, exit_code=None, finished_at=now(), supervisor=None,
+                          error='the container ended while nothing supervised it: its exit code is unknown')
+
+
+def stop(cfg, container, force=False, timeout=None):
+    """Signal the init (stop_signal, then SIGKILL to the whole cgroup after stop_timeout). Returns the action or None."""
+    status = container.status()
+    state = container.read_state()
+    if not status['running']:
+        if state.get('status') == 'running':
+            _cleanup_dead(cfg, container)
+        return None
+    timeout = container.config.get('stop_timeout', 10) if timeout is None else timeout
+    init = Holder(state['pid'], state['pid_start'], state['boot_id'])
+    sig = signal.SIGKILL if force else getattr(signal, container.config.get('stop_signal') or 'SIGTERM')
+    how = 'SIGKILL'
+    if not force:
+        try:
+            os.kill(init.pid, sig)
+        except ProcessLookupError:
+            pass
+        how = sig.name if _wait_gone(init, timeout) else '%s, then SIGKILL after %ds' % (sig.name, timeout)
+    if init.alive():
+        supervisor.cgroup_of(cfg, container).kill()
+        _wait_gone(init, 10)
+    if status['supervised']:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and container.read_state().get('status') == 'running':
+            time.sleep(0.02)
+    if container.read_state().get('status') == 'running':
+        _cleanup_dead(cfg, container)
+    return 'stopped container %s (%s)' % (container.name, how)
+
+
+def _wait_gone(init, timeout):
+    deadline = time.monotonic() + timeout
+    while init.alive():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def remove(cfg, store, container, force=True):
+    actions = []
+    action = stop(cfg, container, force=force)
+    if action:
+        actions.append(action)
+    supervisor.teardown(cfg, container)
+    store.delete(container)
+    actions.append('removed container %s' % container.name)
+    return actions
+
+
+def apply_live(cfg, container, wanted):
+    """Write changed limits to the running container's cgroup (same process, no restart)."""
+    manager = supervisor.cgroup_of(cfg, container)
+    if manager.exists():
+        manager.apply(options.resources_of(wanted))
+
+
+def _view(container):
+    if container is None:
+        return {'exists': False}
+    status = container.status()
+    return {'exists': True, 'id': container.id, 'status': status['status'], 'running': status['running'],
+            'config': options.display_config(container.config)}
+
+
+def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=False, check_mode=False):
+    """Converge container ``name``; {'changed', 'actions', 'container', 'diff'}. Options are checked before anything is touched."""
+    options.validate_name(name)
+    if state not in STATES:
+        raise ConfigError('use', 'state %r' % (state,), 'expected one of %s' % ', '.join(STATES))
+    store = open_store(cfg)
+    checked = options.check(opts or {}) if state != 'absent' else None
+    with store.lock():
+        if not check_mode:
+            store.cleanup_tmp()
+        current = store.find(name)
+        if state == 'absent':
+            before = _view(current)
+            actions = []
+            if current is not None:
+                if check_mode:
+                    actions = ['removed container %s' % name]
+                else:
+                    with current.lock():
+                        actions = remove(cfg, store, current, force=force_kill)
+            after = {'exists': False}
+            return {'changed': bool(actions), 'actions': actions, 'container': None, 'diff': {'before': before, 'after': after}}
+        image_ref = (opts or {}).get('image') or (current.config['image']['name'] if current else None)
+        if not image_ref:
+            raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
+        image, image_config = image_of(cfg, image_ref)
+        wanted = options.resolve(name, checked, image, image_config)
+        before = _view(current)
+        if current is None:
+            return _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
+        with current.lock():
+            return _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before)
+
+
+def _create_and_converge(cfg, store, name, wanted, state, check_mode, before):
+    actions = ['created container %s from %s' % (name, wanted['image']['name'])]
+    after = {'exists': True, 'status': 'running' if state in ('started', 'restarted') else 'created',
+             'running': state in ('started', 'restarted'), 'config': options.display_config(wanted)}
+    if state in ('started', 'restarted'):
+        actions.append('started container %s' % name)
+    if check_mode:
+        return {'changed': True, 'actions': actions, 'container': None, 'diff': {'before': before, 'after': after}}
+    container = store.create(wanted)
+    if state in ('started', 'restarted'):
+        with container.lock():
+            try:
+                start(cfg, container)
+            except NsboxError:
+                store.delete(container)  # a container that cannot start is not left half-made
+                raise
+    return {'changed': True, 'actions': actions, 'container': describe(cfg, container),
+            'diff': {'before': before, 'after': _view(container)}}
+
+
+def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_mode, before):
+    diffs = options.differences(container.config, wanted)
+    recreate = recreate or 'recreate' in diffs.values()
+    status = container.status()
+    running = status['running']
+    actions = []
+    if recreate:
+        why = sorted(f for f, how in diffs.items() if how == 'recreate') or ['recreate: true']
+        actions.append('recreated container %s (%s)' % (container.name, ', '.join(why)))
+        keep_running = state in ('started', 'restarted') or (state == 'present' and running)
+        if keep_running:
+            actions.append('started container %s' % container.name)
+        if check_mode:
+            after = {'exists': True, 'status': 'running' if keep_running else 'created', 'running': keep_running,
+                     'config': options.display_config(wanted)}
+            return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': after}}
+        remove(cfg, store, container, force=force_kill)
+        container = store.create(wanted)
+        if keep_running:
+            with container.lock():
+                start(cfg, container)
+        return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
+    if diffs:
+        live = sorted(f for f, how in diffs.items() if how == 'live')
+        stored = sorted(f for f, how in diffs.items() if how == 'stored')
+        if live:
+            actions.append('updated %s of container %s%s' % (', '.join(live), container.name, ' live' if running else ''))
+        if stored:
+            actions.append('updated %s of container %s' % (', '.join(stored), container.name))
+        if not check_mode:
+            if live and running:
+                apply_live(cfg, container, wanted)
+            container.write_config(wanted)
+    will_run = running
+    if state == 'started' and not (running and status['supervised']):
+        actions.append('adopted running container %s (its supervisor had died)' % container.name if running
+                       else 'started container %s' % container.name)
+        will_run = True
+        if not check_mode:
+            start(cfg, container)
+    elif state == 'stopped' and (running or container.read_state().get('status') == 'running'):
+        actions.append('stopped container %s' % container.name)
+        will_run = False
+        if not check_mode:
+            stop(cfg, container, force=force_kill)
+    elif state == 'restarted':
+        will_run = True
+        if running:
+            actions.append('stopped container %s' % container.name)
+        actions.append('started container %s' % container.name)
+        if not check_mode:
+            stop(cfg, container, force=force_kill)
+            start(cfg, container)
+    if check_mode:
+        after = dict(_view(container), config=options.display_config(wanted), running=will_run,
+                     status='running' if will_run else before.get('status'))
+    else:
+        after = _view(container)
+    return {'changed': bool(actions), 'actions': actions, 'container': describe(cfg, container),
+            'diff': {'before': before, 'after': after}}
+
+
+# -- exec ----------------------------------------------------------------------------------------
+def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, timeout=None):
+    """Run ``command`` inside running container ``name``: {'rc', 'stdout', 'stderr'} (bytes decoded as UTF-8)."""
+    store = open_store(cfg)
+    container = store.find(name)
+    if container is None:
+        raise ContainerError('exec in', 'container %s' % name, 'it does not exist')
+    status = container.status()
+    if not status['running']:
+        raise ContainerError('exec in', 'container %s' % name, 'it is not running (%s)' % status['status'])
+    args = options.check({'command': command})['command'] if command is not None else None
+    if not args:
+        raise ConfigError('use', 'command', 'give the command to run')
+    pid = status['pid']
+    root = '/proc/%d/root' % pid
+    passwd = _read(root, '/etc/passwd')
+    group = _read(root, '/etc/group')
+    who = users.resolve(user or container.config['user'], passwd, group)
+    extra = options.check({'env': env or {}})['env']
+    merged = {}
+    for item in container.config['env']:
+        key, _sep, value = item.partition('=')
+        merged[key] = value
+    merged.setdefault('HOME', who['home'])
+    merged.update(extra)
+    spec = {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
+            'cwd': workdir or container.config.get('working_dir') or '/',
+            'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')},
+            'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True}
+    manager = supervisor.cgroup_of(cfg, container)
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        child = process.enter(pid, spec, (in_r, out_w, err_w), lambda p: manager.add_procs([p]))
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    out = _communicate(in_w, out_r, err_r, (stdin or '').encode() if isinstance(stdin, str) else (stdin or b''), timeout)
+    rc = process.wait_status(child)
+    return {'rc': rc, 'stdout': out[0].decode('utf-8', 'replace'), 'stderr': out[1].decode('utf-8', 'replace')}
+
+
+def _read(root, path):
+    try:
+        with open(mounts.secure_join(root, path), errors='replace') as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _communicate(in_w, out_r, err_r, data, timeout):
+    bufs = {out_r: [], err_r: []}
+    open_r = [out_r, err_r]
+    writers = [in_w] if data else []
+    if not data:
+        os.close(in_w)
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while open_r or writers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if left == 0.0:
+                raise ContainerError('exec', 'a command', 'no end after %ss' % timeout)
+            rlist, wlist, _x = select.select(open_r, writers, [], left)
+            for fd in rlist:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    bufs[fd].append(chunk)
+                else:
+                    open_r.remove(fd)
+                    os.close(fd)
+            if wlist:
+                try:
+                    n = os.write(in_w, data[:65536])
+                    data = data[n:]
+                except BrokenPipeError:
+                    data = b''
+                if not data:
+                    os.close(in_w)
+                    writers = []
+    finally:
+        for fd in open_r + writers:
+            os.close(fd)
+    return b''.join(bufs[out_r]), b''.join(bufs[err_r])
+

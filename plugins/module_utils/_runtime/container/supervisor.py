@@ -1,4 +1,301 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""(being written: see docs/container.md)."""
+"""The supervisor of one running container on a host without systemd (DESIGN D2).
+
+``nsbox supervise ID --sync-fd FD`` is exec'd by ``service.start`` after a double fork and
+``setsid``, so it belongs to no Ansible run. It is a child subreaper: the container's init,
+forked by an intermediate (``process.start``), becomes its child and it gets the real exit
+status. It answers on the sync fd once the container runs (``{"pid": N}``) or could not be
+started (``{"error": {...}}``) — nothing is left behind then — and the module returns.
+
+``--adopt`` takes over a container whose supervisor died: the init is not its child, so it
+watches it with a pidfd and records an unknown exit code when it ends.
+
+Launch and teardown (``launch``/``teardown``) are also what ``runner`` (systemd) uses.
+"""
 from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+
+from .. import rootfs as rootfs_mod
+from ..cgroups.layout import Layout, for_config
+from ..errors import NsboxError
+from ..namespaces import Holder, boot_id, process_stamp
+from . import logs, mounts, process, users
+from .options import resources_of
+from .store import ContainerError, now
+
+INIT_PATH = '/usr/bin/catatonit'
+
+
+def cgroup_of(cfg, container):
+    return for_config(cfg, container.id, None, Layout.detect())
+
+
+def _read_in_root(root, path):
+    try:
+        with open(mounts.secure_join(root, path), errors='replace') as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _host_resolv_conf():
+    """The host's resolv.conf without loopback name servers (they mean nothing in another net namespace)."""
+    try:
+        with open('/etc/resolv.conf') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    keep = [ln for ln in lines if not (ln.split()[:1] == ['nameserver'] and len(ln.split()) > 1
+                                       and (ln.split()[1].startswith('127.') or ln.split()[1] == '::1'))]
+    return '\n'.join(keep) + '\n'
+
+
+def _write(path, text):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def namespace_paths(store, config):
+    """The spec's namespaces: {type: None (new) | path (join)}; types absent stay the host's."""
+    out = {'mnt': None, 'cgroup': None}
+    table = {'network': 'net', 'pid': 'pid', 'ipc': 'ipc', 'uts': 'uts'}
+    for key, ns_type in table.items():
+        mode = config['namespaces'][key]
+        if mode in ('private', 'none'):
+            out[ns_type] = None
+        elif mode == 'host':
+            continue
+        elif mode.startswith('container:'):
+            other = store.find(mode.split(':', 1)[1])
+            status = other.status() if other else None
+            if not status or not status['running']:
+                raise ContainerError('join', 'the %s namespace of container %s' % (ns_type, mode.split(':', 1)[1]),
+                                     'that container does not exist or is not running')
+            out[ns_type] = '/proc/%d/ns/%s' % (status['pid'], ns_type)
+        else:  # ns:NAME, a persisted namespace (namespace module)
+            path = os.path.join(store.state_dir, 'ns', mode.split(':', 1)[1], ns_type)
+            if not os.path.exists(path):
+                raise ContainerError('join', 'the %s namespace %s' % (ns_type, mode.split(':', 1)[1]),
+                                     'no persisted %s namespace at %s (create it with the namespace module)' % (ns_type, path))
+            out[ns_type] = path
+    return out
+
+
+def process_spec(store, container, user):
+    """The ``process.start`` spec for a container whose rootfs is mounted."""
+    config = container.config
+    ns = namespace_paths(store, config)
+    env = list(config['env'])
+    if not any(e.startswith('HOME=') for e in env):
+        env.append('HOME=' + user['home'])
+    hostname = config.get('hostname') or container.id[:12]
+    if 'uts' in ns and ns['uts'] is None:
+        env.append('HOSTNAME=' + hostname)
+    args = list(config['args'])
+    if config.get('init'):
+        args = ['/dev/init', '--'] + args
+    etc = []
+    for name in ('hostname', 'hosts', 'resolv.conf'):
+        etc.append({'type': 'bind', 'source': container.path(name), 'target': '/etc/' + name, 'readonly': False, 'options': []})
+    user_mounts = []
+    for m in config['mounts']:
+        if m['type'] == 'bind':
+            user_mounts.append({'type': 'bind', 'source': m['source'], 'target': m['target'], 'readonly': m['read_only'], 'options': []})
+        else:
+            opts = []
+            if m.get('tmpfs_size') is not None:
+                opts.append('size=%d' % m['tmpfs_size'])
+            if m.get('tmpfs_mode') is not None:
+                opts.append('mode=%o' % m['tmpfs_mode'])
+            user_mounts.append({'type': 'tmpfs', 'source': 'tmpfs', 'target': m['target'], 'readonly': m['read_only'], 'options': opts})
+    return {
+        'rootfs': container.rootfs, 'readonly_rootfs': bool(config.get('read_only')), 'args': args, 'env': env,
+        'cwd': config.get('working_dir') or '/', 'user': {k: user[k] for k in ('uid', 'gid', 'additional_gids')},
+        'hostname': hostname if ('uts' in ns and ns['uts'] is None) else None,
+        'namespaces': ns, 'loopback': 'net' in ns and ns['net'] is None,
+        'mounts': etc + user_mounts, 'init': INIT_PATH if config.get('init') else None,
+        'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
+    }
+
+
+def prepare(cfg, store, container):
+    """Mount the rootfs, create the cgroup with the config's limits, write the /etc files. Returns the cgroup manager."""
+    if container.config.get('init') and not os.path.isfile(INIT_PATH):
+        raise ContainerError('start', 'container %s' % container.name,
+                             'init: true needs catatonit at %s (Debian package catatonit; the host role installs it)' % INIT_PATH)
+    rootfs_mod.ensure(cfg, container.rootfs, image=container.config['image']['digest'], upper=container.path('upper'),
+                      work=container.path('work'))
+    hostname = container.config.get('hostname') or container.id[:12]
+    _write(container.path('hostname'), hostname + '\n')
+    _write(container.path('hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n' % hostname)
+    _write(container.path('resolv.conf'), _host_resolv_conf())
+    manager = cgroup_of(cfg, container)
+    if not manager.exists():
+        manager.create()
+    manager.apply(resources_of(container.config))
+    return manager
+
+
+def launch(cfg, store, container, stdio):
+    """Prepare and start the container's init; returns (pid, cgroup manager). Undoes itself on failure."""
+    manager = None
+    try:
+        manager = prepare(cfg, store, container)
+        user = users.resolve(container.config['user'], _read_in_root(container.rootfs, '/etc/passwd'),
+                             _read_in_root(container.rootfs, '/etc/group'))
+        spec = process_spec(store, container, user)
+        pid = process.start(spec, stdio, lambda p: manager.add_procs([p]))
+    except BaseException:
+        teardown(cfg, container, manager)
+        raise
+    return pid, manager
+
+
+def oom_kills(manager):
+    """OOM kills counted in the container's cgroup (memory.events on v2, memory.oom_control on v1)."""
+    try:
+        return int((manager.stats().get('memory') or {}).get('oom_kills') or 0)
+    except (NsboxError, OSError, ValueError, TypeError):
+        return 0
+
+
+def teardown(cfg, container, manager=None):
+    """Kill what is left in the cgroup, remove it, unmount the rootfs. Safe to repeat."""
+    manager = manager or cgroup_of(cfg, container)
+    errors = []
+    try:
+        if manager.exists():
+            manager.remove()
+    except NsboxError as exc:
+        errors.append(exc)
+    try:
+        rootfs_mod.ensure(cfg, container.rootfs, upper=container.path('upper'), work=container.path('work'), state='unmounted')
+    except NsboxError as exc:
+        errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _stamp(pid):
+    stamp = process_stamp(pid)
+    return stamp[1] if stamp else None
+
+
+def _answer(sock, obj):
+    if sock is not None:
+        try:
+            sock.sendall(json.dumps(obj).encode() + b'\n')
+        except OSError:
+            pass
+        sock.close()
+
+
+def _open_fifos(container, create):
+    fds = {}
+    for stream in ('stdout', 'stderr'):
+        path = container.fifo(stream)
+        if create:
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.mkfifo(path, 0o600)
+        fds[stream] = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    return fds
+
+
+def supervise(cfg, store, cid, sync_fd=None, adopt=False):
+    """The supervisor's life (``nsbox supervise``); returns an exit code for the CLI."""
+    sock = socket.socket(fileno=sync_fd) if sync_fd is not None else None
+    container = store.find(cid)
+    if container is None:
+        _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % cid, 'cause': 'it does not exist'}})
+        return 1
+    process.become_subreaper()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    me = {'pid': os.getpid(), 'start_time': _stamp(os.getpid()), 'boot_id': boot_id()}
+    manager = None
+    try:
+        os.makedirs(container.run_dir, 0o700, exist_ok=True)
+        if adopt:
+            state = container.read_state()
+            pid = state['pid']
+            fds = _open_fifos(container, create=False)
+            manager = cgroup_of(cfg, container)
+            container.write_state(supervisor=me)
+        else:
+            fds = _open_fifos(container, create=True)
+            writers = [os.open(container.fifo(s), os.O_WRONLY | os.O_CLOEXEC) for s in ('stdout', 'stderr')]
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                pid, manager = launch(cfg, store, container, (null, writers[0], writers[1]))
+            finally:
+                for fd in writers + [null]:
+                    os.close(fd)
+            container.write_state(status='running', pid=pid, pid_start=_stamp(pid), boot_id=me['boot_id'], supervisor=me,
+                                  started_at=now(), finished_at=None, exit_code=None, oom_killed=False, error=None)
+    except NsboxError as exc:
+        if not adopt:
+            container.write_state(status='exited', pid=None, exit_code=None, error=exc.message, finished_at=now())
+        _answer(sock, {'error': exc.to_dict()})
+        return 1
+    except BaseException as exc:  # pylint: disable=broad-except
+        _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % container.name, 'cause': repr(exc)}})
+        return 1
+    _answer(sock, {'pid': pid})
+    code = _watch(container, pid, fds, adopted=adopt)
+    oom = oom_kills(manager) > 0 if manager is not None else False
+    error = None
+    try:
+        teardown(cfg, container, manager)
+    except NsboxError as exc:
+        error = 'cleanup after exit: %s' % exc.message
+    container.write_state(status='exited', pid=None, exit_code=code, oom_killed=oom, finished_at=now(), error=error,
+                          supervisor=None)
+    return 0
+
+
+def _watch(container, pid, fds, adopted):
+    """Relay logs until the init ends; its exit code (None when adopted: not our child)."""
+    log = logs.JsonFileLog(container.log_path, container.config['log'].get('max_size'), container.config['log']['max_files'])
+    result = {}
+    pidfd = None
+    if adopted:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        init = Holder(pid, container.read_state().get('pid_start'), boot_id())
+
+    def ended():
+        if adopted:
+            if pidfd is not None:
+                return bool(select.select([pidfd], [], [], 0)[0])
+            return not init.alive()
+        while True:  # reap every orphan that landed on us (host pid mode); remember the init's status
+            try:
+                got, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return 'code' in result
+            if got == 0:
+                return 'code' in result
+            if got == pid:
+                result['code'] = process.exit_code(status)
+
+    try:
+        logs.relay(fds, log, ended)
+        while not ended():
+            select.select([], [], [], 0.2)
+    finally:
+        log.close()
+        for fd in fds.values():
+            os.close(fd)
+        if pidfd is not None:
+            os.close(pidfd)
+    return result.get('code')

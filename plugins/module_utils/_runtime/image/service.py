@@ -105,8 +105,14 @@ def remove(cfg, name, prune=False, check_mode=False):
             out['actions'].append('would untag %s' % ', '.join(keys))
         return out
     if keys:
-        store.untag(keys)
+        # Imported here: the container package is not needed by any other image operation.
+        from ..container.store import ContainerStore  # pylint: disable=import-outside-toplevel
+        in_use = ContainerStore(cfg).images_in_use()
+        store.untag(keys, in_use)
         out['actions'].append('untagged %s' % ', '.join(keys))
+        kept = sorted(d for d in in_use if idx['references'].get(ref.key) == d or idx['references'].get(str(ref)) == d)
+        if kept:
+            out['actions'].append('kept image %s: containers use it' % ', '.join(kept))
     if prune:
         gone = store.prune()
         if gone['blobs'] or gone['layers']:

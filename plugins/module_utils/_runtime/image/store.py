@@ -301,12 +301,13 @@ class ImageStore:
             self._write_index(idx)
         return previous
 
-    def untag(self, keys):
-        """Remove references; images no longer referenced leave the index. Returns removed keys."""
+    def untag(self, keys, in_use=()):
+        """Remove references; images no longer referenced leave the index unless a container
+        uses them (``in_use``: manifest digests; they stay, untagged, as Docker keeps them). Returns removed keys."""
         with self.lock():
             idx = self.index()
             removed = [k for k in keys if idx['references'].pop(k, None)]
-            live = set(idx['references'].values())
+            live = set(idx['references'].values()) | set(in_use)
             for digest in [d for d in idx['images'] if d not in live]:
                 del idx['images'][digest]
             if removed:
