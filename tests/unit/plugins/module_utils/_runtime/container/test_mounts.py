@@ -165,8 +165,8 @@ NSD = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC
 
 @pytest.mark.parametrize('kind, options, readonly, expected', [
     ('bind', [], False, (syscall.MS_BIND | syscall.MS_REC, None, syscall.MS_PRIVATE | syscall.MS_REC)),
-    ('bind', ['bind', 'ro', 'nosuid', 'rslave'], False, (syscall.MS_BIND | syscall.MS_RDONLY | syscall.MS_NOSUID, None,
-                                                       syscall.MS_SLAVE | syscall.MS_REC)),
+    ('bind', ['bind', 'ro', 'nosuid', 'rslave'], False,
+     (syscall.MS_BIND | syscall.MS_RDONLY | syscall.MS_NOSUID, None, syscall.MS_SLAVE | syscall.MS_REC)),
     ('bind', ['rw'], True, (syscall.MS_BIND | syscall.MS_REC | syscall.MS_RDONLY, None, syscall.MS_PRIVATE | syscall.MS_REC)),
     ('tmpfs', [], False, (NSD, None, 0)),
     ('tmpfs', ['size=1m', 'mode=1777', 'exec', 'ro'], False, (syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY, 'size=1m,mode=1777', 0)),
