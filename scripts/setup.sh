@@ -15,7 +15,7 @@ APT_PACKAGES=(
   python3 python3-venv openssh-server openssh-client
   python3-pyroute2 python3-nftables python3-seccomp
   busybox-static docker-registry skopeo umoci podman apache2-utils openssl util-linux
-  python3-zstandard zstd
+  python3-zstandard zstd catatonit
   shellcheck
   qemu-system-x86 qemu-utils debootstrap e2fsprogs
 )

@@ -123,6 +123,11 @@ class AnsibleRunner:
             raise AssertionError('no result recorded: %r' % res)
         return dict(res.records[0]['result'], _status=res.records[0]['status'])
 
+    def adhoc(self, module, args, pattern='all', timeout=300):
+        """``ansible PATTERN -i INVENTORY -m MODULE -a ARGS``, as a person types it; the CompletedProcess."""
+        cmd = [self._bin('ansible'), pattern, '-i', self.inventory, '-m', module, '-a', args]
+        return subprocess.run(cmd, env=self.env(os.devnull), capture_output=True, text=True, timeout=timeout, check=False)
+
     def close(self):
         if self._own:
             shutil.rmtree(self.workdir, ignore_errors=True)

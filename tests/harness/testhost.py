@@ -34,9 +34,16 @@ def _keygen(path):
                    stdout=subprocess.DEVNULL)
 
 
-def _ns_setup_script(work, sshd_cmd):
-    """Shell run inside the new mount namespace: overlays, the data-root, then exec sshd."""
+def _ns_setup_script(work, sshd_cmd, propagation='private'):
+    """Shell run inside the new mount namespace: overlays, the data-root, then exec sshd.
+
+    With ``propagation='shared'`` every mount of the namespace is made shared, as systemd mounts
+    ``/`` — after unshare made them private copies, so they form peer groups of this namespace
+    only and nothing can propagate to the machine's own mounts.
+    """
     lines = ['set -e']
+    if propagation == 'shared':
+        lines.append('mount --make-rshared /')
     for i, target in enumerate(PRIVATE_OVERLAYS):
         upper, wdir = '%s/ov/%d/upper' % (work, i), '%s/ov/%d/work' % (work, i)
         lines.append('mkdir -p %s %s' % (upper, wdir))
@@ -52,9 +59,10 @@ class TestHost:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, name='testhost', private=True, workdir=None):
+    def __init__(self, name='testhost', private=True, workdir=None, propagation='private'):
         self.name = name
         self.private = private
+        self.propagation = propagation
         self._own_workdir = workdir is None
         # Short paths: ssh control sockets must fit in 108 bytes.
         self.workdir = workdir or tempfile.mkdtemp(prefix='nsbox-%s-' % name, dir='/tmp')
@@ -99,7 +107,7 @@ class TestHost:
             if self.private:
                 os.makedirs(os.path.join(self.workdir, 'data-root'))
                 cmd = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
-                       _ns_setup_script(self.workdir, sshd_cmd)]
+                       _ns_setup_script(self.workdir, sshd_cmd, self.propagation)]
             else:
                 cmd = sshd_cmd
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with

@@ -166,7 +166,12 @@ def stop(cfg, container, force=False, timeout=None):
             pass
         how = sig.name if _wait_gone(init, timeout) else '%s, then SIGKILL after %ds' % (sig.name, timeout)
     if init.alive():
-        supervisor.cgroup_of(cfg, container).kill()
+        # SIGKILL to the init: in its own pid namespace that ends every process of it; what a
+        # host-pid container left behind goes with its cgroup at teardown (the supervisor's, or ours).
+        try:
+            os.kill(init.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         _wait_gone(init, 10)
     if status['supervised']:
         deadline = time.monotonic() + 15
@@ -412,4 +417,3 @@ def _communicate(in_w, out_r, err_r, data, timeout):
         for fd in open_r + writers:
             os.close(fd)
     return b''.join(bufs[out_r]), b''.join(bufs[err_r])
-

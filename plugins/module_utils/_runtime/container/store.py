@@ -94,8 +94,8 @@ class Container:
     def status(self, proc='/proc', boot_id_path='/proc/sys/kernel/random/boot_id'):
         """The recorded state checked against the kernel (see the module docstring)."""
         state = self.read_state()
-        out = {k: state.get(k) for k in ('status', 'pid', 'exit_code', 'oom_killed', 'started_at', 'finished_at', 'error',
-                                           'restart_count')}
+        keys = ('status', 'pid', 'exit_code', 'oom_killed', 'started_at', 'finished_at', 'error', 'restart_count')
+        out = {k: state.get(k) for k in keys}
         out['running'] = False
         out['supervised'] = False
         if state.get('status') == 'running':
@@ -166,7 +166,8 @@ class ContainerStore:
         work = os.path.join(self.tmp, 'container-' + cid)
         try:
             for sub in ('upper', 'work', 'merged', 'logs'):
-                os.makedirs(os.path.join(work, sub), 0o700 if sub != 'merged' else 0o755)
+                # upper is the root directory of the container's filesystem: 0755 like an image's /
+                os.makedirs(os.path.join(work, sub), 0o755 if sub in ('upper', 'merged') else 0o700)
             write_json(os.path.join(work, 'config.json'), dict(config, schema_version=options.SCHEMA_VERSION), 0o600)
             write_json(os.path.join(work, 'state.json'), {'schema_version': STATE_SCHEMA, 'status': 'created',
                                                           'created_at': now()}, 0o600)

@@ -121,7 +121,8 @@ def process_spec(store, container, user):
         'cwd': config.get('working_dir') or '/', 'user': {k: user[k] for k in ('uid', 'gid', 'additional_gids')},
         'hostname': hostname if ('uts' in ns and ns['uts'] is None) else None,
         'namespaces': ns, 'loopback': 'net' in ns and ns['net'] is None,
-        'mounts': etc + user_mounts, 'init': INIT_PATH if config.get('init') else None,
+        # Parents before children (Docker sorts by depth): a bind at /data then one at /data/x.
+        'mounts': sorted(etc + user_mounts, key=lambda m: m['target'].rstrip('/').count('/')), 'init': INIT_PATH if config.get('init') else None,
         'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
     }
 
@@ -175,7 +176,8 @@ def teardown(cfg, container, manager=None):
         if manager.exists():
             manager.remove()
     except NsboxError as exc:
-        errors.append(exc)
+        if manager.exists():  # gone meanwhile (another teardown): done, not an error
+            errors.append(exc)
     try:
         rootfs_mod.ensure(cfg, container.rootfs, upper=container.path('upper'), work=container.path('work'), state='unmounted')
     except NsboxError as exc:

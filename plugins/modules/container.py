@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: container
+short_description: Create, start, stop, restart and remove containers (no daemon)
+version_added: 0.1.0
+description:
+  - Runs containers from images of the nsbox image store, with options named as Docker names them.
+    The container's init is made by the runtime itself (cgroup, then namespaces, then mounts,
+    C(pivot_root), capabilities) and supervised by a small per-container process, so the task
+    returns as soon as the container runs.
+  - Idempotent against what the runtime reads back (the stored config, the image digest, the
+    process in the kernel, the cgroup). A changed O(memory), O(cpus) or O(pids_limit) is written to
+    the running container's cgroup (same process); O(labels), O(stop_signal) and O(stop_timeout) are
+    stored; any other change recreates the container.
+  - Status comes from the kernel on every run (pid, its start time, the boot id); a container whose
+    supervisor died is adopted by the next O(state=started) run.
+author: nsbox.runtime developers (@nsbox)
+extends_documentation_fragment:
+  - nsbox.runtime.common
+attributes:
+  check_mode:
+    support: full
+    description: Predicts creation, recreation, live updates, starts and stops; nothing is changed.
+  diff_mode:
+    support: full
+    description: The container's config and status before and after.
+options:
+  name:
+    description: The container's name (unique on the host).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) the container exists (created, or left running if it runs); V(started) it runs;
+        V(stopped) it exists and does not run; V(restarted) it is stopped if running and started;
+        V(absent) it is stopped and removed with its files, cgroup and mounts.
+    type: str
+    choices: [present, started, stopped, restarted, absent]
+    default: started
+  recreate:
+    description: Recreate even when nothing differs.
+    type: bool
+    default: false
+  force_kill:
+    description: Stop with SIGKILL at once instead of O(stop_signal) and O(stop_timeout).
+    type: bool
+    default: false
+  image:
+    description:
+      - The image (a reference such as V(busybox) or V(registry:5000/app:1.2), or a manifest digest).
+        It must be in the store (M(nsbox.runtime.image)). A tag that now names another digest recreates.
+    type: str
+  command:
+    description: The command (a string split as a shell would, or a list); default the image's C(Cmd).
+    type: raw
+  entrypoint:
+    description: Replaces the image's C(Entrypoint) (and then its C(Cmd) too, as Docker does).
+    type: list
+    elements: str
+  env:
+    description: Environment variables, over the image's C(Env). Quote booleans.
+    type: dict
+  working_dir:
+    description: The working directory (created if missing); default the image's.
+    type: str
+  user:
+    description: V(name), V(uid), V(name:group) or V(uid:gid), resolved in the image's C(/etc/passwd) and C(/etc/group).
+    type: str
+  hostname:
+    description: The container's hostname; default the first 12 characters of its id.
+    type: str
+  labels:
+    description: Labels (over the image's).
+    type: dict
+  mounts:
+    description:
+      - Mounts, each a dict with C(type) (V(bind) or V(tmpfs)), C(source) (bind only, an absolute host
+        path), C(target), C(read_only), and for tmpfs C(tmpfs_size) and C(tmpfs_mode).
+      - Targets are resolved inside the root filesystem; a symlink in the image never leads outside it.
+    type: list
+    elements: dict
+  volumes:
+    description: Docker's short form of bind mounts, V(/host/path:/container/path[:ro]).
+    type: list
+    elements: str
+  read_only:
+    description: Mount the root filesystem read-only.
+    type: bool
+  memory:
+    description: Memory limit (V(256m), V(1g)); changed live.
+    type: str
+  cpus:
+    description: CPUs the container may use (V(0.5)); changed live.
+    type: float
+  pids_limit:
+    description: Most processes (threads) at once; changed live.
+    type: int
+  network_mode:
+    description:
+      - V(none) (default; a private network namespace with C(lo) up), V(host), V(container:NAME)
+        (another running container's) or V(ns:NAME) (a namespace persisted by M(nsbox.runtime.namespace),
+        e.g. a pod's).
+    type: str
+  pid_mode:
+    description: V(private) (default), V(host), V(container:NAME) or V(ns:NAME).
+    type: str
+  ipc_mode:
+    description: V(private) (default), V(host), V(container:NAME) or V(ns:NAME).
+    type: str
+  uts_mode:
+    description: V(private) (default), V(host), V(container:NAME) or V(ns:NAME).
+    type: str
+  stop_signal:
+    description: The signal that asks the container to stop; default the image's C(StopSignal), else V(SIGTERM).
+    type: str
+  stop_timeout:
+    description: Seconds to wait after O(stop_signal) before SIGKILL (default 10).
+    type: int
+  init:
+    description: Run Debian's static C(catatonit) as pid 1 (bind-mounted read-only), which forwards signals and reaps zombies.
+    type: bool
+  log:
+    description:
+      - Logging of the container's stdout and stderr, a dict with C(driver) (V(json-file), Docker's
+        format), C(max_size) (V(10m)) and C(max_files) (rotated files kept, default 1).
+    type: dict
+'''
+
+EXAMPLES = r'''
+- name: A web server
+  nsbox.runtime.container:
+    name: web
+    image: busybox
+    command: httpd -f -p 8080 -h /var/www
+    memory: 64m
+    pids_limit: 100
+
+- name: Run to completion and read the exit code
+  nsbox.runtime.container:
+    name: job
+    image: busybox
+    command: [sh, -c, 'echo done; exit 3']
+  register: job
+
+- name: Two containers sharing a persisted network namespace (a pod)
+  nsbox.runtime.container:
+    name: "{{ item }}"
+    image: busybox
+    command: sleep 3600
+    network_mode: ns:pod1
+    init: true
+  loop: [app, sidecar]
+
+- name: Remove it
+  nsbox.runtime.container:
+    name: web
+    state: absent
+'''
+
+RETURN = r'''
+container:
+  description: The container after the task (none after O(state=absent)).
+  returned: success
+  type: dict
+  sample:
+    id: 3f1c0b0f9d2e4a6b8c0d1e2f3a4b5c6d7e8f90112233445566778899aabbccdd
+    name: web
+    image: {name: busybox, digest: 'sha256:5a1e...', id: 'sha256:9b2c...'}
+    state: {status: running, running: true, supervised: true, pid: 4242, exit_code: null, oom_killed: false,
+            started_at: '2026-11-22T22:31:21.123456789Z', finished_at: null, restart_count: 0}
+    config: {args: [httpd, -f, -p, '8080'], env: ['PATH=/usr/bin:/bin'], resources: {memory: 64m}}
+actions:
+  description: What was (or in check mode would be) done.
+  returned: always
+  type: list
+  elements: str
+  sample: ['created container web from busybox', 'started container web']
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
+from ..module_utils._runtime.errors import NsboxError
+from ..module_utils._runtime.container import options, service
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(COMMON_ARGS, name={'type': 'str', 'required': True},
+                           state={'type': 'str', 'default': 'started', 'choices': list(service.STATES)},
+                           recreate={'type': 'bool', 'default': False}, force_kill={'type': 'bool', 'default': False},
+                           **options.argument_spec()),
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {'changed': False, 'actions': [], 'container': None}
+    try:
+        cfg = host_config(module)
+        lib = ensure_library(module)
+        out = service.ensure(cfg, p['name'], {k: p[k] for k in options.OPTIONS}, state=p['state'], recreate=p['recreate'],
+                             force_kill=p['force_kill'], check_mode=module.check_mode)
+    except NsboxError as exc:
+        fail(module, exc, **result)
+    finish(module, result, out, lib)
+
+
+if __name__ == '__main__':
+    main()

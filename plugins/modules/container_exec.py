@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: container_exec
+short_description: Run a command inside a running container
+version_added: 0.1.0
+description:
+  - Runs a command in every namespace and the cgroup of a running container, as its user with its
+    capabilities (unless O(user) says otherwise), and returns its exit code and output.
+  - Like M(ansible.builtin.command), it always reports V(changed); use C(changed_when).
+author: nsbox.runtime developers (@nsbox)
+extends_documentation_fragment:
+  - nsbox.runtime.common
+attributes:
+  check_mode:
+    support: none
+    description: A command cannot be predicted; the task is skipped in check mode.
+  diff_mode:
+    support: none
+    description: No diff.
+options:
+  container:
+    description: The container's name or id.
+    type: str
+    required: true
+  command:
+    description: The command (a string split as a shell would, or a list).
+    type: raw
+    required: true
+  stdin:
+    description: Text given on the command's standard input.
+    type: str
+  env:
+    description: Extra environment variables, over the container's.
+    type: dict
+  user:
+    description: V(name), V(uid), V(name:group) or V(uid:gid); default the container's user.
+    type: str
+  workdir:
+    description: The working directory; default the container's.
+    type: str
+  timeout:
+    description: Seconds before the command's output is given up on (V(0) waits forever).
+    type: int
+    default: 0
+'''
+
+EXAMPLES = r'''
+- name: What does the container see?
+  nsbox.runtime.container_exec:
+    container: web
+    command: cat /etc/hostname
+  register: out
+  changed_when: false
+'''
+
+RETURN = r'''
+rc:
+  description: The command's exit code (128 + the signal if a signal ended it).
+  returned: success
+  type: int
+  sample: 0
+stdout:
+  description: Its standard output.
+  returned: success
+  type: str
+stderr:
+  description: Its standard error.
+  returned: success
+  type: str
+stdout_lines:
+  description: Its standard output in lines.
+  returned: success
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
+from ..module_utils._runtime.errors import NsboxError
+from ..module_utils._runtime.container import service
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(COMMON_ARGS, container={'type': 'str', 'required': True}, command={'type': 'raw', 'required': True},
+                           stdin={'type': 'str'}, env={'type': 'dict'}, user={'type': 'str'}, workdir={'type': 'str'},
+                           timeout={'type': 'int', 'default': 0}),
+        supports_check_mode=False,
+    )
+    p = module.params
+    try:
+        cfg = host_config(module)
+        ensure_library(module)
+        out = service.exec_in(cfg, p['container'], p['command'], stdin=p['stdin'], env=p['env'], user=p['user'],
+                              workdir=p['workdir'], timeout=p['timeout'] or None)
+    except NsboxError as exc:
+        fail(module, exc)
+    module.exit_json(changed=True, stdout_lines=out['stdout'].splitlines(), **out)
+
+
+if __name__ == '__main__':
+    main()

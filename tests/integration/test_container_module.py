@@ -1,0 +1,368 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The container lifecycle over SSH, for real: busybox containers from the fixture image.
+
+Every test's containers live under a cgroup parent of its own (``/nsbox-test-<hex>``, set in
+the host config) and are removed by the test; the fixture then kills whatever is left in that
+parent by pid, removes it, unmounts what is left under the data-root, and checks that nothing
+the runtime started is still alive (the harness is a child subreaper: see conftest).
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import signal
+import time
+
+import pytest
+
+from harness import images
+from harness.testhost import TestHost
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
+
+FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
+LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
+DATA_ROOT = '/var/lib/nsbox'
+
+
+@pytest.fixture(scope='module')
+def fixtures():
+    return images.FixtureImages(FIXTURE_CACHE).build()
+
+
+def _cgroup_roots():
+    return list(LAYOUT.v1.values()) + ([LAYOUT.unified] if LAYOUT.unified else [])
+
+
+def _kill_and_remove(parent):
+    for root in _cgroup_roots():
+        top = os.path.join(root, parent.lstrip('/'))
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda e: -e[0].count('/')):
+            procs = os.path.join(dirpath, 'cgroup.procs')
+            for pid in open(procs).read().split() if os.path.exists(procs) else []:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for _i in range(200):
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _supervisors(host):
+    """Pids of `nsbox supervise` processes (argv: python -I <lib>.pyz supervise ID ...)."""
+    code = ('import os\n'
+            'for p in os.listdir("/proc"):\n'
+            '    try:\n'
+            '        argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\\0")\n'
+            '    except OSError:\n'
+            '        continue\n'
+            '    if len(argv) > 3 and argv[2].endswith(b".pyz") and argv[3] == b"supervise":\n'
+            '        print(p)\n')
+    out = host.ssh('python3 -c %s' % shlex.quote(code), check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def _mounts(host, under=DATA_ROOT + '/containers'):
+    out = host.ssh('grep -F " %s/" /proc/self/mountinfo || true' % under).stdout
+    return [line.split()[4] for line in out.splitlines() if line.strip()]
+
+
+class Box:
+    """The test host set up for containers, with helpers."""
+
+    def __init__(self, host, ansible, parent):
+        self.host, self.ansible, self.parent = host, ansible, parent
+
+    def run(self, check=False, diff=False, **args):
+        return self.ansible.module('nsbox.runtime.container', args, check=check, diff=diff)
+
+    def info(self, name, log_lines=0):
+        res = self.ansible.module('nsbox.runtime.container_info', {'name': [name], 'log_lines': log_lines})
+        return res['containers'][0] if res['containers'] else None
+
+    def exec(self, name, command, **args):
+        res = self.ansible.module('nsbox.runtime.container_exec', dict({'container': name, 'command': command}, **args))
+        assert res['_status'] == 'changed', res
+        return res
+
+    def wait_exited(self, name, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.info(name, log_lines=50)
+            if info['state']['status'] == 'exited' or time.monotonic() > deadline:
+                return info
+            time.sleep(0.3)
+
+    def sh(self, cmd):
+        return self.host.ssh(cmd).stdout.strip()
+
+    def cgroup_dirs(self, cid):
+        return [os.path.join(root, self.parent.lstrip('/'), cid) for root in _cgroup_roots()]
+
+
+def _setup(host, ansible, fixtures, parent):
+    host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /run/nsbox %s/*' % DATA_ROOT)
+    res = ansible.tasks([
+        {'nsbox.runtime.host': {'cgroup_parent': parent}},
+        {'nsbox.runtime.image': {'name': 'busybox', 'source': 'load', 'path': fixtures.docker_archive}},
+    ])
+    assert res.rc == 0, res
+
+
+def _teardown(host, parent):
+    leftovers = {'supervisors': _supervisors(host), 'mounts': _mounts(host)}
+    for pid in leftovers['supervisors']:
+        host.ssh('kill -9 %d' % pid, check=False)
+    _kill_and_remove(parent)
+    for target in sorted(leftovers['mounts'], key=len, reverse=True):
+        host.ssh('umount -l %s' % target, check=False)
+    host.ssh('rm -rf /run/nsbox %s/*' % DATA_ROOT, check=False)
+    return leftovers
+
+
+@pytest.fixture
+def box(fresh_host, ansible, fixtures, reaper):
+    parent = '/nsbox-test-%s' % secrets.token_hex(4)
+    _setup(fresh_host, ansible, fixtures, parent)
+    b = Box(fresh_host, ansible, parent)
+    yield b
+    leftovers = _teardown(fresh_host, parent)
+    assert leftovers == {'supervisors': [], 'mounts': []}, 'the test left these behind: %r' % leftovers
+    reaper.check()
+
+
+pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason='cgroup cleanup here is for v1/hybrid hosts')
+
+
+# -- the tests ---------------------------------------------------------------------------------------
+def test_run_to_exit_with_exit_code_and_logs(box):
+    res = box.run(name='job', image='busybox', command=['sh', '-c', 'echo out; echo err >&2; exit 3'])
+    assert res['_status'] == 'changed', res
+    assert res['actions'] == ['created container job from busybox', 'started container job']
+    info = box.wait_exited('job')
+    assert info['state']['status'] == 'exited' and info['state']['exit_code'] == 3, info
+    assert not info['state']['oom_killed'] and info['state']['finished_at']
+    assert [(e['stream'], e['log']) for e in info['logs']] in ([('stdout', 'out\n'), ('stderr', 'err\n')],
+                                                               [('stderr', 'err\n'), ('stdout', 'out\n')])
+    assert all(re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$', e['time']) for e in info['logs'])
+    # Nothing of the exited container is mounted or left in its cgroup.
+    assert box.info('job')['state']['pid'] is None and _mounts(box.host) == []
+    assert not any(os.path.isdir(d) for d in box.cgroup_dirs(info['id']))
+    assert box.run(name='job', state='absent')['_status'] == 'changed'
+
+
+def test_long_running_lifecycle(box):
+    args = {'name': 'web', 'image': 'busybox', 'command': 'sleep 1000', 'memory': '64m', 'env': {'A': '1'}, 'stop_timeout': 1}
+    res = box.run(check=True, **args)
+    assert res['_status'] == 'changed' and box.info('web') is None  # check mode: predicted, nothing made
+    res = box.run(**args)
+    assert res['_status'] == 'changed', res
+    st = res['container']['state']
+    pid, cid = st['pid'], res['container']['id']
+    assert st['running'] and st['supervised'] and os.path.exists('/proc/%d' % pid)
+    # The task returned while the container runs (Ansible did not wait for it), and it outlives the run.
+    assert box.info('web')['state']['pid'] == pid
+    assert box.run(**args)['_status'] == 'ok'                      # unchanged
+    assert box.run(check=True, **args)['_status'] == 'ok'
+
+    # memory: predicted in check mode, then written live (same pid)
+    res = box.run(check=True, diff=True, **dict(args, memory='128m'))
+    assert res['_status'] == 'changed' and res['actions'] == ['updated resources of container web live']
+    mem = [d for d in box.cgroup_dirs(cid) if '/memory/' in d or d.startswith('/sys/fs/cgroup/memory')]
+    assert open(os.path.join(mem[0], 'memory.limit_in_bytes')).read().strip() == str(64 << 20)
+    res = box.run(**dict(args, memory='128m'))
+    assert res['_status'] == 'changed' and res['container']['state']['pid'] == pid
+    assert open(os.path.join(mem[0], 'memory.limit_in_bytes')).read().strip() == str(128 << 20)
+    args['memory'] = '128m'
+
+    # env: a recreate (new id, new process), predicted first
+    res = box.run(check=True, **dict(args, env={'A': '2'}))
+    assert res['_status'] == 'changed' and res['actions'][0].startswith('recreated container web (env)')
+    assert box.info('web')['state']['pid'] == pid
+    res = box.run(**dict(args, env={'A': '2'}))
+    assert res['_status'] == 'changed', res
+    assert res['container']['id'] != cid and res['container']['state']['pid'] != pid
+    args['env'] = {'A': '2'}
+    assert not os.path.exists('/proc/%d' % pid) or open('/proc/%d/stat' % pid).read().split()[2] == 'Z'
+
+    # stop: sleep as pid 1 ignores SIGTERM, so SIGKILL after stop_timeout (1 s)
+    res = box.run(**dict(args, state='stopped'))
+    assert res['_status'] == 'changed', res
+    info = box.info('web')
+    assert info['state']['status'] == 'exited' and info['state']['exit_code'] == 137
+    assert box.run(**dict(args, state='stopped'))['_status'] == 'ok'
+    # started again, then restarted: always a new process
+    pid = box.run(**args)['container']['state']['pid']
+    res = box.run(**dict(args, state='restarted'))
+    assert res['_status'] == 'changed' and res['container']['state']['pid'] != pid
+    # absent: no mount, cgroup, state file or process left
+    cid = res['container']['id']
+    pid = res['container']['state']['pid']
+    res = box.run(name='web', state='absent', check=True)
+    assert res['_status'] == 'changed' and box.info('web') is not None
+    assert box.run(name='web', state='absent')['_status'] == 'changed'
+    assert box.info('web') is None and _mounts(box.host) == [] and _supervisors(box.host) == []
+    assert not os.path.exists('/proc/%d' % pid) or open('/proc/%d/stat' % pid).read().split()[2] == 'Z'
+    assert not any(os.path.isdir(d) for d in box.cgroup_dirs(cid))
+    assert box.sh('ls %s/containers | grep -v "^.lock$" || true' % DATA_ROOT) == ''
+    assert box.run(name='web', state='absent')['_status'] == 'ok'
+
+
+def test_stop_signal_reaches_the_process_with_init(box):
+    """With init: true (catatonit as pid 1) SIGTERM is forwarded: the container ends by it, no SIGKILL."""
+    res = box.run(name='svc', image='busybox', command='sleep 1000', init=True, stop_timeout=30)
+    assert res['_status'] == 'changed', res
+    assert box.exec('svc', 'cat /proc/1/cmdline')['stdout'].startswith('/dev/init')
+    res = box.run(name='svc', image='busybox', command='sleep 1000', init=True, stop_timeout=30, state='stopped')
+    assert res['actions'] == ['stopped container svc'] and box.info('svc')['state']['exit_code'] == 143
+    box.run(name='svc', state='absent')
+
+
+def test_exec_sees_the_container(box):
+    box.run(name='iso', image='busybox', command='sleep 1000', hostname='isolated', stop_timeout=0)
+    assert box.exec('iso', 'hostname')['stdout'] == 'isolated\n'
+    assert box.exec('iso', 'cat /proc/1/cmdline')['stdout'] == 'sleep\x001000\x00'
+    # ps inside: the container's processes only (sleep as pid 1, then the ps itself)
+    ps = box.exec('iso', 'ps -o pid,comm')['stdout'].split('\n')[1:]
+    assert [line.split() for line in ps if line.strip()] == [['1', 'sleep'], [ps[1].split()[0], 'ps']]
+    assert 'busybox' in box.exec('iso', 'ls /bin')['stdout']
+    assert box.ansible.module('nsbox.runtime.container_exec', {'container': 'iso', 'command': 'test -e /usr/bin/python3'})['rc'] == 1
+    assert box.exec('iso', 'cat', stdin='fed')['stdout'] == 'fed'
+    # A non-zero code fails the task, as with ansible.builtin.command; rc and output are returned.
+    res = box.ansible.module('nsbox.runtime.container_exec', {'container': 'iso', 'command': ['sh', '-c', 'echo no >&2; exit 7']})
+    assert res['_status'] == 'failed' and res['rc'] == 7 and res['stderr'] == 'no\n'
+    assert box.exec('iso', 'id -u', user='65534')['stdout'] == '65534\n'
+    assert box.exec('iso', 'sh -c "echo $X"', env={'X': 'y'})['stdout'] == 'y\n'
+    host_ns = {t: os.stat('/proc/self/ns/%s' % t).st_ino for t in ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')}
+    out = box.exec('iso', ['sh', '-c', 'for t in mnt uts ipc net pid cgroup; do stat -L -c "$t %i" /proc/self/ns/$t; done'])['stdout']
+    inside = {t: int(i) for t, i in (line.split() for line in out.splitlines())}
+    assert all(inside[t] != host_ns[t] for t in host_ns), (inside, host_ns)
+    # The default hardening: 14 capabilities, no_new_privs, /proc/kcore masked, /proc/sys read-only
+    status = box.exec('iso', 'cat /proc/self/status')['stdout']
+    assert re.search(r'^CapEff:\s+00000000a80425fb$', status, re.M) and re.search(r'^NoNewPrivs:\s+1$', status, re.M)
+    res = box.ansible.module('nsbox.runtime.container_exec', {'container': 'iso', 'command': 'sh -c "echo 1 > /proc/sys/kernel/shm_rmid_forced"'})
+    assert res['rc'] != 0 and 'Read-only file system' in res['stderr'], res
+    # /proc/timer_list (present on this kernel; /proc/kcore is not) is masked by /dev/null
+    assert box.exec('iso', 'cat /proc/timer_list')['stdout'] == '' and os.path.getsize('/proc/timer_list') == 0
+    assert open('/proc/timer_list').read(100)
+    box.run(name='iso', state='absent')
+
+
+def test_pod_shares_a_persisted_net_namespace(box):
+    assert box.ansible.module('nsbox.runtime.namespace', {'name': 'pod1', 'types': ['net', 'uts'], 'loopback_up': True})['_status'] == 'changed'
+    common = {'image': 'busybox', 'network_mode': 'ns:pod1', 'stop_timeout': 0}
+    box.run(name='server', command=['sh', '-c', 'mkdir -p /www && echo pod-page > /www/index.html && httpd -f -p 127.0.0.1:8080 -h /www'],
+            **common)
+    box.run(name='client', command='sleep 1000', **common)
+    net = int(box.sh('stat -L -c %i /run/nsbox/ns/pod1/net'))
+    for name in ('server', 'client'):
+        assert int(box.exec(name, 'stat -L -c %i /proc/self/ns/net')['stdout']) == net
+    deadline = time.monotonic() + 10
+    while True:
+        res = box.ansible.module('nsbox.runtime.container_exec', {'container': 'client', 'command': 'wget -q -O - http://127.0.0.1:8080/'})
+        if res.get('rc') == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert res['stdout'] == 'pod-page\n', res
+    for name in ('server', 'client'):
+        box.run(name=name, state='absent')
+    box.ansible.module('nsbox.runtime.namespace', {'name': 'pod1', 'state': 'absent'})
+
+
+def test_memory_hog_is_oom_killed(box):
+    box.run(name='hog', image='busybox', command=['sh', '-c', 'echo start; tail /dev/zero'], memory='16m')
+    info = box.wait_exited('hog', 60)
+    assert info['state']['status'] == 'exited' and info['state']['oom_killed'] is True, info
+    assert info['state']['exit_code'] == 137
+    box.run(name='hog', state='absent')
+
+
+def test_a_dead_supervisor_is_seen_and_repaired(box):
+    args = {'name': 'orphan', 'image': 'busybox', 'command': 'sleep 1000', 'stop_timeout': 0}
+    pid = box.run(**args)['container']['state']['pid']
+    sup = _supervisors(box.host)
+    assert len(sup) == 1
+    os.kill(sup[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists('/proc/%d' % sup[0]) and open('/proc/%d/stat' % sup[0]).read().split()[2] != 'Z' and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st = box.info('orphan')['state']
+    assert st['status'] == 'running' and st['running'] and not st['supervised'] and st['pid'] == pid
+    res = box.run(check=True, **args)
+    assert res['_status'] == 'changed' and res['actions'] == ['adopted running container orphan (its supervisor had died)']
+    res = box.run(**args)
+    assert res['_status'] == 'changed' and res['container']['state']['supervised'] and res['container']['state']['pid'] == pid
+    assert box.run(**args)['_status'] == 'ok'
+    box.run(**dict(args, state='stopped'))
+    st = box.info('orphan')['state']
+    assert st['status'] == 'exited' and st['exit_code'] is None  # adopted: not its child, the code is unknown
+    # A container whose process died with nothing watching it reads exited, never a stale running.
+    box.run(**dict(args, state='started'))
+    sup = _supervisors(box.host)
+    os.kill(sup[0], signal.SIGKILL)
+    os.kill(box.info('orphan')['state']['pid'], signal.SIGKILL)
+    time.sleep(0.3)
+    st = box.info('orphan')['state']
+    assert st['status'] == 'exited' and not st['running'] and st['exit_code'] is None and 'unknown' in st['error']
+    assert box.run(**dict(args, state='started'))['_status'] == 'changed'
+    box.run(name='orphan', state='absent')
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'image': 'nosuch:1'}, 'not in the store'),
+    ({'image': 'busybox', 'network_mode': 'bridge'}, 'bridge networking comes with'),
+    ({'image': 'busybox', 'user': 'nobody-here'}, "no matching entry in the image's /etc/passwd"),
+    ({'image': 'busybox', 'command': '/no/such/binary'}, '/no/such/binary'),
+    ({'image': 'busybox', 'ports': ['80:80']}, 'Unsupported parameters'),
+    ({'image': 'busybox', 'network_mode': 'container:ghost'}, 'does not exist or is not running'),
+])
+def test_bad_input_is_refused_and_leaves_nothing(box, args, message):
+    res = box.run(name='bad', **args)
+    assert res['_status'] == 'failed' and message in res['msg'], res
+    assert box.info('bad') is None and _mounts(box.host) == [] and _supervisors(box.host) == []
+
+
+def test_adhoc_command(box):
+    """The README's ad-hoc line: ansible all -i INV -m nsbox.runtime.container -a '...'."""
+    res = box.ansible.adhoc('nsbox.runtime.container', "name=web image=busybox command='httpd -f -p 8080' state=started")
+    assert res.returncode == 0 and 'CHANGED' in res.stdout, (res.stdout, res.stderr)
+    assert box.info('web')['state']['running']
+    box.run(name='web', state='absent')
+
+
+@pytest.fixture
+def shared_host(fixtures, ansible_for, reaper):
+    """A second test host whose mount namespace has shared propagation, as systemd hosts mount /."""
+    with TestHost('shared', propagation='shared') as host:
+        runner = ansible_for(host)
+        parent = '/nsbox-test-%s' % secrets.token_hex(4)
+        _setup(host, runner, fixtures, parent)
+        yield Box(host, runner, parent)
+        leftovers = _teardown(host, parent)
+        assert leftovers == {'supervisors': [], 'mounts': []}, leftovers
+    reaper.check()
+
+
+def test_lifecycle_under_shared_propagation(shared_host):
+    b = shared_host
+    assert 'shared:' in b.sh('grep " / / " /proc/self/mountinfo')
+    before = b.sh('cat /proc/self/mountinfo')
+    res = b.run(name='web', image='busybox', command='sleep 1000', stop_timeout=0, mounts=[{'type': 'tmpfs', 'target': '/scratch'}])
+    assert res['_status'] == 'changed', res
+    # Only the rootfs mount (made on purpose in the host's namespace) is new; nothing of the container's own propagated back.
+    after = b.sh('cat /proc/self/mountinfo')
+    new = [line for line in after.splitlines() if line not in before.splitlines()]
+    # (the data-root is a bind mount here, so under shared propagation its peer shows the same overlay too)
+    merged = '/containers/%s/merged' % res['container']['id']
+    assert new and all(line.split()[4].endswith(merged) and ' - overlay ' in line for line in new), new
+    assert b.exec('web', 'cat /proc/1/cmdline')['stdout'] == 'sleep\x001000\x00'
+    assert b.run(name='web', state='absent')['_status'] == 'changed'
+    assert b.sh('cat /proc/self/mountinfo') == before
