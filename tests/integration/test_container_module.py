@@ -57,14 +57,14 @@ def _kill_and_remove(parent):
 
 
 def _supervisors(host):
-    """Pids of `nsbox supervise` processes (argv: python -I <lib>.pyz supervise ID ...)."""
+    """Pids of supervisors: `python -I <lib>.pyz supervise ID`, after their exec `python -I -S -c ... <lib>.pyz monitor ID`."""
     code = ('import os\n'
             'for p in os.listdir("/proc"):\n'
             '    try:\n'
             '        argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\\0")\n'
             '    except OSError:\n'
             '        continue\n'
-            '    if len(argv) > 3 and argv[2].endswith(b".pyz") and argv[3] == b"supervise":\n'
+            '    if any(a.endswith(b".pyz") and b in (b"supervise", b"monitor") for a, b in zip(argv, argv[1:])):\n'
             '        print(p)\n')
     out = host.ssh('python3 -c %s' % shlex.quote(code), check=False).stdout
     return [int(p) for p in out.split()]
@@ -193,6 +193,11 @@ def test_long_running_lifecycle(box):
     args['env'] = {'A': '2'}
     assert not os.path.exists('/proc/%d' % pid) or open('/proc/%d/stat' % pid).read().split()[2] == 'Z'
 
+    # stop and restart predicted in check mode: nothing happens
+    pid = res['container']['state']['pid']
+    assert box.run(check=True, **dict(args, state='stopped'))['_status'] == 'changed'
+    assert box.run(check=True, **dict(args, state='restarted'))['_status'] == 'changed'
+    assert box.info('web')['state']['pid'] == pid
     # stop: sleep as pid 1 ignores SIGTERM, so SIGKILL after stop_timeout (1 s)
     res = box.run(**dict(args, state='stopped'))
     assert res['_status'] == 'changed', res
@@ -366,3 +371,51 @@ def test_lifecycle_under_shared_propagation(shared_host):
     assert b.exec('web', 'cat /proc/1/cmdline')['stdout'] == 'sleep\x001000\x00'
     assert b.run(name='web', state='absent')['_status'] == 'changed'
     assert b.sh('cat /proc/self/mountinfo') == before
+
+
+def test_options_reach_the_container(box, tmp_path):
+    """Each option as the container sees it: working_dir, user, labels (stored), mounts, read_only,
+    limits in the cgroup, host and container namespaces, log rotation."""
+    data = box.sh('mktemp -d /var/lib/nsbox/bind-XXXXXX')
+    box.sh('chmod 755 %s && echo from-host > %s/file' % (data, data))
+    args = {'name': 'opts', 'image': 'busybox', 'command': 'sleep 1000', 'stop_timeout': 0, 'working_dir': '/work/dir',
+            'user': 'nobody', 'labels': {'tier': 'web'}, 'read_only': True, 'cpus': 0.5, 'pids_limit': 50,
+            'volumes': ['%s:/data:ro' % data],
+            'mounts': [{'type': 'bind', 'source': data, 'target': '/rw'}, {'type': 'tmpfs', 'target': '/scratch', 'tmpfs_size': '1m'}]}
+    res = box.run(**args)
+    assert res['_status'] == 'changed', res
+    cid, pid = res['container']['id'], res['container']['state']['pid']
+    assert box.exec('opts', 'pwd')['stdout'] == '/work/dir\n'
+    assert box.exec('opts', 'id')['stdout'].startswith('uid=65534(nobody) gid=65534(nogroup)')
+    assert box.exec('opts', 'cat /data/file')['stdout'] == 'from-host\n'
+    assert box.ansible.module('nsbox.runtime.container_exec', {'container': 'opts', 'command': 'touch /data/x', 'user': '0'})['rc'] == 1
+    box.exec('opts', 'touch /rw/written', user='0')
+    assert box.sh('ls %s' % data).split() == ['file', 'written']
+    box.exec('opts', 'touch /scratch/ok')
+    assert box.ansible.module('nsbox.runtime.container_exec', {'container': 'opts', 'command': 'touch /rootfs-write', 'user': '0'})['rc'] == 1
+    assert box.exec('opts', 'pwd', workdir='/tmp')['stdout'] == '/tmp\n'
+    cpu = [d for d in box.cgroup_dirs(cid) if '/cpu/' in d or '/cpu,' in d][0]
+    pids = [d for d in box.cgroup_dirs(cid) if '/pids/' in d][0]
+    assert open(cpu + '/cpu.cfs_quota_us').read().strip() == '50000' and open(pids + '/pids.max').read().strip() == '50'
+    # labels are stored (no recreate); the same pid after the change
+    res = box.run(**dict(args, labels={'tier': 'db'}))
+    assert res['_status'] == 'changed' and res['container']['state']['pid'] == pid and res['container']['config']['labels']['tier'] == 'db'
+    # host and container namespaces
+    box.run(name='hostnet', image='busybox', command='sleep 1000', network_mode='host', pid_mode='host', stop_timeout=0)
+    out = box.exec('hostnet', 'stat -L -c %i /proc/self/ns/net')['stdout']
+    assert int(out) == os.stat('/proc/self/ns/net').st_ino
+    assert box.exec('hostnet', 'cat /proc/1/comm')['stdout'] != 'sleep\n'
+    box.run(name='joined', image='busybox', command='sleep 1000', network_mode='container:opts', ipc_mode='container:opts', stop_timeout=0)
+    assert box.exec('joined', 'stat -L -c %i /proc/self/ns/net')['stdout'] == box.exec('opts', 'stat -L -c %i /proc/self/ns/net')['stdout']
+    # json-file rotation
+    box.run(name='chatty', image='busybox', command=['sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done'],
+            log={'max_size': '4k', 'max_files': 2})
+    info = box.wait_exited('chatty')
+    logdir = '/var/lib/nsbox/containers/%s/logs' % info['id']
+    files = box.sh('ls %s' % logdir).split()
+    assert files == ['%s-json.log' % info['id'], '%s-json.log.1' % info['id']], files
+    assert all(int(box.sh('stat -c %%s %s/%s' % (logdir, f))) <= 4096 for f in files)
+    assert info['logs'][-1]['log'] == 'line-399\n'
+    for name in ('joined', 'hostnet', 'opts', 'chatty'):
+        box.run(name=name, state='absent')
+    box.sh('rm -rf %s' % data)

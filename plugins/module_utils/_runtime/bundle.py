@@ -12,7 +12,8 @@ from __future__ import annotations
 # pylint: disable=unused-import
 from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
 from . import idmap, namespace_service, namespaces  # noqa: F401
-from .container import caps, logs, mounts, options, process, runner, store as container_store, service as container_service, supervisor, users  # noqa: F401
+from .container import caps, logs, monitor, mounts, options, process, runner  # noqa: F401
+from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 
@@ -33,6 +34,7 @@ MODULES = (
     'container/__init__',
     'container/caps',
     'container/logs',
+    'container/monitor',
     'container/mounts',
     'container/options',
     'container/process',

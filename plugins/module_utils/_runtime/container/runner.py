@@ -76,11 +76,7 @@ def unit_stopped(cfg, store, name, env=None):
     container = store.find(name)
     if container is None:
         return None
+    code = _code_from_systemd(env)
     with container.lock():
-        manager = supervisor.cgroup_of(cfg, container)
-        oom = supervisor.oom_kills(manager) > 0 if manager.exists() else False
-        code = _code_from_systemd(env)
-        supervisor.teardown(cfg, container, manager)
-        container.write_state(status='exited', pid=None, exit_code=code, oom_killed=oom or env.get('SERVICE_RESULT') == 'oom-kill',
-                              finished_at=now(), error=None)
+        supervisor.finish(cfg, container, code, oom=env.get('SERVICE_RESULT') == 'oom-kill')
     return code

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 
 from .. import rootfs as rootfs_mod
 from ..cgroups.layout import Layout, for_config
 from ..errors import NsboxError
-from ..namespaces import Holder, boot_id, process_stamp
-from . import logs, mounts, process, users
+from ..namespaces import boot_id, process_stamp
+from . import monitor, mounts, process, users
 from .options import resources_of
 from .store import ContainerError, now
 
@@ -134,6 +133,9 @@ def prepare(cfg, store, container):
                              'init: true needs catatonit at %s (Debian package catatonit; the host role installs it)' % INIT_PATH)
     rootfs_mod.ensure(cfg, container.rootfs, image=container.config['image']['digest'], upper=container.path('upper'),
                       work=container.path('work'))
+    workdir = container.config.get('working_dir') or '/'
+    if workdir != '/':  # made in the writable layer before a read-only root could refuse it (Docker's WORKDIR)
+        os.makedirs(mounts.secure_join(container.rootfs, workdir), 0o755, exist_ok=True)
     hostname = container.config.get('hostname') or container.id[:12]
     _write(container.path('hostname'), hostname + '\n')
     _write(container.path('hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n' % hostname)
@@ -251,8 +253,17 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False):
         _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % container.name, 'cause': repr(exc)}})
         return 1
     _answer(sock, {'pid': pid})
-    code = _watch(container, pid, fds, adopted=adopt)
-    oom = oom_kills(manager) > 0 if manager is not None else False
+    pid_start = container.read_state().get('pid_start')
+    if not monitor.exec_monitor(cfg, container.id, pid, pid_start, fds, container.config['log'], adopt):
+        code = monitor.watch(pid, fds, container.config['log'], container.log_path, adopt, pid_start)
+        finish(cfg, container, code, manager)
+    return 0
+
+
+def finish(cfg, container, code, manager=None, oom=False):
+    """After the init ended: OOM kills counted, the cgroup and rootfs mount gone, ``exited`` recorded."""
+    manager = manager or cgroup_of(cfg, container)
+    oom = oom or (oom_kills(manager) > 0 if manager.exists() else False)
     error = None
     try:
         teardown(cfg, container, manager)
@@ -260,44 +271,3 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False):
         error = 'cleanup after exit: %s' % exc.message
     container.write_state(status='exited', pid=None, exit_code=code, oom_killed=oom, finished_at=now(), error=error,
                           supervisor=None)
-    return 0
-
-
-def _watch(container, pid, fds, adopted):
-    """Relay logs until the init ends; its exit code (None when adopted: not our child)."""
-    log = logs.JsonFileLog(container.log_path, container.config['log'].get('max_size'), container.config['log']['max_files'])
-    result = {}
-    pidfd = None
-    if adopted:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pidfd = None
-        init = Holder(pid, container.read_state().get('pid_start'), boot_id())
-
-    def ended():
-        if adopted:
-            if pidfd is not None:
-                return bool(select.select([pidfd], [], [], 0)[0])
-            return not init.alive()
-        while True:  # reap every orphan that landed on us (host pid mode); remember the init's status
-            try:
-                got, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return 'code' in result
-            if got == 0:
-                return 'code' in result
-            if got == pid:
-                result['code'] = process.exit_code(status)
-
-    try:
-        logs.relay(fds, log, ended)
-        while not ended():
-            select.select([], [], [], 0.2)
-    finally:
-        log.close()
-        for fd in fds.values():
-            os.close(fd)
-        if pidfd is not None:
-            os.close(pidfd)
-    return result.get('code')
