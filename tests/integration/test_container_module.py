@@ -182,6 +182,12 @@ def test_long_running_lifecycle(box):
     assert res['_status'] == 'changed' and res['container']['state']['pid'] == pid
     assert open(os.path.join(mem[0], 'memory.limit_in_bytes')).read().strip() == str(128 << 20)
     args['memory'] = '128m'
+    # a limit changed behind the runtime's back is read from the cgroup and put right, live
+    with open(os.path.join(mem[0], 'memory.limit_in_bytes'), 'w') as f:
+        f.write(str(96 << 20))
+    res = box.run(**args)
+    assert res['_status'] == 'changed' and res['container']['state']['pid'] == pid
+    assert open(os.path.join(mem[0], 'memory.limit_in_bytes')).read().strip() == str(128 << 20)
 
     # env: a recreate (new id, new process), predicted first
     res = box.run(check=True, **dict(args, env={'A': '2'}))

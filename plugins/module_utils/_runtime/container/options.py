@@ -322,6 +322,10 @@ def differences(stored, wanted):
             same = stored.get(field) == wanted.get(field)
         if not same:
             out[field] = update
+    if out.get('resources') == 'live':
+        before, after = stored.get('resources') or {}, wanted.get('resources') or {}
+        if any(before.get(k) is not None and after.get(k) is None for k in before):
+            out['resources'] = 'recreate'  # a limit taken away: a fresh cgroup has none (written live, it would stay)
     return out
 
 

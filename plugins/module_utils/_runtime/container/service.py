@@ -293,6 +293,8 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             with container.lock():
                 start(cfg, container)
         return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
+    if running and 'resources' not in diffs and supervisor.cgroup_of(cfg, container).plan(options.resources_of(wanted)):
+        diffs['resources'] = 'live'  # the cgroup's files say otherwise than the config (changed behind our back)
     if diffs:
         live = sorted(f for f, how in diffs.items() if how == 'live')
         stored = sorted(f for f, how in diffs.items() if how == 'stored')

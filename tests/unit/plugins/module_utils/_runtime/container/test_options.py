@@ -71,6 +71,7 @@ def test_differences_say_how_they_are_applied():
     assert options.differences(base, resolved(memory='128m', env={'A': '1'})) == {'resources': 'live'}
     assert options.differences(base, resolved(memory='64m', env={'A': '2'})) == {'env': 'recreate'}
     assert options.differences(base, resolved(memory='64m', env={'A': '1'}, labels={'k': 'v'})) == {'labels': 'stored'}
+    assert options.differences(base, resolved(env={'A': '1'})) == {'resources': 'recreate'}  # a limit taken away
     moved = dict(resolved(memory='64m', env={'A': '1'}), image=dict(IMAGE, digest='sha256:' + 'c' * 64))
     assert options.differences(base, moved) == {'image': 'recreate'}
 
