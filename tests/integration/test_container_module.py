@@ -234,6 +234,11 @@ def test_stop_signal_reaches_the_process_with_init(box):
     assert box.exec('svc', 'cat /proc/1/cmdline')['stdout'].startswith('/dev/init')
     res = box.run(name='svc', image='busybox', command='sleep 1000', init=True, stop_timeout=30, state='stopped')
     assert res['actions'] == ['stopped container svc'] and box.info('svc')['state']['exit_code'] == 143
+    # force_kill: SIGKILL at once, no wait for stop_timeout (30 s here)
+    box.run(name='svc', image='busybox', command='sleep 1000', init=True, stop_timeout=30)
+    t = time.monotonic()
+    box.run(name='svc', image='busybox', command='sleep 1000', init=True, stop_timeout=30, state='stopped', force_kill=True)
+    assert box.info('svc')['state']['exit_code'] == 137 and time.monotonic() - t < 25
     box.run(name='svc', state='absent')
 
 
