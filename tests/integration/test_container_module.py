@@ -93,6 +93,13 @@ class Box:
         assert res['_status'] == 'changed', res
         return res
 
+    def execs(self, name, commands):
+        """Several container_exec tasks in one play (one Ansible start): {label: result}; failures kept."""
+        tasks = [{'name': label, 'nsbox.runtime.container_exec': dict({'container': name, 'command': cmd}, **extra), 'ignore_errors': True}
+                 for label, (cmd, extra) in commands.items()]
+        res = self.ansible.tasks(tasks)
+        return {label: res.task(label) for label in commands}
+
     def wait_exited(self, name, timeout=30):
         deadline = time.monotonic() + timeout
         while True:
@@ -117,25 +124,44 @@ def _setup(host, ansible, fixtures, parent):
     assert res.rc == 0, res
 
 
-def _teardown(host, parent):
-    leftovers = {'supervisors': _supervisors(host), 'mounts': _mounts(host)}
+def _leftovers(host):
+    containers = host.ssh('ls %s/containers 2>/dev/null | grep -v "^.lock$" || true' % DATA_ROOT).stdout.split()
+    return {'supervisors': _supervisors(host), 'mounts': _mounts(host), 'containers': containers}
+
+
+def _teardown(host, parent, everything=True):
+    """Kill and remove what the runtime left (by pid, under the test's cgroup parent); returns what there was."""
+    leftovers = _leftovers(host)
     for pid in leftovers['supervisors']:
         host.ssh('kill -9 %d' % pid, check=False)
     _kill_and_remove(parent)
     for target in sorted(leftovers['mounts'], key=len, reverse=True):
         host.ssh('umount -l %s' % target, check=False)
-    host.ssh('rm -rf /run/nsbox %s/*' % DATA_ROOT, check=False)
+    if everything:
+        host.ssh('rm -rf /run/nsbox %s/*' % DATA_ROOT, check=False)
+    elif leftovers['containers']:
+        host.ssh('cd %s/containers && rm -rf %s /run/nsbox/containers' % (DATA_ROOT, ' '.join(leftovers['containers'])), check=False)
     return leftovers
 
 
-@pytest.fixture
-def box(fresh_host, ansible, fixtures, reaper):
+NOTHING = {'supervisors': [], 'mounts': [], 'containers': []}
+
+
+@pytest.fixture(scope='module')
+def container_host(testhost, ansible, fixtures):
+    """The test host set up once per module (host config with a cgroup parent of its own, the busybox image)."""
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    _setup(fresh_host, ansible, fixtures, parent)
-    b = Box(fresh_host, ansible, parent)
-    yield b
-    leftovers = _teardown(fresh_host, parent)
-    assert leftovers == {'supervisors': [], 'mounts': []}, 'the test left these behind: %r' % leftovers
+    _setup(testhost, ansible, fixtures, parent)
+    yield Box(testhost, ansible, parent)
+    _teardown(testhost, parent)
+
+
+@pytest.fixture
+def box(container_host, reaper):
+    """Per test: afterwards nothing of a container may be left (supervisor, mount, files), nor any orphan process."""
+    yield container_host
+    leftovers = _teardown(container_host.host, container_host.parent, everything=False)
+    assert leftovers == NOTHING, 'the test left these behind: %r' % leftovers
     reaper.check()
 
 
@@ -244,31 +270,41 @@ def test_stop_signal_reaches_the_process_with_init(box):
 
 def test_exec_sees_the_container(box):
     box.run(name='iso', image='busybox', command='sleep 1000', hostname='isolated', stop_timeout=0)
-    assert box.exec('iso', 'hostname')['stdout'] == 'isolated\n'
-    assert box.exec('iso', 'cat /proc/1/cmdline')['stdout'] == 'sleep\x001000\x00'
+    ns_types = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
+    r = box.execs('iso', {
+        'hostname': ('hostname', {}),
+        'pid1': ('cat /proc/1/cmdline', {}),
+        'ps': ('ps -o pid,comm', {}),
+        'bin': ('ls /bin', {}),
+        'no-host-files': ('test -e /usr/bin/python3', {}),
+        'stdin': ('cat', {'stdin': 'fed'}),
+        'exit7': (['sh', '-c', 'echo no >&2; exit 7'], {}),
+        'user': ('id -u', {'user': '65534'}),
+        'env': ('sh -c "echo $X"', {'env': {'X': 'y'}}),
+        'workdir': ('pwd', {'workdir': '/tmp'}),
+        'ns': (['sh', '-c', 'for t in %s; do stat -L -c "$t %%i" /proc/self/ns/$t; done' % ' '.join(ns_types)], {}),
+        'status': ('cat /proc/self/status', {}),
+        'proc-sys': ('sh -c "echo 1 > /proc/sys/kernel/shm_rmid_forced"', {}),
+        'masked': ('cat /proc/timer_list', {}),
+    })
+    assert r['hostname']['stdout'] == 'isolated\n' and r['pid1']['stdout'] == 'sleep\x001000\x00'
     # ps inside: the container's processes only (sleep as pid 1, then the ps itself)
-    ps = box.exec('iso', 'ps -o pid,comm')['stdout'].split('\n')[1:]
+    ps = r['ps']['stdout'].split('\n')[1:]
     assert [line.split() for line in ps if line.strip()] == [['1', 'sleep'], [ps[1].split()[0], 'ps']]
-    assert 'busybox' in box.exec('iso', 'ls /bin')['stdout']
-    assert box.ansible.module('nsbox.runtime.container_exec', {'container': 'iso', 'command': 'test -e /usr/bin/python3'})['rc'] == 1
-    assert box.exec('iso', 'cat', stdin='fed')['stdout'] == 'fed'
+    assert 'busybox' in r['bin']['stdout'] and r['no-host-files']['rc'] == 1
+    assert r['stdin']['stdout'] == 'fed'
     # A non-zero code fails the task, as with ansible.builtin.command; rc and output are returned.
-    res = box.ansible.module('nsbox.runtime.container_exec', {'container': 'iso', 'command': ['sh', '-c', 'echo no >&2; exit 7']})
-    assert res['_status'] == 'failed' and res['rc'] == 7 and res['stderr'] == 'no\n'
-    assert box.exec('iso', 'id -u', user='65534')['stdout'] == '65534\n'
-    assert box.exec('iso', 'sh -c "echo $X"', env={'X': 'y'})['stdout'] == 'y\n'
-    host_ns = {t: os.stat('/proc/self/ns/%s' % t).st_ino for t in ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')}
-    out = box.exec('iso', ['sh', '-c', 'for t in mnt uts ipc net pid cgroup; do stat -L -c "$t %i" /proc/self/ns/$t; done'])['stdout']
-    inside = {t: int(i) for t, i in (line.split() for line in out.splitlines())}
+    assert r['exit7']['_status'] in ('failed', 'ignored') and r['exit7']['rc'] == 7 and r['exit7']['stderr'] == 'no\n'
+    assert r['user']['stdout'] == '65534\n' and r['env']['stdout'] == 'y\n' and r['workdir']['stdout'] == '/tmp\n'
+    host_ns = {t: os.stat('/proc/self/ns/%s' % t).st_ino for t in ns_types}
+    inside = {t: int(i) for t, i in (line.split() for line in r['ns']['stdout'].splitlines())}
     assert all(inside[t] != host_ns[t] for t in host_ns), (inside, host_ns)
-    # The default hardening: 14 capabilities, no_new_privs, /proc/kcore masked, /proc/sys read-only
-    status = box.exec('iso', 'cat /proc/self/status')['stdout']
+    # The default hardening: 14 capabilities, no_new_privs, /proc/sys read-only, masked paths
+    status = r['status']['stdout']
     assert re.search(r'^CapEff:\s+00000000a80425fb$', status, re.M) and re.search(r'^NoNewPrivs:\s+1$', status, re.M)
-    res = box.ansible.module('nsbox.runtime.container_exec', {'container': 'iso', 'command': 'sh -c "echo 1 > /proc/sys/kernel/shm_rmid_forced"'})
-    assert res['rc'] != 0 and 'Read-only file system' in res['stderr'], res
+    assert r['proc-sys']['rc'] != 0 and 'Read-only file system' in r['proc-sys']['stderr'], r['proc-sys']
     # /proc/timer_list (present on this kernel; /proc/kcore is not) is masked by /dev/null
-    assert box.exec('iso', 'cat /proc/timer_list')['stdout'] == '' and os.path.getsize('/proc/timer_list') == 0
-    assert open('/proc/timer_list').read(100)
+    assert r['masked']['stdout'] == '' and open('/proc/timer_list').read(100)
     box.run(name='iso', state='absent')
 
 
@@ -363,7 +399,7 @@ def shared_host(fixtures, ansible_for, reaper):
         _setup(host, runner, fixtures, parent)
         yield Box(host, runner, parent)
         leftovers = _teardown(host, parent)
-        assert leftovers == {'supervisors': [], 'mounts': []}, leftovers
+        assert leftovers == NOTHING, leftovers
     reaper.check()
 
 
@@ -396,15 +432,15 @@ def test_options_reach_the_container(box, tmp_path):
     res = box.run(**args)
     assert res['_status'] == 'changed', res
     cid, pid = res['container']['id'], res['container']['state']['pid']
-    assert box.exec('opts', 'pwd')['stdout'] == '/work/dir\n'
-    assert box.exec('opts', 'id')['stdout'].startswith('uid=65534(nobody) gid=65534(nogroup)')
-    assert box.exec('opts', 'cat /data/file')['stdout'] == 'from-host\n'
-    assert box.ansible.module('nsbox.runtime.container_exec', {'container': 'opts', 'command': 'touch /data/x', 'user': '0'})['rc'] == 1
-    box.exec('opts', 'touch /rw/written', user='0')
-    assert box.sh('ls %s' % data).split() == ['file', 'written']
-    box.exec('opts', 'touch /scratch/ok')
-    assert box.ansible.module('nsbox.runtime.container_exec', {'container': 'opts', 'command': 'touch /rootfs-write', 'user': '0'})['rc'] == 1
-    assert box.exec('opts', 'pwd', workdir='/tmp')['stdout'] == '/tmp\n'
+    r = box.execs('opts', {
+        'pwd': ('pwd', {}), 'id': ('id', {}), 'ro-read': ('cat /data/file', {}), 'ro-write': ('touch /data/x', {'user': '0'}),
+        'rw-write': ('touch /rw/written', {'user': '0'}), 'tmpfs': ('touch /scratch/ok', {}),
+        'root-write': ('touch /rootfs-write', {'user': '0'}),
+    })
+    assert r['pwd']['stdout'] == '/work/dir\n' and r['id']['stdout'].startswith('uid=65534(nobody) gid=65534(nogroup)')
+    assert r['ro-read']['stdout'] == 'from-host\n' and r['ro-write']['rc'] == 1
+    assert r['rw-write']['rc'] == 0 and box.sh('ls %s' % data).split() == ['file', 'written']
+    assert r['tmpfs']['rc'] == 0 and r['root-write']['rc'] == 1
     cpu = [d for d in box.cgroup_dirs(cid) if '/cpu/' in d or '/cpu,' in d][0]
     pids = [d for d in box.cgroup_dirs(cid) if '/pids/' in d][0]
     assert open(cpu + '/cpu.cfs_quota_us').read().strip() == '50000' and open(pids + '/pids.max').read().strip() == '50'

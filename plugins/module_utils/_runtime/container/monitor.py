@@ -16,6 +16,7 @@ import os
 import select
 import sys
 
+from ..errors import NsboxError
 from . import logs
 
 
@@ -92,7 +93,10 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None):
         while not ended():
             select.select([], [], [], 0.2)
     finally:
-        log.close()
+        try:
+            log.close()  # a full disk must not keep the exit from being recorded
+        except (NsboxError, OSError) as exc:
+            sys.stderr.write('nsbox monitor: closing the log: %s\n' % exc)
         for fd in fds.values():
             os.close(fd)
         if pidfd is not None:
