@@ -24,7 +24,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Predicts creation, recreation, live updates, starts and stops; nothing is changed.
+    description: Predicts pulls, creation, recreation, live updates, starts and stops; nothing is changed (see O(pull) for what a pull prediction reads).
   diff_mode:
     support: full
     description: The container's config and status before and after.
@@ -51,9 +51,29 @@ options:
     default: false
   image:
     description:
-      - The image (a reference such as V(busybox) or V(registry:5000/app:1.2), or a manifest digest).
-        It must be in the store (M(nsbox.runtime.image)). A tag that now names another digest recreates.
+      - The image (a reference such as V(busybox), V(registry:5000/app:1.2) or V(registry:5000/app@sha256:...),
+        or a bare manifest digest V(sha256:...) of an image in the store). O(pull) says when it is pulled.
+        A tag that now names another digest recreates.
     type: str
+  pull:
+    description:
+      - When to pull O(image), as M(nsbox.runtime.image) pulls it (the host config's registry mirrors,
+        insecure registries and CA files; its store tag is updated the same way).
+      - V(missing) pulls it when the reference is not in the store; V(always) on every run, and when
+        the tag now names another manifest digest the container is recreated; V(never) only uses
+        the store (an image not there is an error).
+      - A reference by digest is pulled only when it is missing, whatever the policy (its content
+        cannot change); a bare V(sha256:...) is never pulled.
+      - A failed pull fails the task and changes nothing (no container is created or removed).
+      - In check mode nothing is pulled or written; the registry is asked for the manifest only (no
+        layers), so whether the image would change is exact. When the image is not in the store yet,
+        its config is not known, so the predicted container config is not shown (only the image and
+        digest in the diff).
+      - Registries that need a login are not supported here yet; pull from them with M(nsbox.runtime.image) first
+        and use V(never) or V(missing).
+    type: str
+    choices: [missing, always, never]
+    default: missing
   command:
     description: The command (a string split as a shell would, or a list); default the image's C(Cmd).
     type: raw
@@ -139,6 +159,12 @@ EXAMPLES = r'''
     memory: 64m
     pids_limit: 100
 
+- name: Follow a tag (recreated when the registry's tag names another image)
+  nsbox.runtime.container:
+    name: app
+    image: registry.lan:5000/app:stable
+    pull: always
+
 - name: Run to completion and read the exit code
   nsbox.runtime.container:
     name: job
@@ -193,6 +219,7 @@ def main():
         argument_spec=dict(COMMON_ARGS, name={'type': 'str', 'required': True},
                            state={'type': 'str', 'default': 'started', 'choices': list(service.STATES)},
                            recreate={'type': 'bool', 'default': False}, force_kill={'type': 'bool', 'default': False},
+                           pull={'type': 'str', 'default': 'missing', 'choices': list(service.PULL)},
                            **options.argument_spec()),
         supports_check_mode=True,
     )
@@ -202,7 +229,7 @@ def main():
         cfg = host_config(module)
         lib = ensure_library(module)
         out = service.ensure(cfg, p['name'], {k: p[k] for k in options.OPTIONS}, state=p['state'], recreate=p['recreate'],
-                             force_kill=p['force_kill'], check_mode=module.check_mode)
+                             force_kill=p['force_kill'], check_mode=module.check_mode, pull=p['pull'])
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

@@ -25,6 +25,7 @@ from .store import ContainerError, ContainerStore, now
 
 SUPERVISOR_TIMEOUT = 60.0
 STATES = ('present', 'started', 'stopped', 'restarted', 'absent')
+PULL = ('missing', 'always', 'never')
 
 
 def open_store(cfg):
@@ -43,6 +44,52 @@ def image_of(cfg, ref):
                              '(nsbox.runtime.image)' % store.root)
     config = store.read_json_blob(record['config_digest']) if store.has_blob(record['config_digest']) else {}
     return {'name': ref, 'digest': record['manifest_digest'], 'id': record['config_digest']}, config.get('config') or {}
+
+
+def _in_store(cfg, ref):
+    try:
+        return image_of(cfg, ref)
+    except ContainerError:
+        return None
+
+
+def pull_image(cfg, ref, policy='missing', check_mode=False):
+    """The image ``ref`` as the ``pull`` policy brings it: {'image', 'config', 'digest', 'actions'}.
+
+    ``missing`` pulls when the reference is not in the store, ``always`` on every run (a tag that
+    now names another digest is re-tagged), ``never`` only looks in the store. The pull is the
+    image module's (image/service.pull: the host config's mirrors, insecure registries, CA files).
+    A reference by digest is pulled only when missing (its content cannot change); a bare
+    ``sha256:`` id is never pulled (no registry to ask). In check mode nothing is written: the
+    registry is asked for the manifest only, so ``digest`` is exact; ``image`` and ``config`` are
+    None when that image is not in the store yet (its config is not known without fetching it).
+    """
+    if policy not in PULL:
+        raise ConfigError('use', 'pull %r' % (policy,), 'expected one of %s' % ', '.join(PULL))
+    present = _in_store(cfg, ref)
+    if policy == 'never' or ref.startswith('sha256:') or (present and (policy == 'missing' or Reference.parse(ref).digest)):
+        image, config = present or image_of(cfg, ref)  # image_of raises the "not in the store" error
+        return {'image': image, 'config': config, 'digest': image['digest'], 'actions': []}
+    from ..image import service as image_service  # pylint: disable=import-outside-toplevel
+    try:
+        out = image_service.pull(cfg, ref, check_mode=check_mode)
+    except NsboxError as exc:
+        if present:
+            raise
+        raise ContainerError('pull', 'image %s' % ref, 'it is not in the store and pulling it failed: %s' % exc.message) from exc
+    digest = out['image']['digest']
+    if not out['changed'] and present:
+        return {'image': present[0], 'config': present[1], 'digest': digest, 'actions': []}
+    change = '%s -> %s' % (present[0]['digest'], digest) if present else digest
+    if check_mode:
+        found = _in_store(cfg, digest)  # the new digest may be in the store already (another name, or untagged)
+        if found:
+            found[0]['name'] = ref
+        return {'image': found[0] if found else None, 'config': found[1] if found else None, 'digest': digest,
+                'actions': ['would pull image %s: %s' % (ref, change)]}
+    image, config = image_of(cfg, ref)
+    return {'image': image, 'config': config, 'digest': digest,
+            'actions': ['pulled image %s: %s%s' % (ref, change, ' (%s)' % '; '.join(out['actions']) if out['actions'] else '')]}
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -217,13 +264,26 @@ def _view(container):
             'config': options.display_config(container.config)}
 
 
-def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=False, check_mode=False):
-    """Converge container ``name``; {'changed', 'actions', 'container', 'diff'}. Options are checked before anything is touched."""
+def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=False, check_mode=False, pull='missing'):
+    """Converge container ``name``; {'changed', 'actions', 'container', 'diff'}. Options are checked before anything is touched.
+
+    ``pull`` (missing, always, never: see pull_image) brings the image first, before the
+    containers' lock is taken (a pull can be long); a failed pull leaves everything as it was.
+    """
     options.validate_name(name)
     if state not in STATES:
         raise ConfigError('use', 'state %r' % (state,), 'expected one of %s' % ', '.join(STATES))
+    if pull not in PULL:
+        raise ConfigError('use', 'pull %r' % (pull,), 'expected one of %s' % ', '.join(PULL))
     store = open_store(cfg)
     checked = options.check(opts or {}) if state != 'absent' else None
+    pulled = None
+    if state != 'absent':
+        seen = store.find(name)
+        image_ref = (opts or {}).get('image') or (seen.config['image']['name'] if seen else None)
+        if not image_ref:
+            raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
+        pulled = pull_image(cfg, image_ref, pull, check_mode)
     with store.lock():
         if not check_mode:
             store.cleanup_tmp()
@@ -239,16 +299,35 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
                         actions = remove(cfg, store, current, force=force_kill)
             after = {'exists': False}
             return {'changed': bool(actions), 'actions': actions, 'container': None, 'diff': {'before': before, 'after': after}}
-        image_ref = (opts or {}).get('image') or (current.config['image']['name'] if current else None)
-        if not image_ref:
-            raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
-        image, image_config = image_of(cfg, image_ref)
-        wanted = options.resolve(name, checked, image, image_config)
         before = _view(current)
+        if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
+            return _predict_pull(cfg, current, name, image_ref, pulled, state, before)
+        wanted = options.resolve(name, checked, pulled['image'], pulled['config'])
         if current is None:
-            return _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
-        with current.lock():
-            return _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before)
+            out = _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
+        else:
+            with current.lock():
+                out = _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before)
+    if pulled['actions']:
+        out['actions'][:0] = pulled['actions']
+        out['changed'] = True
+    return out
+
+
+def _predict_pull(cfg, current, name, image_ref, pulled, state, before):
+    """Check mode, the image not in the store yet: it would be pulled, then the container created or recreated."""
+    running = bool(current) and before['running']
+    will_run = state in ('started', 'restarted') or (state == 'present' and running)
+    if current is None:
+        actions = ['created container %s from %s' % (name, image_ref)]
+    else:
+        actions = ['recreated container %s (image %s: %s -> %s)' % (name, image_ref, current.config['image']['digest'], pulled['digest'])]
+    if will_run:
+        actions.append('started container %s' % name)
+    after = {'exists': True, 'status': 'running' if will_run else 'created', 'running': will_run,
+             'image': {'name': image_ref, 'digest': pulled['digest']}}
+    return {'changed': True, 'actions': pulled['actions'] + actions, 'container': describe(cfg, current) if current else None,
+            'diff': {'before': before, 'after': after}}
 
 
 def _create_and_converge(cfg, store, name, wanted, state, check_mode, before):
@@ -279,6 +358,8 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
     actions = []
     if recreate:
         why = sorted(f for f, how in diffs.items() if how == 'recreate') or ['recreate: true']
+        if 'image' in why:  # say which digest the tag named and which it names now
+            why[why.index('image')] = 'image %s: %s -> %s' % (wanted['image']['name'], container.config['image']['digest'], wanted['image']['digest'])
         actions.append('recreated container %s (%s)' % (container.name, ', '.join(why)))
         keep_running = state in ('started', 'restarted') or (state == 'present' and running)
         if keep_running:
