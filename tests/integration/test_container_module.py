@@ -58,10 +58,14 @@ def _kill_and_remove(parent):
 
 def _supervisors(host):
     """Pids of supervisors: `python -I <lib>.pyz supervise ID`, after their exec `python -I -S -c ... <lib>.pyz monitor ID`."""
+    # Only this test host's (its mount namespace): other test hosts on the machine have their own.
     code = ('import os\n'
+            'me = os.readlink("/proc/self/ns/mnt")\n'
             'for p in os.listdir("/proc"):\n'
             '    try:\n'
             '        argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\\0")\n'
+            '        if os.readlink("/proc/%s/ns/mnt" % p) != me:\n'
+            '            continue\n'
             '    except OSError:\n'
             '        continue\n'
             '    if any(a.endswith(b".pyz") and b in (b"supervise", b"monitor") for a, b in zip(argv, argv[1:])):\n'
