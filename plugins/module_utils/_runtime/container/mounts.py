@@ -193,7 +193,7 @@ def _bind(root, source, target, flags, propagation=0, is_dir=None):
     return path
 
 
-def _mount_dev(root):
+def _mount_dev(root, shm_size=None):
     dev = _target(root, '/dev')
     syscall.mount('tmpfs', dev, 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
     for name, major, minor in DEV_NODES:
@@ -210,7 +210,7 @@ def _mount_dev(root):
     pts = _target(root, '/dev/pts')
     syscall.mount('devpts', pts, 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
     shm = _target(root, '/dev/shm')
-    syscall.mount('shm', shm, 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=65536k')
+    syscall.mount('shm', shm, 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=%d' % (shm_size or 64 << 20))
     mqueue = _target(root, '/dev/mqueue')
     syscall.mount('mqueue', mqueue, 'mqueue', _NOSUID_NODEV_NOEXEC)
 
@@ -281,7 +281,7 @@ def prepare(spec):
     syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
     syscall.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
     syscall.mount('proc', _target(root, '/proc'), 'proc', _NOSUID_NODEV_NOEXEC)
-    _mount_dev(root)
+    _mount_dev(root, spec.get('shm_size'))
     _mount_sys(root)
     for mount in spec.get('mounts') or ():
         _user_mount(root, mount)
