@@ -13,9 +13,12 @@ description:
     C(pivot_root), capabilities) and supervised by a small per-container process, so the task
     returns as soon as the container runs.
   - Idempotent against what the runtime reads back (the stored config, the image digest, the
-    process in the kernel, the cgroup). A changed O(memory), O(cpus) or O(pids_limit) is written to
-    the running container's cgroup (same process); O(labels), O(stop_signal) and O(stop_timeout) are
-    stored; any other change recreates the container.
+    process in the kernel, the cgroup). A changed O(memory), O(memory_reservation), O(memory_swap),
+    O(cpus), O(cpu_shares), O(cpuset_cpus), O(pids_limit) or O(blkio_weight) is written to the
+    running container's cgroup (same process), as C(docker update) does; O(labels),
+    O(annotations), O(stop_signal) and O(stop_timeout) are stored; any other change recreates
+    the container. Taking a cgroup limit away recreates (a fresh cgroup has none).
+  - O(comparisons) relaxes what counts as a difference, per option.
   - Status comes from the kernel on every run (pid, its start time, the boot id); a container whose
     supervisor died is adopted by the next O(state=started) run.
 author: nsbox.runtime developers (@nsbox)
@@ -82,43 +85,120 @@ options:
     type: list
     elements: str
   env:
-    description: Environment variables, over the image's C(Env). Quote booleans.
+    description: Environment variables, over the image's C(Env) and O(env_file). Quote booleans.
     type: dict
+  env_file:
+    description:
+      - A file on the managed host in Docker's env-file format (C(KEY=value) lines, C(#) comments;
+        a bare C(KEY) takes the value of the module's environment, skipped when unset).
+      - Read on every run; a changed file recreates the container. O(env) wins over it.
+    type: path
   working_dir:
     description: The working directory (created if missing); default the image's.
     type: str
   user:
     description: V(name), V(uid), V(name:group) or V(uid:gid), resolved in the image's C(/etc/passwd) and C(/etc/group).
     type: str
+  group_add:
+    description: Supplementary groups of the container's processes (also of M(nsbox.runtime.container_exec)), names from the image's C(/etc/group) or gids.
+    type: list
+    elements: str
   hostname:
     description: The container's hostname; default the first 12 characters of its id.
     type: str
   labels:
     description: Labels (over the image's).
     type: dict
+  annotations:
+    description: OCI annotations, stored with the container (free-form key/value metadata; changed without a restart).
+    type: dict
   mounts:
     description:
-      - Mounts, each a dict with C(type) (V(bind) or V(tmpfs)), C(source) (bind only, an absolute host
-        path), C(target), C(read_only), and for tmpfs C(tmpfs_size) and C(tmpfs_mode).
+      - Mounts, each a dict with C(type) (V(bind), V(volume) or V(tmpfs)), C(source), C(target), C(read_only), and
+        for bind C(propagation), for volume C(no_copy) (also spelt C(volume_nocopy)), for tmpfs C(tmpfs_size) and C(tmpfs_mode).
+      - V(bind) mounts an absolute host path (it must exist). C(propagation) is V(rprivate) (default, as Docker),
+        V(private), V(rslave), V(slave), V(rshared) or V(shared); with a shared or slave propagation the container
+        sees what the host mounts under the source later, which needs the source on a shared mount
+        (C(mount --make-shared)); the task fails otherwise.
+      - V(volume) mounts the named volume C(source) (see M(nsbox.runtime.volume)); one that does not exist is
+        created with the container, as Docker does. On its first use, when it is empty, the image's content at
+        C(target) is copied into it (files, owners, modes, symlinks, hard links, xattrs best-effort), once per
+        volume; C(no_copy=true) skips that. Removing the container keeps the volume. Anonymous volumes (no
+        C(source)) and the image's own C(Volumes) are not supported (the image's paths stay in the container's
+        writable layer).
       - Targets are resolved inside the root filesystem; a symlink in the image never leads outside it.
     type: list
     elements: dict
   volumes:
-    description: Docker's short form of bind mounts, V(/host/path:/container/path[:ro]).
+    description:
+      - Docker's short form, V(/host/path:/container/path[:OPTS]) for a bind mount or V(NAME:/container/path[:OPTS])
+        for a named volume; OPTS a comma list of V(ro) or V(rw), V(nocopy) (volumes), a propagation (binds).
     type: list
     elements: str
   read_only:
     description: Mount the root filesystem read-only.
     type: bool
+  shm_size:
+    description: Size of the container's C(/dev/shm) tmpfs (default V(64m), as Docker).
+    type: str
+  tty:
+    description:
+      - Give the container a pseudo-terminal as stdin, stdout and stderr (its controlling terminal),
+        as C(docker run -t). Its output is logged as C(stdout) (with the terminal's C(\r\n)).
+      - The terminal lives as long as the container's supervisor; if that process is killed, the
+        container gets a hangup, as with Docker's shim.
+    type: bool
+  interactive:
+    description:
+      - Keep stdin open (C(docker run -i)). The container's stdin is a FIFO in the state dir that
+        stays open, so a program reading it waits instead of seeing end-of-file.
+    type: bool
   memory:
     description: Memory limit (V(256m), V(1g)); changed live.
+    type: str
+  memory_reservation:
+    description: Soft memory limit, reclaimed first under pressure (cgroup v1 C(memory.soft_limit_in_bytes), v2 C(memory.low)); changed live.
+    type: str
+  memory_swap:
+    description: Memory plus swap limit (needs O(memory); V(-1) unlimited); changed live. Needs swap accounting on cgroup v1.
     type: str
   cpus:
     description: CPUs the container may use (V(0.5)); changed live.
     type: float
+  cpu_shares:
+    description: Relative CPU weight (2-262144, default 1024; v2 converts it to C(cpu.weight) as runc does); changed live.
+    type: int
+  cpuset_cpus:
+    description: CPUs the container may run on (V(0-1), V(0,2)); changed live.
+    type: str
   pids_limit:
     description: Most processes (threads) at once; changed live.
     type: int
+  blkio_weight:
+    description:
+      - Relative block I/O weight (10-1000; v2 C(io.weight)); changed live. Needs an I/O scheduler
+        with weights (BFQ, CFQ); where the host has none, creating the container fails and says so.
+    type: int
+  ulimits:
+    description:
+      - Resource limits of the container's processes, V(NAME:SOFT[:HARD]) (also V(NAME=SOFT:HARD)),
+        V(-1) for unlimited, e.g. V(nofile:1024:2048). Names as Docker's (V(nofile), V(nproc), V(core),
+        V(memlock), V(stack), ...). Also applied to M(nsbox.runtime.container_exec).
+      - Raising a hard limit above the runtime's own needs C(CAP_SYS_RESOURCE).
+    type: list
+    elements: str
+  oom_score_adj:
+    description: The OOM killer's adjustment of the container's processes (-1000 to 1000); lowering it needs C(CAP_SYS_RESOURCE).
+    type: int
+  sysctls:
+    description:
+      - Namespaced kernel parameters of the container (C(net.*) with a network namespace of its own,
+        C(fs.mqueue.*) and the IPC C(kernel.msg*), C(kernel.sem), C(kernel.shm*) with a private ipc
+        namespace, C(kernel.domainname) with a private uts namespace); any other is refused, it would
+        change the host.
+      - A container with a network namespace of its own also gets C(net.ipv4.ip_unprivileged_port_start=0)
+        and C(net.ipv4.ping_group_range=0 2147483647), as Docker sets them, unless given here.
+    type: dict
   network_mode:
     description:
       - V(none) (default; a private network namespace with C(lo) up), V(host), V(container:NAME)
@@ -147,6 +227,16 @@ options:
     description:
       - Logging of the container's stdout and stderr, a dict with C(driver) (V(json-file), Docker's
         format), C(max_size) (V(10m)) and C(max_files) (rotated files kept, default 1).
+    type: dict
+  comparisons:
+    description:
+      - How the options are compared with the existing container, by option name, as community.docker's
+        C(comparisons) (V(*) sets the default for all).
+      - V(strict) (default) any difference counts; V(ignore) the option is not compared (the container
+        keeps what it has until something else recreates it); V(allow_more_present) for lists and
+        dicts, the container may have more entries than given (e.g. labels set by others).
+      - Options that fill one setting together (O(mounts) and O(volumes), O(env) and O(env_file)) are
+        compared as one; the first of them named here decides.
     type: dict
 '''
 
@@ -180,6 +270,14 @@ EXAMPLES = r'''
     network_mode: ns:pod1
     init: true
   loop: [app, sidecar]
+
+- name: Data in a named volume (created if missing; kept when the container is removed)
+  nsbox.runtime.container:
+    name: db
+    image: registry.lan:5000/postgres:16
+    mounts:
+      - {type: volume, source: pgdata, target: /var/lib/postgresql/data}
+      - {type: bind, source: /srv/media, target: /media, read_only: true, propagation: rslave}
 
 - name: Remove it
   nsbox.runtime.container:
@@ -220,6 +318,7 @@ def main():
                            state={'type': 'str', 'default': 'started', 'choices': list(service.STATES)},
                            recreate={'type': 'bool', 'default': False}, force_kill={'type': 'bool', 'default': False},
                            pull={'type': 'str', 'default': 'missing', 'choices': list(service.PULL)},
+                           comparisons={'type': 'dict'},
                            **options.argument_spec()),
         supports_check_mode=True,
     )
@@ -229,7 +328,8 @@ def main():
         cfg = host_config(module)
         lib = ensure_library(module)
         out = service.ensure(cfg, p['name'], {k: p[k] for k in options.OPTIONS}, state=p['state'], recreate=p['recreate'],
-                             force_kill=p['force_kill'], check_mode=module.check_mode, pull=p['pull'])
+                             force_kill=p['force_kill'], check_mode=module.check_mode, pull=p['pull'],
+                             comparisons=p['comparisons'])
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

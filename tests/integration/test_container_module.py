@@ -12,19 +12,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shlex
 import signal
 import time
 
 import pytest
 
 from harness import images
+from harness.containers import DATA_ROOT, FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, mounts, setup, supervisors, teardown
 from harness.testhost import TestHost
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
-
-FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
-LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
-DATA_ROOT = '/var/lib/nsbox'
 
 
 @pytest.fixture(scope='module')
@@ -32,144 +27,24 @@ def fixtures():
     return images.FixtureImages(FIXTURE_CACHE).build()
 
 
-def _cgroup_roots():
-    return list(LAYOUT.v1.values()) + ([LAYOUT.unified] if LAYOUT.unified else [])
-
-
-def _kill_and_remove(parent):
-    for root in _cgroup_roots():
-        top = os.path.join(root, parent.lstrip('/'))
-        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda e: -e[0].count('/')):
-            procs = os.path.join(dirpath, 'cgroup.procs')
-            for pid in open(procs).read().split() if os.path.exists(procs) else []:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for _i in range(200):
-                try:
-                    os.rmdir(dirpath)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-
-
-def _supervisors(host):
-    """Pids of supervisors: `python -I <lib>.pyz supervise ID`, after their exec `python -I -S -c ... <lib>.pyz monitor ID`."""
-    # Only this test host's (its mount namespace): other test hosts on the machine have their own.
-    code = ('import os\n'
-            'me = os.readlink("/proc/self/ns/mnt")\n'
-            'for p in os.listdir("/proc"):\n'
-            '    try:\n'
-            '        argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\\0")\n'
-            '        if os.readlink("/proc/%s/ns/mnt" % p) != me:\n'
-            '            continue\n'
-            '    except OSError:\n'
-            '        continue\n'
-            '    if any(a.endswith(b".pyz") and b in (b"supervise", b"monitor") for a, b in zip(argv, argv[1:])):\n'
-            '        print(p)\n')
-    out = host.ssh('python3 -c %s' % shlex.quote(code), check=False).stdout
-    return [int(p) for p in out.split()]
-
-
-def _mounts(host, under=DATA_ROOT + '/containers'):
-    out = host.ssh('grep -F " %s/" /proc/self/mountinfo || true' % under).stdout
-    return [line.split()[4] for line in out.splitlines() if line.strip()]
-
-
-class Box:
-    """The test host set up for containers, with helpers."""
-
-    def __init__(self, host, ansible, parent):
-        self.host, self.ansible, self.parent = host, ansible, parent
-
-    def run(self, check=False, diff=False, **args):
-        return self.ansible.module('nsbox.runtime.container', args, check=check, diff=diff)
-
-    def info(self, name, log_lines=0):
-        res = self.ansible.module('nsbox.runtime.container_info', {'name': [name], 'log_lines': log_lines})
-        return res['containers'][0] if res['containers'] else None
-
-    def exec(self, name, command, **args):
-        res = self.ansible.module('nsbox.runtime.container_exec', dict({'container': name, 'command': command}, **args))
-        assert res['_status'] == 'changed', res
-        return res
-
-    def execs(self, name, commands):
-        """Several container_exec tasks in one play (one Ansible start): {label: result}; failures kept."""
-        tasks = [{'name': label, 'nsbox.runtime.container_exec': dict({'container': name, 'command': cmd}, **extra), 'ignore_errors': True}
-                 for label, (cmd, extra) in commands.items()]
-        res = self.ansible.tasks(tasks)
-        return {label: res.task(label) for label in commands}
-
-    def wait_exited(self, name, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.info(name, log_lines=50)
-            if info['state']['status'] == 'exited' or time.monotonic() > deadline:
-                return info
-            time.sleep(0.3)
-
-    def sh(self, cmd):
-        return self.host.ssh(cmd).stdout.strip()
-
-    def cgroup_dirs(self, cid):
-        return [os.path.join(root, self.parent.lstrip('/'), cid) for root in _cgroup_roots()]
-
-
-def _setup(host, ansible, fixtures, parent):
-    host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /run/nsbox %s/*' % DATA_ROOT)
-    res = ansible.tasks([
-        {'nsbox.runtime.host': {'cgroup_parent': parent}},
-        {'nsbox.runtime.image': {'name': 'busybox', 'source': 'load', 'path': fixtures.docker_archive}},
-    ])
-    assert res.rc == 0, res
-
-
-def _leftovers(host):
-    containers = host.ssh('ls %s/containers 2>/dev/null | grep -v "^.lock$" || true' % DATA_ROOT).stdout.split()
-    return {'supervisors': _supervisors(host), 'mounts': _mounts(host), 'containers': containers}
-
-
-def _teardown(host, parent, everything=True):
-    """Kill and remove what the runtime left (by pid, under the test's cgroup parent); returns what there was."""
-    leftovers = _leftovers(host)
-    for pid in leftovers['supervisors']:
-        host.ssh('kill -9 %d' % pid, check=False)
-    _kill_and_remove(parent)
-    for target in sorted(leftovers['mounts'], key=len, reverse=True):
-        host.ssh('umount -l %s' % target, check=False)
-    if everything:
-        host.ssh('rm -rf /run/nsbox %s/*' % DATA_ROOT, check=False)
-    elif leftovers['containers']:
-        host.ssh('cd %s/containers && rm -rf %s /run/nsbox/containers' % (DATA_ROOT, ' '.join(leftovers['containers'])), check=False)
-    return leftovers
-
-
-NOTHING = {'supervisors': [], 'mounts': [], 'containers': []}
-
-
 @pytest.fixture(scope='module')
 def container_host(testhost, ansible, fixtures):
     """The test host set up once per module (host config with a cgroup parent of its own, the busybox image)."""
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    _setup(testhost, ansible, fixtures, parent)
-    yield Box(testhost, ansible, parent)
-    _teardown(testhost, parent)
+    yield setup(testhost, ansible, parent, {'busybox': fixtures.docker_archive})
+    teardown(testhost, parent)
 
 
 @pytest.fixture
 def box(container_host, reaper):
     """Per test: afterwards nothing of a container may be left (supervisor, mount, files), nor any orphan process."""
     yield container_host
-    leftovers = _teardown(container_host.host, container_host.parent, everything=False)
-    assert leftovers == NOTHING, 'the test left these behind: %r' % leftovers
+    left = teardown(container_host.host, container_host.parent, everything=False)
+    assert left == NOTHING, 'the test left these behind: %r' % left
     reaper.check()
 
 
-pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason='cgroup cleanup here is for v1/hybrid hosts')
+pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -184,7 +59,7 @@ def test_run_to_exit_with_exit_code_and_logs(box):
                                                                [('stderr', 'err\n'), ('stdout', 'out\n')])
     assert all(re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$', e['time']) for e in info['logs'])
     # Nothing of the exited container is mounted or left in its cgroup.
-    assert box.info('job')['state']['pid'] is None and _mounts(box.host) == []
+    assert box.info('job')['state']['pid'] is None and mounts(box.host) == []
     assert not any(os.path.isdir(d) for d in box.cgroup_dirs(info['id']))
     assert box.run(name='job', state='absent')['_status'] == 'changed'
 
@@ -205,7 +80,7 @@ def test_long_running_lifecycle(box):
 
     # memory: predicted in check mode, then written live (same pid)
     res = box.run(check=True, diff=True, **dict(args, memory='128m'))
-    assert res['_status'] == 'changed' and res['actions'] == ['updated resources of container web live']
+    assert res['_status'] == 'changed' and res['actions'] == ['updated memory of container web live']
     mem = [d for d in box.cgroup_dirs(cid) if '/memory/' in d or d.startswith('/sys/fs/cgroup/memory')]
     assert open(os.path.join(mem[0], 'memory.limit_in_bytes')).read().strip() == str(64 << 20)
     res = box.run(**dict(args, memory='128m'))
@@ -250,7 +125,7 @@ def test_long_running_lifecycle(box):
     res = box.run(name='web', state='absent', check=True)
     assert res['_status'] == 'changed' and box.info('web') is not None
     assert box.run(name='web', state='absent')['_status'] == 'changed'
-    assert box.info('web') is None and _mounts(box.host) == [] and _supervisors(box.host) == []
+    assert box.info('web') is None and mounts(box.host) == [] and supervisors(box.host) == []
     assert not os.path.exists('/proc/%d' % pid) or open('/proc/%d/stat' % pid).read().split()[2] == 'Z'
     assert not any(os.path.isdir(d) for d in box.cgroup_dirs(cid))
     assert box.sh('ls %s/containers | grep -v "^.lock$" || true' % DATA_ROOT) == ''
@@ -344,7 +219,7 @@ def test_memory_hog_is_oom_killed(box):
 def test_a_dead_supervisor_is_seen_and_repaired(box):
     args = {'name': 'orphan', 'image': 'busybox', 'command': 'sleep 1000', 'stop_timeout': 0}
     pid = box.run(**args)['container']['state']['pid']
-    sup = _supervisors(box.host)
+    sup = supervisors(box.host)
     assert len(sup) == 1
     os.kill(sup[0], signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -362,7 +237,7 @@ def test_a_dead_supervisor_is_seen_and_repaired(box):
     assert st['status'] == 'exited' and st['exit_code'] is None  # adopted: not its child, the code is unknown
     # A container whose process died with nothing watching it reads exited, never a stale running.
     box.run(**dict(args, state='started'))
-    sup = _supervisors(box.host)
+    sup = supervisors(box.host)
     os.kill(sup[0], signal.SIGKILL)
     os.kill(box.info('orphan')['state']['pid'], signal.SIGKILL)
     time.sleep(0.3)
@@ -383,7 +258,7 @@ def test_a_dead_supervisor_is_seen_and_repaired(box):
 def test_bad_input_is_refused_and_leaves_nothing(box, args, message):
     res = box.run(name='bad', **args)
     assert res['_status'] == 'failed' and message in res['msg'], res
-    assert box.info('bad') is None and _mounts(box.host) == [] and _supervisors(box.host) == []
+    assert box.info('bad') is None and mounts(box.host) == [] and supervisors(box.host) == []
 
 
 def test_adhoc_command(box):
@@ -400,10 +275,9 @@ def shared_host(fixtures, ansible_for, reaper):
     with TestHost('shared', propagation='shared') as host:
         runner = ansible_for(host)
         parent = '/nsbox-test-%s' % secrets.token_hex(4)
-        _setup(host, runner, fixtures, parent)
-        yield Box(host, runner, parent)
-        leftovers = _teardown(host, parent)
-        assert leftovers == NOTHING, leftovers
+        yield setup(host, runner, parent, {'busybox': fixtures.docker_archive})
+        left = teardown(host, parent)
+        assert left == NOTHING, left
     reaper.check()
 
 
@@ -470,3 +344,28 @@ def test_options_reach_the_container(box, tmp_path):
     for name in ('joined', 'hostnet', 'opts', 'chatty'):
         box.run(name=name, state='absent')
     box.sh('rm -rf %s' % data)
+
+
+def test_interactive_keeps_stdin_open_and_tty_gives_a_terminal(box):
+    """As docker run -i and -t: with interactive, sh waits on stdin (a FIFO in the state dir that a
+    writer can feed); without, it reads end-of-file and ends; with tty, the init has a controlling
+    terminal and its output is logged as stdout."""
+    read = ['sh', '-c', 'read line; echo "got $line"']
+    res = box.ansible.tasks([
+        {'name': 'i', 'nsbox.runtime.container': {'name': 'i', 'image': 'busybox', 'command': read, 'interactive': True, 'stop_timeout': 0}},
+        {'name': 'n', 'nsbox.runtime.container': {'name': 'n', 'image': 'busybox', 'command': read}},
+        {'name': 't', 'nsbox.runtime.container': {'name': 't', 'image': 'busybox', 'tty': True,
+                                                  'command': ['sh', '-c', 'test -t 0 && test -t 1 && echo "on a tty $(stat -L -c %t /proc/self/fd/0)"; '
+                                                              'grep -q "^[0-9]* (sh) [A-Z] [0-9]* $$ $$ " /proc/$$/stat && echo "session leader"']}},
+    ])
+    assert res.rc == 0, res
+    n, t = box.wait_exited('n'), box.wait_exited('t')
+    assert n['state']['exit_code'] == 0 and [e['log'] for e in n['logs']] == ['got \n']
+    assert [(e['stream'], e['log']) for e in t['logs']] == [('stdout', 'on a tty 88\r\n'), ('stdout', 'session leader\r\n')], t['logs']
+    i = box.info('i')
+    assert i['state']['running'], i
+    box.sh('echo hello > /run/nsbox/containers/%s/stdin' % i['id'])
+    i = box.wait_exited('i')
+    assert i['state']['exit_code'] == 0 and [e['log'] for e in i['logs']] == ['got hello\n'], i
+    for name in ('i', 'n', 't'):
+        box.run(name=name, state='absent')

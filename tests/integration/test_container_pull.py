@@ -3,58 +3,22 @@
 """The container module's ``pull`` option over SSH, against a real registry on loopback.
 
 The host config names the registry insecure (plain HTTP) and gives the containers a cgroup
-parent of their own; the cleanup is test_container_module's (its helpers are imported): after
+parent of their own; the cleanup is harness.containers': after
 each test nothing of a container may be left (supervisor, mount), nor any orphan process, and
 the data-root is emptied (each test starts with an empty image store).
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import secrets
-import shlex
 
 import pytest
 
 from harness import images
+from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
 from harness.registry import Registry
 
 
-def _container_helpers():
-    """test_container_module, imported under a name of its own (pytest runs with --import-mode=importlib: no sys.path)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test_container_module.py')
-    spec = importlib.util.spec_from_file_location('nsbox_container_test_helpers', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _supervisors_of_this_host(host):
-    """Like test_container_module._supervisors, but only those in the test host's mount namespace.
-
-    The pid namespace is the machine's: another test run (a CI run in parallel) has supervisors of
-    its own in /proc, which this run must neither count as its leftovers nor kill.
-    """
-    code = ('import os\n'
-            'mine = os.readlink("/proc/self/ns/mnt")\n'
-            'for p in os.listdir("/proc"):\n'
-            '    try:\n'
-            '        argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\\0")\n'
-            '        ns = os.readlink("/proc/%s/ns/mnt" % p)\n'
-            '    except OSError:\n'
-            '        continue\n'
-            '    if ns == mine and any(a.endswith(b".pyz") and b in (b"supervise", b"monitor") for a, b in zip(argv, argv[1:])):\n'
-            '        print(p)\n')
-    out = host.ssh('python3 -c %s' % shlex.quote(code), check=False).stdout
-    return [int(p) for p in out.split()]
-
-
-_helpers = _container_helpers()
-# this module's own copy of the helpers: its teardown counts and kills this host's supervisors only
-_helpers._supervisors = _supervisors_of_this_host  # pylint: disable=protected-access
-DATA_ROOT, FIXTURE_CACHE, LAYOUT, Box, _teardown = _helpers.DATA_ROOT, _helpers.FIXTURE_CACHE, _helpers.LAYOUT, _helpers.Box, _helpers._teardown
-
-pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason='cgroup cleanup here is for v1/hybrid hosts')
+pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
 SLEEP = {'command': 'sleep 1000', 'stop_timeout': 0}
 
@@ -77,18 +41,15 @@ def registry():
 @pytest.fixture(scope='module')
 def pull_host(testhost, ansible, registry):
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    testhost.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /run/nsbox %s/*' % DATA_ROOT)
-    res = ansible.module('nsbox.runtime.host', {'cgroup_parent': parent, 'registries': {'insecure': [registry.host]}})
-    assert res['_status'] == 'changed', res
-    yield Box(testhost, ansible, parent)
-    _teardown(testhost, parent)
+    yield setup(testhost, ansible, parent, {}, registries={'insecure': [registry.host]})
+    teardown(testhost, parent)
 
 
 @pytest.fixture
 def box(pull_host, reaper):
     yield pull_host
-    leftovers = _teardown(pull_host.host, pull_host.parent)
-    assert leftovers == _helpers.NOTHING, 'the test left these behind: %r' % leftovers
+    left = teardown(pull_host.host, pull_host.parent)
+    assert left == NOTHING, 'the test left these behind: %r' % left
     reaper.check()
 
 

@@ -13,73 +13,35 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
 from harness import images
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.config import HostConfig
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
+from harness.containers import FIXTURE_CACHE, LAYOUT, library_host
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import runner, service
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service as image_service
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import mountinfo
 
-FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
-LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or LAYOUT is None or LAYOUT.mode == 'v2', reason='root on a v1/hybrid host')
 COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(sys.modules['ansible_collections.nsbox.runtime'].__path__[0])))
 
 
 @pytest.fixture
 def unit_env(tmp_path, reaper):
-    fixtures = images.FixtureImages(FIXTURE_CACHE).build()
-    base = '/var/tmp/nsbox-runner-%s' % secrets.token_hex(4)  # overlay upper dirs need a real filesystem
-    parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    data = {'data_root': base + '/data', 'state_dir': base + '/run', 'cgroup_parent': parent}
-    cfg = HostConfig(data)
-    config_path = tmp_path / 'config.json'
-    config_path.write_text(json.dumps(dict(data, schema_version=1)))
-    image_service.load(cfg, fixtures.docker_archive, name='busybox')
-    sock_path = str(tmp_path / 'notify')
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(sock_path)
-    env = dict(os.environ, NSBOX_CONFIG=str(config_path), NOTIFY_SOCKET=sock_path, PYTHONPATH=COLLECTIONS)
-    try:
-        yield cfg, env, sock
-    finally:
-        sock.close()
-        store = service.open_store(cfg)
-        for c in store.all():
-            st = c.status()
-            if st['running']:
-                os.kill(st['pid'], signal.SIGKILL)
-            try:
-                service.remove(cfg, store, c, force=True)
-            except Exception:  # pylint: disable=broad-except
-                pass
-        for mnt in sorted(mountinfo.read('/proc/self/mountinfo'), key=lambda m: -len(m.mount_point)):
-            if mnt.mount_point.startswith(base):
-                subprocess.run(['umount', '-l', mnt.mount_point], check=False)
-        for root in list(LAYOUT.v1.values()) + ([LAYOUT.unified] if LAYOUT.unified else []):
-            top = os.path.join(root, parent.lstrip('/'))
-            for dirpath, _d, _f in sorted(os.walk(top), key=lambda e: -e[0].count('/')):
-                for _i in range(100):
-                    try:
-                        os.rmdir(dirpath)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        time.sleep(0.02)
-        shutil.rmtree(base, ignore_errors=True)
-        reaper.check()
+    with library_host(images.FixtureImages(FIXTURE_CACHE).build(), reaper) as (cfg, _base, data):
+        config_path = tmp_path / 'config.json'
+        config_path.write_text(json.dumps(dict(data, schema_version=1)))
+        sock_path = str(tmp_path / 'notify')
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        try:
+            yield cfg, dict(os.environ, NSBOX_CONFIG=str(config_path), NOTIFY_SOCKET=sock_path, PYTHONPATH=COLLECTIONS), sock
+        finally:
+            sock.close()
 
 
 def nsbox(env, *args, extra_env=None):

@@ -16,6 +16,7 @@ from .container import caps, logs, monitor, mounts, options, process, runner  # 
 from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
+from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
 
 MODULES = (
     '__init__',
@@ -65,4 +66,8 @@ MODULES = (
     'syscall',
     'units',
     'version',
+    'volume/__init__',
+    'volume/copyup',
+    'volume/service',
+    'volume/store',
 )

@@ -20,6 +20,7 @@ This module is loaded by the lean monitor (``python -I -S``): keep its imports f
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -346,6 +347,8 @@ def _read_once(fd, stream, log, report):
     except BlockingIOError:
         return -1
     except OSError as exc:
+        if exc.errno == errno.EIO:  # a pty master whose slave every process closed: its end-of-file
+            return 0
         report(NsboxError.from_oserror('read', 'the container output (%s)' % stream, exc))
         return 0
     if data:

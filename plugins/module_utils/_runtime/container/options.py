@@ -15,6 +15,8 @@ rejects them as unsupported, the library's parser as unknown — never accepted 
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import signal
@@ -22,6 +24,7 @@ import signal
 from ..cgroups.resources import Resources, display
 from ..units import parse_size
 from ..errors import ConfigError
+from ..volume.store import validate_name as validate_volume_name
 
 SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -30,7 +33,11 @@ NS_MODES = ('network', 'pid', 'ipc', 'uts')
 
 
 class Option:
-    """One option: Ansible type, how a difference is applied, and its config field."""
+    """One option: Ansible type, how a difference is applied, and where it lives in the config.
+
+    ``field`` is a path in the stored config (``resources.memory``); options that fill one field
+    together (``mounts`` and ``volumes``, ``env`` and ``env_file``) share it, and are compared as one.
+    """
 
     def __init__(self, name, type_, update, elements=None, default=None, choices=None, field=None):
         self.name, self.type, self.update, self.elements = name, type_, update, elements
@@ -49,27 +56,52 @@ TABLE = (
     Option('command', 'raw', 'recreate'),
     Option('entrypoint', 'list', 'recreate', elements='str'),
     Option('env', 'dict', 'recreate'),
+    Option('env_file', 'path', 'recreate', field='env'),
     Option('working_dir', 'str', 'recreate'),
     Option('user', 'str', 'recreate'),
+    Option('group_add', 'list', 'recreate', elements='str'),
     Option('hostname', 'str', 'recreate'),
     Option('labels', 'dict', 'stored'),
+    Option('annotations', 'dict', 'stored'),
     Option('mounts', 'list', 'recreate', elements='dict'),
     Option('volumes', 'list', 'recreate', elements='str', field='mounts'),
     Option('read_only', 'bool', 'recreate'),
-    Option('memory', 'str', 'live', field='resources'),
-    Option('cpus', 'float', 'live', field='resources'),
-    Option('pids_limit', 'int', 'live', field='resources'),
-    Option('network_mode', 'str', 'recreate', field='namespaces'),
-    Option('pid_mode', 'str', 'recreate', field='namespaces'),
-    Option('ipc_mode', 'str', 'recreate', field='namespaces'),
-    Option('uts_mode', 'str', 'recreate', field='namespaces'),
+    Option('shm_size', 'str', 'recreate'),
+    Option('tty', 'bool', 'recreate'),
+    Option('interactive', 'bool', 'recreate'),
+    Option('memory', 'str', 'live', field='resources.memory'),
+    Option('memory_reservation', 'str', 'live', field='resources.memory_reservation'),
+    Option('memory_swap', 'str', 'live', field='resources.memory_swap'),
+    Option('cpus', 'float', 'live', field='resources.cpus'),
+    Option('cpu_shares', 'int', 'live', field='resources.cpu_shares'),
+    Option('cpuset_cpus', 'str', 'live', field='resources.cpuset_cpus'),
+    Option('pids_limit', 'int', 'live', field='resources.pids_limit'),
+    Option('blkio_weight', 'int', 'live', field='resources.blkio_weight'),
+    Option('ulimits', 'list', 'recreate', elements='str'),
+    Option('oom_score_adj', 'int', 'recreate'),
+    Option('sysctls', 'dict', 'recreate'),
+    Option('network_mode', 'str', 'recreate', field='namespaces.network'),
+    Option('pid_mode', 'str', 'recreate', field='namespaces.pid'),
+    Option('ipc_mode', 'str', 'recreate', field='namespaces.ipc'),
+    Option('uts_mode', 'str', 'recreate', field='namespaces.uts'),
     Option('stop_signal', 'str', 'stored'),
     Option('stop_timeout', 'int', 'stored'),
     Option('init', 'bool', 'recreate'),
     Option('log', 'dict', 'recreate'),
 )
 OPTIONS = {opt.name: opt for opt in TABLE}
-RESOURCE_OPTIONS = ('memory', 'cpus', 'pids_limit')
+RESOURCE_OPTIONS = tuple(opt.name for opt in TABLE if opt.field.startswith('resources.'))
+RESOURCE_FIELDS = ('memory', 'memory_reservation', 'memory_swap', 'cpus', 'cpu_period', 'cpu_shares', 'cpuset_cpus', 'pids_limit',
+                   'blkio_weight')  # stored under resources: the options plus cpu_period (from cpus)
+COMPARISONS = ('strict', 'ignore', 'allow_more_present')
+ULIMITS = ('as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio',
+           'rttime', 'sigpending', 'stack')
+# Namespaced sysctls a container may set (Docker's list): IPC ones need a private ipc namespace,
+# net.* a network namespace of the container's own; kernel.domainname a private uts namespace.
+IPC_SYSCTLS = ('kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax',
+               'kernel.shmmni', 'kernel.shm_rmid_forced')
+SYSCTL_RE = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')
+DEFAULT_SHM_SIZE = 64 << 20
 
 
 def argument_spec():
@@ -132,49 +164,102 @@ def _namespace_mode(option, value):
     raise ConfigError('use', '%s %r' % (option, value), 'expected private, host, container:NAME or ns:NAME')
 
 
+PROPAGATIONS = ('private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave')
+MOUNT_KEYS = {
+    'bind': {'propagation'},
+    'volume': {'no_copy', 'volume_nocopy'},
+    'tmpfs': {'tmpfs_size', 'tmpfs_mode'},
+}
+
+
 def _mount(item, index):
+    """One ``mounts`` entry -> its stored form (defaults left out, so configs stored before an option
+    existed still compare equal: a bind's ``propagation`` only when not rprivate, ``no_copy`` only when true)."""
+    where = 'mounts[%d]' % index
     if not isinstance(item, dict):
-        raise ConfigError('use', 'mounts[%d]' % index, 'expected a dict with type, source, target')
-    known = {'type', 'source', 'target', 'read_only', 'tmpfs_size', 'tmpfs_mode'}
+        raise ConfigError('use', where, 'expected a dict with type, source, target')
+    known = {'type', 'source', 'target', 'read_only'} | set().union(*MOUNT_KEYS.values())
     unknown = set(item) - known
     if unknown:
-        raise ConfigError('use', 'mounts[%d]' % index, 'unknown keys %s (known: %s)' % (', '.join(sorted(unknown)), ', '.join(sorted(known))))
+        raise ConfigError('use', where, 'unknown keys %s (known: %s)' % (', '.join(sorted(unknown)), ', '.join(sorted(known))))
     kind = item.get('type', 'bind')
+    if kind not in MOUNT_KEYS:
+        raise ConfigError('use', where, 'type is bind, volume or tmpfs, not %r' % (kind,))
+    foreign = sorted(k for k in set(item) & set().union(*MOUNT_KEYS.values()) - MOUNT_KEYS[kind] if item[k] is not None)
+    if foreign:
+        raise ConfigError('use', where, '%s %s not an option of a %s mount' % (', '.join(foreign), 'is' if len(foreign) == 1 else 'are', kind))
     target = item.get('target')
     if not isinstance(target, str) or not target.startswith('/') or target == '/':
-        raise ConfigError('use', 'mounts[%d]' % index, 'target must be an absolute path other than /, not %r' % (target,))
+        raise ConfigError('use', where, 'target must be an absolute path other than /, not %r' % (target,))
     out = {'type': kind, 'target': _norm_path(target), 'read_only': bool(item.get('read_only', False))}
     if kind == 'bind':
         source = item.get('source')
         if not isinstance(source, str) or not source.startswith('/'):
-            raise ConfigError('use', 'mounts[%d]' % index, 'a bind mount needs an absolute host path as source, not %r' % (source,))
+            raise ConfigError('use', where, 'a bind mount needs an absolute host path as source, not %r' % (source,))
         out['source'] = _norm_path(source)
-    elif kind == 'tmpfs':
+        propagation = item.get('propagation') or 'rprivate'
+        if propagation not in PROPAGATIONS:
+            raise ConfigError('use', '%s.propagation' % where, 'expected one of %s, not %r' % (', '.join(PROPAGATIONS), propagation))
+        if propagation != 'rprivate':
+            out['propagation'] = propagation
+    elif kind == 'volume':
+        source = item.get('source')
+        if not source:
+            raise ConfigError('use', where, 'a volume mount needs source, the name of a volume (anonymous volumes are not supported)')
+        if isinstance(source, str) and source.startswith('/'):
+            raise ConfigError('use', where, 'the source of a volume mount is a volume name, not a host path %r (use type bind)' % source)
+        try:
+            out['source'] = validate_volume_name(source)
+        except ConfigError as exc:
+            raise ConfigError('use', '%s source' % where, exc.cause) from None
+        no_copy = [item[k] for k in ('no_copy', 'volume_nocopy') if item.get(k) is not None]
+        if len(set(map(bool, no_copy))) > 1:
+            raise ConfigError('use', where, 'no_copy and volume_nocopy (the same option) disagree')
+        if no_copy and no_copy[0]:
+            out['no_copy'] = True
+    else:
         if item.get('source'):
-            raise ConfigError('use', 'mounts[%d]' % index, 'a tmpfs mount has no source')
+            raise ConfigError('use', where, 'a tmpfs mount has no source')
         if item.get('tmpfs_size') is not None:
-            out['tmpfs_size'] = parse_size(item['tmpfs_size'], 'mounts[%d].tmpfs_size' % index)
+            out['tmpfs_size'] = parse_size(item['tmpfs_size'], '%s.tmpfs_size' % where)
         if item.get('tmpfs_mode') is not None:
             mode = item['tmpfs_mode']
             try:
                 out['tmpfs_mode'] = int(mode, 8) if isinstance(mode, str) else int(mode)
             except ValueError:
-                raise ConfigError('use', 'mounts[%d].tmpfs_mode' % index, 'expected an octal mode such as 1777, not %r' % (mode,)) from None
-    elif kind == 'volume':
-        raise ConfigError('use', 'mounts[%d]' % index, 'named volumes come with the volume module (not in this version): use type bind')
-    else:
-        raise ConfigError('use', 'mounts[%d]' % index, 'type is bind or tmpfs, not %r' % (kind,))
+                raise ConfigError('use', '%s.tmpfs_mode' % where, 'expected an octal mode such as 1777, not %r' % (mode,)) from None
     return out
 
 
 def _volume(text, index):
-    """Docker's short form ``/host:/ctr[:ro|rw]``."""
-    parts = str(text).split(':')
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ('ro', 'rw')):
-        raise ConfigError('use', 'volumes[%d] %r' % (index, text), 'expected /host/path:/container/path[:ro|rw]')
-    if not parts[0].startswith('/'):
-        raise ConfigError('use', 'volumes[%d] %r' % (index, text), 'named volumes come with the volume module (not in this version): give a host path')
-    return _mount({'type': 'bind', 'source': parts[0], 'target': parts[1], 'read_only': parts[2:] == ['ro']}, index)
+    """Docker's short form: ``/host/path:/ctr[:OPTS]`` (a bind) or ``NAME:/ctr[:OPTS]`` (a named volume);
+    OPTS a comma list of ro or rw, nocopy (volumes), a propagation (binds)."""
+    text = str(text)
+    where = 'volumes[%d] %r' % (index, text)
+    parts = text.split(':')
+    if len(parts) == 1:
+        raise ConfigError('use', where, 'anonymous volumes are not supported: give NAME:%s or /host/path:%s' % (text, text))
+    if len(parts) > 3:
+        raise ConfigError('use', where, 'expected /host/path:/container/path[:ro] or NAME:/container/path[:ro]')
+    source, target = parts[0], parts[1]
+    kind = 'bind' if source.startswith('/') else 'volume'
+    item = {'type': kind, 'source': source, 'target': target}
+    opts = parts[2].split(',') if len(parts) == 3 else []
+    allowed = {'ro', 'rw'} | ({'nocopy'} if kind == 'volume' else set(PROPAGATIONS))
+    bad = [o for o in opts if o not in allowed]
+    if bad or len(opts) != len(set(opts)) or {'ro', 'rw'} <= set(opts):
+        raise ConfigError('use', where, 'the options of a %s are %s, given at most once (ro or rw)' % (
+            'named volume' if kind == 'volume' else 'bind mount', ', '.join(sorted(allowed))))
+    item['read_only'] = 'ro' in opts
+    if 'nocopy' in opts:
+        item['no_copy'] = True
+    propagation = [o for o in opts if o in PROPAGATIONS]
+    if propagation:
+        item['propagation'] = propagation[0]
+    try:
+        return _mount(item, index)
+    except ConfigError as exc:
+        raise ConfigError('use', where, exc.cause) from None
 
 
 def _norm_path(path):
@@ -202,21 +287,140 @@ def _log(value):
             'max_files': max_files}
 
 
+def _ulimit(text, index):
+    """Docker's ``nofile=1024:2048`` / community.docker's ``nofile:1024:2048``; -1 is unlimited."""
+    name, sep, rest = str(text).replace('=', ':', 1).partition(':')
+    values = rest.split(':') if sep else []
+    what = 'ulimits[%d] %r' % (index, text)
+    if name not in ULIMITS:
+        raise ConfigError('use', what, 'the limit is one of %s' % ', '.join(ULIMITS))
+    if len(values) not in (1, 2):
+        raise ConfigError('use', what, 'expected NAME:SOFT[:HARD] such as nofile:1024:2048')
+    try:
+        soft, hard = (int(values[0]), int(values[-1]))
+    except ValueError:
+        raise ConfigError('use', what, 'limits are whole numbers (-1 for unlimited)') from None
+    if min(soft, hard) < -1:
+        raise ConfigError('use', what, 'limits are whole numbers (-1 for unlimited)')
+    if hard != -1 and (soft == -1 or soft > hard):
+        raise ConfigError('use', what, 'the soft limit cannot exceed the hard one')
+    return {'name': name, 'soft': soft, 'hard': hard}
+
+
+def _sysctls(value, namespaces):
+    """Namespaced sysctls only, each checked against the namespace it would change."""
+    out = {}
+    for key, val in (value or {}).items():
+        key = str(key)
+        what = 'sysctl %s' % key
+        if not SYSCTL_RE.match(key):
+            raise ConfigError('use', what, 'expected a dotted name such as net.ipv4.ip_forward')
+        if isinstance(val, bool) or val is None:
+            raise ConfigError('use', what, 'give the value as the kernel reads it (e.g. "1"), not %r' % (val,))
+        if key.startswith('net.'):
+            need, mode = 'network', namespaces['network']
+        elif key in IPC_SYSCTLS or key.startswith('fs.mqueue.'):
+            need, mode = 'ipc', namespaces['ipc']
+        elif key == 'kernel.domainname':
+            need, mode = 'uts', namespaces['uts']
+        else:
+            raise ConfigError('use', what, 'not a namespaced sysctl: it would change the host (allowed: net.*, fs.mqueue.*, '
+                                           'kernel.domainname and the IPC ones %s)' % ', '.join(IPC_SYSCTLS))
+        if mode not in ('private', 'none'):
+            raise ConfigError('use', what, 'it needs the container\'s own %s namespace, not %s (set it where that namespace is made)' % (need, mode))
+        out[key] = str(val)
+    return dict(sorted(out.items()))
+
+
+def _typed(opt, value):
+    """The value as the table's type says, as Ansible's argument spec converts it (the library has other fronts too)."""
+    kind = opt.type
+    if kind == 'raw':
+        return value
+    if kind in ('str', 'path') and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    if kind == 'int' and not isinstance(value, (bool, float)):
+        try:
+            return int(str(value).strip(), 10)
+        except ValueError:
+            pass
+    if kind == 'float' and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    if kind == 'bool' and isinstance(value, bool):
+        return value
+    if kind == 'list' and isinstance(value, (list, tuple)):
+        return list(value)
+    if kind == 'dict' and isinstance(value, dict):
+        return value
+    raise ConfigError('use', opt.name, 'expected %s, not %r' % ({'str': 'a string', 'path': 'a path', 'int': 'a whole number', 'float': 'a number',
+                                                                'bool': 'true or false', 'list': 'a list', 'dict': 'a dict'}[kind], value))
+
+
+def read_env_file(path):
+    """Docker's env-file: KEY=value lines, # comments, blank lines; a bare KEY takes the module's environment value."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError('read', 'env_file %s' % path, getattr(exc, 'strerror', None) or str(exc)) from None
+    env = {}
+    for number, line in enumerate(lines, 1):
+        text = line.lstrip()
+        if not text or text.startswith('#'):
+            continue
+        key, sep, value = text.partition('=')
+        if not key or ' ' in key or '\0' in line:
+            raise ConfigError('parse', 'env_file %s line %d' % (path, number), 'expected KEY=value, not %r' % line)
+        if not sep:
+            if key not in os.environ:
+                continue  # as docker: an unset variable named alone is skipped
+            value = os.environ[key]
+        env[key] = value
+    return env
+
+
+def parse_comparisons(value):
+    """{option or '*': strict|ignore|allow_more_present} -> {option: how} for every option."""
+    value = dict(value or {})
+    unknown = set(value) - set(OPTIONS) - {'*'}
+    if unknown:
+        raise ConfigError('use', 'comparisons', 'unknown options %s' % ', '.join(sorted(unknown)))
+    for key, how in value.items():
+        if how not in COMPARISONS:
+            raise ConfigError('use', 'comparisons %s' % key, 'expected one of %s, not %r' % (', '.join(COMPARISONS), how))
+        if how == 'allow_more_present' and key != '*' and OPTIONS[key].type not in ('dict', 'list'):
+            raise ConfigError('use', 'comparisons %s' % key, 'allow_more_present applies to lists and dicts only')
+    default = value.get('*', 'strict')
+    out = {}
+    for opt in TABLE:
+        how = value.get(opt.name, default)
+        if how == 'allow_more_present' and opt.type not in ('dict', 'list'):
+            how = 'strict'  # a '*' default falls back to strict for single values
+        out[opt.name] = how
+    return out
+
+
 # -- the whole config ----------------------------------------------------------------------------
 def check(options):
-    """Parse every given option (None = not given); raises ConfigError naming the option. No I/O."""
+    """Parse every given option (None = not given); raises ConfigError naming the option.
+
+    No I/O but reading ``env_file`` (on the managed host: its content is part of the config).
+    """
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise ConfigError('use', 'container options', 'unknown options %s' % ', '.join(sorted(unknown)))
-    opts = {k: v for k, v in options.items() if v is not None}
+    opts = {k: _typed(OPTIONS[k], v) for k, v in options.items() if v is not None}
     out = {}
     if 'command' in opts:
         out['command'] = _argv(opts['command'], 'command')
     if 'entrypoint' in opts:
         out['entrypoint'] = _argv(opts['entrypoint'], 'entrypoint')
-    if 'env' in opts:
-        env = {}
-        for key, value in opts['env'].items():
+    if 'env' in opts or 'env_file' in opts:
+        env = read_env_file(opts['env_file']) if 'env_file' in opts else {}
+        for key, value in (opts.get('env') or {}).items():
             if not key or '=' in key or '\0' in key:
                 raise ConfigError('use', 'env key %r' % (key,), 'a variable name has no "=" and is not empty')
             if isinstance(value, bool):
@@ -233,8 +437,15 @@ def check(options):
             out[name] = str(opts[name])
     if 'hostname' in out and not re.match(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$', out['hostname']):
         raise ConfigError('use', 'hostname %r' % out['hostname'], 'expected up to 63 of [A-Za-z0-9.-]')
-    if 'labels' in opts:
-        out['labels'] = {str(k): str(v) for k, v in opts['labels'].items()}
+    for name in ('labels', 'annotations'):
+        if name in opts:
+            out[name] = {str(k): str(v) for k, v in opts[name].items()}
+    if 'group_add' in opts:
+        groups = [str(g).strip() for g in opts['group_add']]
+        bad = [g for g in groups if not g or ':' in g or any(c.isspace() for c in g)]
+        if bad:
+            raise ConfigError('use', 'group_add %r' % bad[0], 'expected a group name or gid')
+        out['group_add'] = groups
     mounts = [_mount(m, i) for i, m in enumerate(opts.get('mounts') or [])]
     mounts += [_volume(v, i) for i, v in enumerate(opts.get('volumes') or [])]
     targets = [m['target'] for m in mounts]
@@ -243,8 +454,24 @@ def check(options):
         raise ConfigError('use', 'mounts', 'more than one mount on %s' % ', '.join(dup))
     out['mounts'] = mounts
     out['read_only'] = bool(opts.get('read_only', False))
+    out['shm_size'] = parse_size(opts['shm_size'], 'shm_size') if 'shm_size' in opts else None
+    if out['shm_size'] is not None and out['shm_size'] < 4096:
+        raise ConfigError('use', 'shm_size', 'at least one page (4k), not %d bytes' % out['shm_size'])
+    out['tty'] = bool(opts.get('tty', False))
+    out['interactive'] = bool(opts.get('interactive', False))
+    ulimits = [_ulimit(u, i) for i, u in enumerate(opts.get('ulimits') or [])]
+    names = [u['name'] for u in ulimits]
+    if len(set(names)) != len(names):
+        raise ConfigError('use', 'ulimits', 'each limit once: %s' % ', '.join(sorted({n for n in names if names.count(n) > 1})))
+    out['ulimits'] = sorted(ulimits, key=lambda u: u['name'])
+    if 'oom_score_adj' in opts:
+        value = opts['oom_score_adj']
+        if isinstance(value, bool) or not isinstance(value, int) or not -1000 <= value <= 1000:
+            raise ConfigError('use', 'oom_score_adj %r' % (value,), 'expected a whole number from -1000 to 1000')
+        out['oom_score_adj'] = value
     out['resources'] = Resources.from_options({k: opts.get(k) for k in RESOURCE_OPTIONS})
     out['namespaces'] = {ns: _namespace_mode(ns + '_mode', opts.get(ns + '_mode')) for ns in NS_MODES}
+    out['sysctls'] = _sysctls(opts.get('sysctls'), out['namespaces'])
     if 'stop_signal' in opts:
         out['stop_signal'] = parse_signal(opts['stop_signal'])
     stop_timeout = opts.get('stop_timeout', 10)
@@ -290,10 +517,18 @@ def resolve(name, checked, image, image_config):
         'working_dir': checked.get('working_dir') or ic.get('WorkingDir') or '/',
         'user': checked.get('user') or ic.get('User') or '0',
         'hostname': checked.get('hostname'),
+        'group_add': list(checked.get('group_add') or []),
         'labels': dict(sorted({**(ic.get('Labels') or {}), **(checked.get('labels') or {})}.items())),
+        'annotations': dict(sorted((checked.get('annotations') or {}).items())),
         'mounts': checked['mounts'],
         'read_only': checked['read_only'],
-        'resources': {k: getattr(res, k) for k in ('memory', 'cpus', 'cpu_period', 'pids_limit')},
+        'shm_size': checked['shm_size'],
+        'tty': checked['tty'],
+        'interactive': checked['interactive'],
+        'resources': {k: getattr(res, k) for k in RESOURCE_FIELDS},
+        'ulimits': checked['ulimits'],
+        'oom_score_adj': checked.get('oom_score_adj'),
+        'sysctls': checked['sysctls'],
         'namespaces': checked['namespaces'],
         'stop_signal': checked.get('stop_signal') or (parse_signal(ic['StopSignal']) if ic.get('StopSignal') else 'SIGTERM'),
         'stop_timeout': checked['stop_timeout'],
@@ -304,28 +539,88 @@ def resolve(name, checked, image, image_config):
 
 def resources_of(config):
     """The stored limits as a cgroups Resources (None fields unmanaged)."""
-    r = config.get('resources') or {}
-    return Resources(memory=r.get('memory'), cpus=r.get('cpus'), cpu_period=r.get('cpu_period') if r.get('cpus') else None,
-                     pids_limit=r.get('pids_limit'))
+    r = dict(config.get('resources') or {})
+    if not r.get('cpus'):
+        r['cpu_period'] = None
+    return Resources(**{k: r.get(k) for k in RESOURCE_FIELDS})
 
 
-UPDATE = {opt.field: opt.update for opt in TABLE}  # config field -> how a difference is applied
+# Fields added after schema 1 and their value for a container created before them: an upgrade
+# of nsbox compares an old config as if it had them, and recreates nothing.
+ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': False, 'interactive': False, 'ulimits': [],
+                'oom_score_adj': None, 'sysctls': {}}
 
 
-def differences(stored, wanted):
-    """{field: 'live'|'stored'|'recreate'} for each config field that differs."""
+def value_of(config, field):
+    """The value at ``field`` (a dotted path) of a stored config; None when absent (older configs)."""
+    value = config
+    for part in field.split('.'):
+        if not isinstance(value, dict):
+            return None
+        value = value[part] if part in value else ADDED_FIELDS.get(part) if value is config else None
+    return value
+
+
+def merged(stored, wanted, changed):
+    """The stored config with the fields of the ``changed`` options taken from ``wanted`` (a live or stored
+    update: what comparisons ignored stays as the container has it)."""
+    out = json_copy(stored)
+    for name in changed:
+        path = OPTIONS[name].field.split('.')
+        target = out
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value_of(wanted, OPTIONS[name].field)
+        if OPTIONS[name].field == 'resources.cpus':
+            target['cpu_period'] = value_of(wanted, 'resources.cpu_period')
+    return out
+
+
+def json_copy(obj):
+    return json.loads(json.dumps(obj))
+
+
+def _contains(stored, wanted):
+    """allow_more_present: every wanted item is in stored (dict items, list elements)."""
+    if isinstance(wanted, dict) and isinstance(stored, dict):
+        return all(k in stored and stored[k] == v for k, v in wanted.items())
+    if isinstance(wanted, list) and isinstance(stored, list):
+        return all(item in stored for item in wanted)
+    return stored == wanted
+
+
+FIELDS = {}  # config field -> the options that fill it, in table order
+for _opt in TABLE:
+    FIELDS.setdefault(_opt.field, []).append(_opt)
+UPDATE = {field: opts[0].update for field, opts in FIELDS.items()}  # config field -> how a difference is applied
+
+
+def differences(stored, wanted, comparisons=None):
+    """{option: 'live'|'stored'|'recreate'} for each option whose config field differs.
+
+    A field filled by two options (``mounts``/``volumes``, ``env``/``env_file``) is named by
+    its first option. ``comparisons`` ({option: strict|ignore|allow_more_present}, from check's
+    ``comparisons``) relaxes the comparison of a field: the first of its options given decides.
+    """
+    comparisons = comparisons or {}
     out = {}
-    for field, update in UPDATE.items():
+    for field, opts in FIELDS.items():
+        how = next((comparisons[o.name] for o in opts if comparisons.get(o.name, 'strict') != 'strict'), 'strict')
+        if how == 'ignore':
+            continue
+        before, after = value_of(stored, field), value_of(wanted, field)
         if field == 'image':
-            same = (stored.get('image') or {}).get('digest') == wanted['image']['digest']
+            same = (before or {}).get('digest') == after['digest']
+        elif how == 'allow_more_present':
+            same = _contains(before, after)
         else:
-            same = stored.get(field) == wanted.get(field)
-        if not same:
-            out[field] = update
-    if out.get('resources') == 'live':
-        before, after = stored.get('resources') or {}, wanted.get('resources') or {}
-        if any(before.get(k) is not None and after.get(k) is None for k in before):
-            out['resources'] = 'recreate'  # a limit taken away: a fresh cgroup has none (written live, it would stay)
+            same = before == after
+        if same:
+            continue
+        update = opts[0].update
+        if update == 'live' and before is not None and after is None:
+            update = 'recreate'  # a limit taken away: a fresh cgroup has none (written live, it would stay)
+        out[opts[0].name] = update
     return out
 
 

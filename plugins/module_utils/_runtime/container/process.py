@@ -35,9 +35,15 @@ The spec is a plain JSON-able dict:
   caller puts '/dev/init', '--' in args).
 - ``capabilities``: names (caps.py), default Docker's 14; ``no_new_privs``: bool.
 - ``masked_paths``, ``readonly_paths``: lists; Docker's when absent.
+- ``shm_size``: bytes of the /dev/shm tmpfs (64 MiB when absent).
+- ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
+  checked they are namespaced: net.*, IPC, kernel.domainname).
+- ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
+  one (a new session, TIOCSCTTY).
+- ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
 
-``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities and
-no_new_privs.
+``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
+no_new_privs and rlimits.
 """
 from __future__ import annotations
 
@@ -45,10 +51,12 @@ import errno
 import fcntl
 import json
 import os
+import re
 import resource
 import select
 import signal
 import socket
+import termios
 import time
 
 from .. import syscall
@@ -64,6 +72,10 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'net': syscall.CLONE_NEWNET, 'pid': syscall.CLONE_NEWPID, 'cgroup': syscall.CLONE_NEWCGROUP,
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
+_SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
+# Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
+_RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
+            'locks': 10, 'sigpending': 11, 'msgqueue': 12, 'nice': 13, 'rtprio': 14, 'rttime': 15}
 
 
 class ProcessError(NsboxError):
@@ -105,8 +117,22 @@ def check_spec(spec, full=True):
     names = spec.get('capabilities')
     out['capabilities'] = list(caps.parse(DEFAULT_CAPABILITIES if names is None else names))
     out['no_new_privs'] = bool(spec.get('no_new_privs'))
+    out['rlimits'] = _rlimits(spec.get('rlimits'))
     if not full:
         return out
+    sysctls = spec.get('sysctls') or {}
+    if not isinstance(sysctls, dict) or not all(isinstance(k, str) and _SYSCTL.match(k) and isinstance(v, str) for k, v in sysctls.items()):
+        raise ConfigError('use', 'the sysctls', 'a dict of {dotted.name: "value"}, not %r' % (sysctls,))
+    out['sysctls'] = dict(sysctls)
+    adj = spec.get('oom_score_adj')
+    if adj is not None and (isinstance(adj, bool) or not isinstance(adj, int) or not -1000 <= adj <= 1000):
+        raise ConfigError('use', 'oom_score_adj %r' % (adj,), 'a whole number from -1000 to 1000')
+    out['oom_score_adj'] = adj
+    out['terminal'] = bool(spec.get('terminal'))
+    shm = spec.get('shm_size')
+    if shm is not None and (isinstance(shm, bool) or not isinstance(shm, int) or shm < 4096):
+        raise ConfigError('use', 'shm_size %r' % (shm,), 'bytes, at least 4096')
+    out['shm_size'] = shm
     out['rootfs'] = _abs_path(spec.get('rootfs'), 'the root filesystem')
     if not os.path.isdir(out['rootfs']):
         raise ConfigError('use', 'root filesystem %s' % out['rootfs'], 'it is not a directory')
@@ -139,6 +165,16 @@ def check_spec(spec, full=True):
         mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
     for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
         out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
+    return out
+
+
+def _rlimits(items):
+    out = []
+    for item in items or ():
+        name = item.get('name') if isinstance(item, dict) else None
+        if name not in _RLIMITS or not all(isinstance(item.get(k), int) and item[k] >= -1 for k in ('soft', 'hard')):
+            raise ConfigError('use', 'rlimit %r' % (item,), '{name, soft, hard} with a name of %s' % ', '.join(sorted(_RLIMITS)))
+        out.append({'name': name, 'soft': item['soft'], 'hard': item['hard']})
     return out
 
 
@@ -369,6 +405,9 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
             syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns[ns_type]))
     _close(*join.values())
     _install_stdio(stdio)
+    if spec['terminal']:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     flags = 0
     for ns_type, path in ns.items():
         if path is None and ns_type != 'pid':
@@ -376,6 +415,11 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
     syscall.unshare(flags | syscall.CLONE_NEWNS)
     if spec['loopback'] and 'net' in ns and ns['net'] is None:
         syscall.link_up('lo')
+    # /proc/sys/{net,kernel/ipc ones} are the opener's namespaces': these are the container's now.
+    for name, value in spec['sysctls'].items():
+        _write_proc('/proc/sys/' + name.replace('.', '/'), value, 'sysctl %s' % name)
+    if spec['oom_score_adj'] is not None:
+        _write_proc('/proc/self/oom_score_adj', str(spec['oom_score_adj']), 'oom_score_adj')
     mounts.prepare(spec)
     root = spec['rootfs']
     os.chdir(root)
@@ -389,6 +433,31 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
         socket.sethostname(spec['hostname'])
 
 
+def _write_proc(path, value, what):  # pragma: no cover - forked child
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ProcessError.from_oserror('set', what, exc) from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        hint = ' (lowering it needs CAP_SYS_RESOURCE, which this host withholds)' if exc.errno == errno.EACCES and 'oom' in what else ''
+        raise ProcessError('set', '%s to %s' % (what, value), (exc.strerror or str(exc)) + hint, errno=exc.errno) from None
+    finally:
+        os.close(fd)
+
+
+def _set_rlimits(rlimits):  # pragma: no cover - forked child
+    for item in rlimits:
+        soft, hard = (resource.RLIM_INFINITY if v == -1 else v for v in (item['soft'], item['hard']))
+        try:
+            resource.setrlimit(_RLIMITS[item['name']], (soft, hard))
+        except (OSError, ValueError) as exc:
+            now = resource.getrlimit(_RLIMITS[item['name']])[1]
+            raise ProcessError('set', 'ulimit %s to %s:%s' % (item['name'], item['soft'], item['hard']),
+                               '%s (a hard limit above %s needs CAP_SYS_RESOURCE)' % (exc, 'unlimited' if now == resource.RLIM_INFINITY else now)) from None
+
+
 def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
     """B, common to start and enter: cwd, user, capabilities, no_new_privs, signals, fds, exec."""
     cwd = spec['cwd']
@@ -398,6 +467,7 @@ def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
         os.chdir(cwd)
     except OSError as exc:
         raise ProcessError.from_oserror('change to', 'working directory %s' % cwd, exc) from None
+    _set_rlimits(spec['rlimits'])
     user = spec['user']
     try:
         # keepcaps: a non-root uid keeps its permitted set across setuid, for caps.apply.

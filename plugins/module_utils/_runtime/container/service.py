@@ -20,6 +20,7 @@ from ..errors import ConfigError, NsboxError
 from ..image.reference import Reference
 from ..image.store import ImageStore
 from ..namespaces import Holder
+from ..volume import service as volume_service
 from . import logs, mounts, options, process, supervisor, users
 from .store import ContainerError, ContainerStore, now
 
@@ -264,11 +265,13 @@ def _view(container):
             'config': options.display_config(container.config)}
 
 
-def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=False, check_mode=False, pull='missing'):
+def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=False, check_mode=False, pull='missing',
+           comparisons=None):
     """Converge container ``name``; {'changed', 'actions', 'container', 'diff'}. Options are checked before anything is touched.
 
     ``pull`` (missing, always, never: see pull_image) brings the image first, before the
     containers' lock is taken (a pull can be long); a failed pull leaves everything as it was.
+    ``comparisons`` ({option or '*': strict|ignore|allow_more_present}) relaxes what counts as a difference.
     """
     options.validate_name(name)
     if state not in STATES:
@@ -277,6 +280,7 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         raise ConfigError('use', 'pull %r' % (pull,), 'expected one of %s' % ', '.join(PULL))
     store = open_store(cfg)
     checked = options.check(opts or {}) if state != 'absent' else None
+    compare = options.parse_comparisons(comparisons)
     pulled = None
     if state != 'absent':
         seen = store.find(name)
@@ -307,7 +311,7 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
             out = _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
         else:
             with current.lock():
-                out = _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before)
+                out = _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare)
     if pulled['actions']:
         out['actions'][:0] = pulled['actions']
         out['changed'] = True
@@ -330,28 +334,51 @@ def _predict_pull(cfg, current, name, image_ref, pulled, state, before):
             'diff': {'before': before, 'after': after}}
 
 
+def _check_bind_sources(config):
+    """Bind sources exist on the host: said before anything is made (the start would fail on them anyway)."""
+    for m in config['mounts']:
+        if m['type'] == 'bind' and not os.path.exists(m['source']):
+            raise ConfigError('bind', '%s at %s' % (m['source'], m['target']), 'the source does not exist on the host')
+
+
+def _create(cfg, store, wanted, start_it, undo=True):
+    """Create (named volumes it mounts first, as Docker) and maybe start; a failure takes back what this
+    made (``undo``: also when the start fails; a recreate keeps the new container then, as before)."""
+    _vol_actions, made = volume_service.create_missing(cfg, wanted)
+    try:
+        container = store.create(wanted)
+    except NsboxError:
+        volume_service.remove_created(cfg, made)
+        raise
+    if start_it:
+        with container.lock():
+            try:
+                start(cfg, container)
+            except NsboxError:
+                if undo:
+                    store.delete(container)  # a container that cannot start is not left half-made
+                    volume_service.remove_created(cfg, made)
+                raise
+    return container
+
+
 def _create_and_converge(cfg, store, name, wanted, state, check_mode, before):
-    actions = ['created container %s from %s' % (name, wanted['image']['name'])]
+    _check_bind_sources(wanted)
+    actions, _made = volume_service.create_missing(cfg, wanted, check_mode=True)
+    actions.append('created container %s from %s' % (name, wanted['image']['name']))
     after = {'exists': True, 'status': 'running' if state in ('started', 'restarted') else 'created',
              'running': state in ('started', 'restarted'), 'config': options.display_config(wanted)}
     if state in ('started', 'restarted'):
         actions.append('started container %s' % name)
     if check_mode:
         return {'changed': True, 'actions': actions, 'container': None, 'diff': {'before': before, 'after': after}}
-    container = store.create(wanted)
-    if state in ('started', 'restarted'):
-        with container.lock():
-            try:
-                start(cfg, container)
-            except NsboxError:
-                store.delete(container)  # a container that cannot start is not left half-made
-                raise
+    container = _create(cfg, store, wanted, state in ('started', 'restarted'))
     return {'changed': True, 'actions': actions, 'container': describe(cfg, container),
             'diff': {'before': before, 'after': _view(container)}}
 
 
-def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_mode, before):
-    diffs = options.differences(container.config, wanted)
+def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_mode, before, compare):
+    diffs = options.differences(container.config, wanted, compare)
     recreate = recreate or 'recreate' in diffs.values()
     status = container.status()
     running = status['running']
@@ -360,6 +387,8 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
         why = sorted(f for f, how in diffs.items() if how == 'recreate') or ['recreate: true']
         if 'image' in why:  # say which digest the tag named and which it names now
             why[why.index('image')] = 'image %s: %s -> %s' % (wanted['image']['name'], container.config['image']['digest'], wanted['image']['digest'])
+        _check_bind_sources(wanted)
+        actions += volume_service.create_missing(cfg, wanted, check_mode=True)[0]
         actions.append('recreated container %s (%s)' % (container.name, ', '.join(why)))
         keep_running = state in ('started', 'restarted') or (state == 'present' and running)
         if keep_running:
@@ -369,13 +398,14 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
                      'config': options.display_config(wanted)}
             return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': after}}
         remove(cfg, store, container, force=force_kill)
-        container = store.create(wanted)
-        if keep_running:
-            with container.lock():
-                start(cfg, container)
+        container = _create(cfg, store, wanted, keep_running, undo=False)
         return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
-    if running and 'resources' not in diffs and supervisor.cgroup_of(cfg, container).plan(options.resources_of(wanted)):
-        diffs['resources'] = 'live'  # the cgroup's files say otherwise than the config (changed behind our back)
+    new_config = options.merged(container.config, wanted, diffs)
+    if running:  # the cgroup's files may say otherwise than the config (changed behind our back)
+        for name in supervisor.cgroup_of(cfg, container).plan(options.resources_of(new_config)):
+            name = 'cpus' if name == 'cpu_period' else name
+            if compare.get(name) != 'ignore':
+                diffs.setdefault(name, 'live')
     if diffs:
         live = sorted(f for f, how in diffs.items() if how == 'live')
         stored = sorted(f for f, how in diffs.items() if how == 'stored')
@@ -385,8 +415,8 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             actions.append('updated %s of container %s' % (', '.join(stored), container.name))
         if not check_mode:
             if live and running:
-                apply_live(cfg, container, wanted)
-            container.write_config(wanted)
+                apply_live(cfg, container, new_config)
+            container.write_config(new_config)
     will_run = running
     if state == 'started' and not (running and status['supervised']):
         actions.append('adopted running container %s (its supervisor had died)' % container.name if running
@@ -408,7 +438,7 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             stop(cfg, container, force=force_kill)
             start(cfg, container)
     if check_mode:
-        after = dict(_view(container), config=options.display_config(wanted), running=will_run,
+        after = dict(_view(container), config=options.display_config(new_config), running=will_run,
                      status='running' if will_run else before.get('status'))
     else:
         after = _view(container)
@@ -433,7 +463,7 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
     root = '/proc/%d/root' % pid
     passwd = _read(root, '/etc/passwd')
     group = _read(root, '/etc/group')
-    who = users.resolve(user or container.config['user'], passwd, group)
+    who = users.resolve(user or container.config['user'], passwd, group, container.config.get('group_add') or ())
     extra = options.check({'env': env or {}})['env']
     merged = {}
     for item in container.config['env']:
@@ -444,7 +474,8 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
     spec = {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
             'cwd': workdir or container.config.get('working_dir') or '/',
             'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')},
-            'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True}
+            'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
+            'rlimits': container.config.get('ulimits') or []}
     manager = supervisor.cgroup_of(cfg, container)
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()

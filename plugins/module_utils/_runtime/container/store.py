@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import fcntl
 import os
 import shutil
 import time
@@ -164,7 +165,12 @@ class ContainerStore:
         self.ensure()
         cid = new_id()
         work = os.path.join(self.tmp, 'container-' + cid)
+        held = None
         try:
+            os.mkdir(work, 0o700)
+            # Held while it is built: the image store's cleanup of tmp/ removes only staging dirs nobody holds.
+            held = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(held, fcntl.LOCK_EX)
             for sub in ('upper', 'work', 'merged', 'logs'):
                 # upper is the root directory of the container's filesystem: 0755 like an image's /
                 os.makedirs(os.path.join(work, sub), 0o755 if sub in ('upper', 'merged') else 0o700)
@@ -175,6 +181,9 @@ class ContainerStore:
         except OSError as exc:
             shutil.rmtree(work, ignore_errors=True)
             raise ContainerError.from_oserror('create', 'container %s' % config['name'], exc)
+        finally:
+            if held is not None:
+                os.close(held)
         return Container(self, cid, config)
 
     def delete(self, container):

@@ -20,15 +20,20 @@ import os
 import signal
 import socket
 
-from .. import rootfs as rootfs_mod
+from .. import mountinfo, rootfs as rootfs_mod
 from ..cgroups.layout import Layout, for_config
 from ..errors import NsboxError
 from ..namespaces import boot_id, process_stamp
+from ..volume import service as volume_service
+from ..volume.store import data_path as volume_data_path
 from . import monitor, mounts, process, users
 from .options import resources_of
 from .store import ContainerError, now
 
 INIT_PATH = '/usr/bin/catatonit'
+# Set in a network namespace of the container's own, as Docker does (unless the config says otherwise):
+# ports below 1024 and ICMP echo sockets without a capability.
+DEFAULT_NET_SYSCTLS = {'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647'}
 
 
 def cgroup_of(cfg, container):
@@ -106,8 +111,10 @@ def process_spec(store, container, user):
         etc.append({'type': 'bind', 'source': container.path(name), 'target': '/etc/' + name, 'readonly': False, 'options': []})
     user_mounts = []
     for m in config['mounts']:
-        if m['type'] == 'bind':
-            user_mounts.append({'type': 'bind', 'source': m['source'], 'target': m['target'], 'readonly': m['read_only'], 'options': []})
+        if m['type'] in ('bind', 'volume'):
+            source = m['source'] if m['type'] == 'bind' else volume_data_path(store.data_root, m['source'])
+            user_mounts.append({'type': 'bind', 'source': source, 'target': m['target'], 'readonly': m['read_only'],
+                                'options': [m['propagation']] if m.get('propagation') else []})
         else:
             opts = []
             if m.get('tmpfs_size') is not None:
@@ -123,7 +130,33 @@ def process_spec(store, container, user):
         # Parents before children (Docker sorts by depth): a bind at /data then one at /data/x.
         'mounts': sorted(etc + user_mounts, key=lambda m: m['target'].rstrip('/').count('/')), 'init': INIT_PATH if config.get('init') else None,
         'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
+        'sysctls': dict(DEFAULT_NET_SYSCTLS if ns.get('net', 'host') is None else {}, **(config.get('sysctls') or {})),
+        'rlimits': list(config.get('ulimits') or []), 'oom_score_adj': config.get('oom_score_adj'),
+        'terminal': bool(config.get('tty')), 'shm_size': config.get('shm_size'),
     }
+
+
+def check_propagation(config, mountinfo_path='/proc/self/mountinfo'):
+    """A bind with shared or slave propagation receives the host's later mounts only if its source is on a
+    shared mount (slave: shared or a slave itself); refused otherwise, as Docker does, rather than silently private."""
+    wanted = [m for m in config.get('mounts') or () if m.get('propagation') in ('shared', 'rshared', 'slave', 'rslave')]
+    if not wanted:
+        return
+    table = mountinfo.read(mountinfo_path)
+    for m in wanted:
+        source = os.path.realpath(m['source'])
+        under = [t for t in table if source == t.mount_point or source.startswith(t.mount_point.rstrip('/') + '/')]
+        if not under:
+            continue
+        top = max(under, key=lambda t: len(t.mount_point))  # the last (topmost) of the longest mount point
+        top = [t for t in under if t.mount_point == top.mount_point][-1]
+        tags = ' '.join(top.propagation)
+        ok = 'shared:' in tags or (m['propagation'].endswith('slave') and 'master:' in tags)
+        if not ok:
+            raise ContainerError('bind', '%s at %s with %s propagation' % (m['source'], m['target'], m['propagation']),
+                                 'its source is on mount %s, which is not %s (make it so: mount --make-%s %s)' % (
+                                     top.mount_point, 'shared' if 'shared' in m['propagation'] else 'shared or a slave',
+                                     'shared', top.mount_point), path=m['source'])
 
 
 def prepare(cfg, store, container):
@@ -131,8 +164,10 @@ def prepare(cfg, store, container):
     if container.config.get('init') and not os.path.isfile(INIT_PATH):
         raise ContainerError('start', 'container %s' % container.name,
                              'init: true needs catatonit at %s (Debian package catatonit; the host role installs it)' % INIT_PATH)
+    check_propagation(container.config)
     rootfs_mod.ensure(cfg, container.rootfs, image=container.config['image']['digest'], upper=container.path('upper'),
                       work=container.path('work'))
+    volume_service.prepare(cfg, container.config, container.rootfs, mounts.secure_join)  # first use: the image's content copied in
     workdir = container.config.get('working_dir') or '/'
     if workdir != '/':  # made in the writable layer before a read-only root could refuse it (Docker's WORKDIR)
         os.makedirs(mounts.secure_join(container.rootfs, workdir), 0o755, exist_ok=True)
@@ -153,7 +188,7 @@ def launch(cfg, store, container, stdio):
     try:
         manager = prepare(cfg, store, container)
         user = users.resolve(container.config['user'], _read_in_root(container.rootfs, '/etc/passwd'),
-                             _read_in_root(container.rootfs, '/etc/group'))
+                             _read_in_root(container.rootfs, '/etc/group'), container.config.get('group_add') or ())
         spec = process_spec(store, container, user)
         pid = process.start(spec, stdio, lambda p: manager.add_procs([p]))
     except BaseException:
@@ -203,7 +238,10 @@ def _answer(sock, obj):
 
 
 def _open_fifos(container, create):
+    """The read ends of the container's output FIFOs ({stream: fd}); none for a tty (its master died with the supervisor)."""
     fds = {}
+    if container.config.get('tty'):
+        return fds
     for stream in ('stdout', 'stderr'):
         path = container.fifo(stream)
         if create:
@@ -212,6 +250,31 @@ def _open_fifos(container, create):
             os.mkfifo(path, 0o600)
         fds[stream] = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     return fds
+
+
+def container_stdio(container):
+    """({stream: fd} to relay into the log, (stdin, stdout, stderr) for the init, closed by the caller after the start).
+
+    ``tty``: a pseudo-terminal; the init gets the slave as all three (its controlling terminal),
+    the master is relayed as stdout (Docker's tty logs). Otherwise FIFOs for stdout and stderr;
+    stdin is /dev/null, or with ``interactive`` a FIFO the init holds open for reading and
+    writing, so a read waits for input instead of seeing end-of-file (``docker run -i``).
+    """
+    if container.config.get('tty'):
+        master, slave = os.openpty()
+        os.set_inheritable(master, False)
+        return {'stdout': master}, (slave, slave, slave)
+    fds = _open_fifos(container, create=True)
+    writers = [os.open(container.fifo(s), os.O_WRONLY | os.O_CLOEXEC) for s in ('stdout', 'stderr')]
+    if container.config.get('interactive'):
+        path = os.path.join(container.run_dir, 'stdin')
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.mkfifo(path, 0o600)
+        stdin = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    else:
+        stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return fds, (stdin, writers[0], writers[1])
 
 
 def supervise(cfg, store, cid, sync_fd=None, adopt=False):
@@ -234,13 +297,11 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False):
             manager = cgroup_of(cfg, container)
             container.write_state(supervisor=me)
         else:
-            fds = _open_fifos(container, create=True)
-            writers = [os.open(container.fifo(s), os.O_WRONLY | os.O_CLOEXEC) for s in ('stdout', 'stderr')]
-            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            fds, stdio = container_stdio(container)
             try:
-                pid, manager = launch(cfg, store, container, (null, writers[0], writers[1]))
+                pid, manager = launch(cfg, store, container, stdio)
             finally:
-                for fd in writers + [null]:
+                for fd in set(stdio):
                     os.close(fd)
             container.write_state(status='running', pid=pid, pid_start=_stamp(pid), boot_id=me['boot_id'], supervisor=me,
                                   started_at=now(), finished_at=None, exit_code=None, oom_killed=False, error=None)

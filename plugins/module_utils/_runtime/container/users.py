@@ -21,11 +21,12 @@ def _num(text):
     return int(text) if text.isdigit() else None
 
 
-def resolve(user, passwd_text, group_text):
+def resolve(user, passwd_text, group_text, group_add=()):
     """-> {'uid', 'gid', 'additional_gids', 'home'}; ``*_text`` are the files' contents or None if missing.
 
     A numeric uid need not exist in passwd (then gid 0 and home /); a name must. Supplementary
-    groups are the groups of /etc/group that list the user's name.
+    groups are the groups of /etc/group that list the user's name, then ``group_add`` (names
+    found in /etc/group, or gids), as Docker's --group-add.
     """
     user = (user or '0').strip()
     name_part, sep, group_part = user.partition(':')
@@ -60,4 +61,14 @@ def resolve(user, passwd_text, group_text):
             gnum = _num(g[2])
             if uname in members and gnum is not None and gnum != gid and gnum not in extra:
                 extra.append(gnum)
+    for name in group_add:
+        gnum = _num(name)
+        if gnum is None:
+            gnum = next((_num(g[2]) for g in groups if g[0] == name), None)
+            if gnum is None:
+                raise ConfigError('find', 'group_add group %r' % name, 'no matching entry in the image\'s /etc/group')
+        if gnum > 4294967294:
+            raise ConfigError('use', 'group_add %r' % name, 'gid out of range')
+        if gnum not in extra:
+            extra.append(gnum)
     return {'uid': uid, 'gid': gid, 'additional_gids': extra, 'home': home}

@@ -65,6 +65,19 @@ def test_running_is_checked_against_the_process(store, tmp_path):
     assert st['status'] == 'exited' and 'rebooted' in st['error']
 
 
+def test_an_image_cleanup_during_a_create_leaves_the_staging_dir_alone(store, monkeypatch):
+    """The image store's tmp/ cleanup removes staging dirs nobody holds: a container being built is held."""
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image.store import ImageStore  # pylint: disable=import-outside-toplevel
+    real, seen = cstore.write_json, []
+
+    def write_json_with_a_cleanup_between(path, data, mode):
+        seen.append(ImageStore(store.data_root).cleanup_tmp())
+        real(path, data, mode)
+    monkeypatch.setattr(cstore, 'write_json', write_json_with_a_cleanup_between)
+    c = make(store)
+    assert seen == [[], []] and os.path.isfile(c.path('config.json')) and os.path.isdir(c.path('upper'))
+
+
 def test_a_newer_state_file_is_refused(store):
     c = make(store)
     with open(c.path('state.json'), 'w') as f:
