@@ -16,9 +16,11 @@ description:
     process in the kernel, the cgroup). A changed O(memory), O(memory_reservation), O(memory_swap),
     O(cpus), O(cpu_shares), O(cpuset_cpus), O(pids_limit) or O(blkio_weight) is written to the
     running container's cgroup (same process), as C(docker update) does; O(labels),
-    O(annotations), O(stop_signal) and O(stop_timeout) are stored; any other change recreates
+    O(annotations), O(stop_signal), O(stop_timeout), O(restart_policy) and O(restart_retries) are stored; any other change recreates
     the container. Taking a cgroup limit away recreates (a fresh cgroup has none).
   - O(comparisons) relaxes what counts as a difference, per option.
+  - The supervisor applies O(restart_policy) (with Docker's back-off) and runs O(healthcheck);
+    O(state=healthy) waits for it.
   - Status comes from the kernel on every run (pid, its start time, the boot id); a container whose
     supervisor died is adopted by the next O(state=started) run.
 author: nsbox.runtime developers (@nsbox)
@@ -41,8 +43,12 @@ options:
       - V(present) the container exists (created, or left running if it runs); V(started) it runs;
         V(stopped) it exists and does not run; V(restarted) it is stopped if running and started;
         V(absent) it is stopped and removed with its files, cgroup and mounts.
+      - V(healthy) is V(started), then waits (at most O(healthy_wait_timeout)) until the O(healthcheck) reports
+        healthy; the task fails when the container ends or the time runs out. A container without a
+        healthcheck is refused.
+      - A stop (V(stopped), V(restarted), V(absent)) is never undone by the restart policy.
     type: str
-    choices: [present, started, stopped, restarted, absent]
+    choices: [present, started, stopped, restarted, healthy, absent]
     default: started
   recreate:
     description: Recreate even when nothing differs.
@@ -220,6 +226,36 @@ options:
   stop_timeout:
     description: Seconds to wait after O(stop_signal) before SIGKILL (default 10).
     type: int
+  healthy_wait_timeout:
+    description: Seconds O(state=healthy) waits for the container to be healthy.
+    type: float
+    default: 300
+  restart_policy:
+    description:
+      - What the supervisor does when the container ends, as Docker. V(no) nothing; V(on-failure) start
+        it again after a non-zero (or unknown) exit code, at most O(restart_retries) times (V(on-failure:N)
+        says the same); V(always) and V(unless-stopped) start it again whatever the code.
+      - Between an end and the next start it waits 100ms, doubled each time up to a minute, back to
+        100ms after a run of 10s or more; the container's status meanwhile is V(restarting). A stop by
+        this module is never undone. RV(container.state.restart_count) counts the restarts since the
+        last start by this module.
+      - Changing it updates the stored config only (it is read when the container ends).
+    type: str
+  restart_retries:
+    description: The most restarts of O(restart_policy=on-failure) (0, the default, is no limit).
+    type: int
+  healthcheck:
+    description:
+      - A command the supervisor runs inside the container to tell whether it is healthy, as Docker's
+        C(HEALTHCHECK); default the image's. Changing it recreates the container.
+      - C(test) a string (run with C(/bin/sh -c)), a list V([CMD, prog, arg...]), V([CMD-SHELL, command])
+        or V([NONE]) (no healthcheck, also none of the image); C(interval) between the end of a check and
+        the next (default V(30s)); C(timeout) of one check (V(30s)); C(retries) failures in a row that make it
+        unhealthy (3); C(start_period) during which failures do not count (V(0s)). Durations as Docker's
+        (V(1m30s), V(500ms)) or seconds.
+      - The result (status V(starting), V(healthy) or V(unhealthy), the failing streak, the last five
+        checks) is in RV(container.state.health) and in M(nsbox.runtime.container_info).
+    type: dict
   init:
     description: Run Debian's static C(catatonit) as pid 1 (bind-mounted read-only), which forwards signals and reaps zombies.
     type: bool
@@ -279,6 +315,19 @@ EXAMPLES = r'''
       - {type: volume, source: pgdata, target: /var/lib/postgresql/data}
       - {type: bind, source: /srv/media, target: /media, read_only: true, propagation: rslave}
 
+- name: A service that restarts on failure (at most 5 times) and is waited for until healthy
+  nsbox.runtime.container:
+    name: api
+    image: registry.lan:5000/api:2
+    restart_policy: on-failure
+    restart_retries: 5
+    healthcheck:
+      test: [CMD, wget, -q, -O, /dev/null, http://127.0.0.1:8080/health]
+      interval: 5s
+      retries: 3
+      start_period: 30s
+    state: healthy
+
 - name: Remove it
   nsbox.runtime.container:
     name: web
@@ -295,7 +344,9 @@ container:
     name: web
     image: {name: busybox, digest: 'sha256:5a1e...', id: 'sha256:9b2c...'}
     state: {status: running, running: true, supervised: true, pid: 4242, exit_code: null, oom_killed: false,
-            started_at: '2026-11-22T22:31:21.123456789Z', finished_at: null, restart_count: 0}
+            started_at: '2026-11-22T22:31:21.123456789Z', finished_at: null, restart_count: 0,
+            health: {status: healthy, failing_streak: 0, log: [{start: '2026-11-22T22:31:26.1Z', end: '2026-11-22T22:31:26.2Z',
+                                                              exit_code: 0, output: ''}]}}
     config: {args: [httpd, -f, -p, '8080'], env: ['PATH=/usr/bin:/bin'], resources: {memory: 64m}}
 actions:
   description: What was (or in check mode would be) done.
@@ -319,6 +370,7 @@ def main():
                            recreate={'type': 'bool', 'default': False}, force_kill={'type': 'bool', 'default': False},
                            pull={'type': 'str', 'default': 'missing', 'choices': list(service.PULL)},
                            comparisons={'type': 'dict'},
+                           healthy_wait_timeout={'type': 'float', 'default': service.HEALTHY_WAIT_TIMEOUT},
                            **options.argument_spec()),
         supports_check_mode=True,
     )
@@ -329,7 +381,7 @@ def main():
         lib = ensure_library(module)
         out = service.ensure(cfg, p['name'], {k: p[k] for k in options.OPTIONS}, state=p['state'], recreate=p['recreate'],
                              force_kill=p['force_kill'], check_mode=module.check_mode, pull=p['pull'],
-                             comparisons=p['comparisons'])
+                             comparisons=p['comparisons'], healthy_wait_timeout=p['healthy_wait_timeout'])
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

@@ -114,18 +114,40 @@ def cmd_ns_hold(args):
             os._exit(0)  # pylint: disable=protected-access
 
 
+def _read_config_line(fd):
+    """The host config a parent hands over on ``fd`` (a socket or a pipe): one JSON line {"config": ...}."""
+    data = b''
+    while not data.endswith(b'\n'):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return hostconfig.HostConfig(json.loads(data)['config']) if data.strip() else None
+
+
 def cmd_supervise(args):
-    """Internal: supervise one container (container/supervisor.py); its host config comes on the sync socket."""
+    """Internal: supervise one container (container/supervisor.py); its host config comes on the sync socket
+    (or, restarted by the restart policy, on --config-fd)."""
     from .container import store as cstore, supervisor  # pylint: disable=import-outside-toplevel
-    with socket.socket(fileno=os.dup(args.sync_fd)) as sock:
-        line = b''
-        while not line.endswith(b'\n'):
-            chunk = sock.recv(65536)
-            if not chunk:
-                return EXIT_FAILED
-            line += chunk
-    cfg = hostconfig.HostConfig(json.loads(line)['config'])
-    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt)
+    if args.sync_fd is None and args.config_fd is None:
+        raise NsboxError('supervise', 'container %s' % args.id, 'give --sync-fd or --config-fd')
+    if args.config_fd is not None:
+        cfg = _read_config_line(args.config_fd)
+        os.close(args.config_fd)
+    else:
+        cfg = _read_config_line(args.sync_fd)
+    if cfg is None:
+        return EXIT_FAILED
+    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt, restart=args.restart)
+
+
+def cmd_healthcheck(args):
+    """Internal: run a container's healthcheck once and record the result (container/health.py)."""
+    from .container import health  # pylint: disable=import-outside-toplevel
+    cfg = _read_config_line(args.config_fd)
+    os.close(args.config_fd)
+    health.run_check(cfg, args.id, args.start_period)
+    return 0
 
 
 def _container_store(args):
@@ -167,9 +189,16 @@ def parser():
     hold.set_defaults(func=cmd_ns_hold)
     sup = sub.add_parser('supervise')
     sup.add_argument('id', help='the container supervised (shown by ps)')
-    sup.add_argument('--sync-fd', type=int, required=True, help='socket to the starter')
+    sup.add_argument('--sync-fd', type=int, default=None, help='socket to the starter')
+    sup.add_argument('--config-fd', type=int, default=None, help='pipe with the host config (a restart)')
     sup.add_argument('--adopt', action='store_true', help='take over a running container whose supervisor died')
+    sup.add_argument('--restart', action='store_true', help='start it again (its restart policy)')
     sup.set_defaults(func=cmd_supervise)
+    check = sub.add_parser('healthcheck')
+    check.add_argument('id', help='the container checked (shown by ps)')
+    check.add_argument('--config-fd', type=int, required=True, help='pipe with the host config')
+    check.add_argument('--start-period', action='store_true', help='within the start period (a failure does not count)')
+    check.set_defaults(func=cmd_healthcheck)
     for name, func, text in (('run-unit', cmd_run_unit, 'start a container as a systemd unit\'s main process (Type=notify)'),
                              ('unit-stopped', cmd_unit_stopped, 'record the end of a container\'s unit (ExecStopPost=)')):
         sp = sub.add_parser(name, help=text, description=text)

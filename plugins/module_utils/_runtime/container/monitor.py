@@ -8,19 +8,26 @@ same process (same pid and start time, still the child subreaper, the init still
 the FIFOs still open), with a fresh interpreter that imports only this file and ``logs``. It
 relays the logs and waits; once the init has ended it imports what the teardown needs. That
 halves the resident cost per container (measured in docs/container.md).
+
+It also runs the healthcheck (a short-lived ``nsbox healthcheck`` child per check, so the
+watcher stays small) and, once the init ended, applies the restart policy: after the back-off
+it execs ``nsbox supervise --restart`` — again the same process, which sets the container up
+anew and comes back here.
 """
 from __future__ import annotations
 
 import json
 import os
 import select
+import signal
 import sys
+import time
 
 from ..errors import NsboxError
 from . import logs
 
 
-def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted):
+def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted, health=None):
     """Replace this process with ``nsbox monitor`` (from the zipapp this process runs), handing over state on a pipe.
 
     Returns only when this process was not started from the zipapp (tests): then the caller monitors in-process.
@@ -29,7 +36,7 @@ def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted):
     if pyz is None:
         return False
     handover = {'config': cfg.data, 'id': container_id, 'pid': pid, 'pid_start': pid_start, 'fds': fds,
-                'log': log_config, 'adopted': adopted}
+                'log': log_config, 'adopted': adopted, 'pyz': pyz, 'health': health}
     r, w = os.pipe()
     os.write(w, json.dumps(handover).encode())  # far below a pipe's 64 KiB: never blocks
     os.close(w)
@@ -53,8 +60,94 @@ def read_handover(fd):
     return json.loads(b''.join(chunks))
 
 
-def watch(pid, fds, log_config, log_path, adopted, pid_start=None):
-    """Relay the FIFOs into the json-file log until the init ends; its exit code (None when adopted)."""
+def pipe_with(data):
+    """The read end of a pipe that holds ``data`` (a JSON-able object; small: never blocks)."""
+    r, w = os.pipe()
+    os.write(w, json.dumps(data).encode())
+    os.close(w)
+    return r
+
+
+class HealthTimer:
+    """Runs the container's healthcheck every ``interval`` seconds (counted from the end of the
+    previous check, as Docker), one check at a time, each in a child: ``spawn(in_start_period)``
+    returns its pid. A check that outlives its timeout by 10 s is killed (the child enforces the
+    timeout itself; this is the backstop)."""
+
+    def __init__(self, check, spawn, clock=time.monotonic):
+        self.check, self.spawn, self.clock = check, spawn, clock
+        self.started = clock()
+        self.due = self.started + check['interval']
+        self.child = None
+        self.child_deadline = None
+
+    def tick(self):
+        now = self.clock()
+        if self.child is not None:
+            self.reap(os.WNOHANG)
+            if self.child is not None and now > self.child_deadline:
+                self.kill()
+        if self.child is None and now >= self.due:
+            self.child = self.spawn(now - self.started < self.check['start_period'])
+            self.child_deadline = now + self.check['timeout'] + 10
+
+    def reaped(self, pid):
+        """``pid`` was reaped by the caller: whether it was the check's child."""
+        if pid != self.child:
+            return False
+        self.child = None
+        self.due = self.clock() + self.check['interval']
+        return True
+
+    def reap(self, flags=0):
+        try:
+            got, _status = os.waitpid(self.child, flags)
+        except ChildProcessError:
+            got = self.child
+        if got:
+            self.reaped(got)
+
+    def kill(self):
+        """End a running check (the container ended, or it hangs)."""
+        if self.child is None:
+            return
+        try:
+            os.kill(self.child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.reap()
+
+
+def health_spawner(config, container_id, pyz):
+    """``spawn(in_start_period)`` for HealthTimer: fork; the child execs ``nsbox healthcheck`` from the zipapp
+    (or, without one, runs the check in-process: tests) and ends."""
+    def spawn(in_start_period):
+        pid = os.fork()
+        if pid:
+            return pid
+        try:  # pragma: no cover - forked child
+            args = ['healthcheck', container_id] + (['--start-period'] if in_start_period else [])
+            if pyz:
+                fd = pipe_with({'config': config})
+                os.closerange(3, fd)  # the FIFOs: a check holds no end of the container's output
+                os.closerange(fd + 1, 1 << 16)
+                os.set_inheritable(fd, True)
+                os.execv(sys.executable, [sys.executable, '-I', pyz] + args + ['--config-fd', str(fd)])
+            from ..config import HostConfig  # pylint: disable=import-outside-toplevel
+            from .health import run_check  # pylint: disable=import-outside-toplevel
+            run_check(HostConfig(config), container_id, in_start_period)
+            os._exit(0)  # pylint: disable=protected-access
+        except BaseException:  # pylint: disable=broad-except
+            pass
+        os._exit(1)  # pylint: disable=protected-access
+    return spawn
+
+
+def watch(pid, fds, log_config, log_path, adopted, pid_start=None, health=None):
+    """Relay the FIFOs into the json-file log until the init ends; its exit code (None when adopted).
+
+    ``health``: a HealthTimer, ticked while the container runs, its running check killed at the end.
+    """
     log = logs.JsonFileLog(log_path, log_config.get('max_size'), log_config.get('max_files', 1))
     result = {}
     pidfd = None
@@ -73,6 +166,8 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None):
         return rest[0] in ('Z', 'X') or (pid_start is not None and int(rest[19]) != pid_start)
 
     def ended():
+        if health is not None:
+            health.tick()
         if adopted:
             if pidfd is not None:
                 return bool(select.select([pidfd], [], [], 0)[0])
@@ -84,6 +179,8 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None):
                 return 'code' in result
             if got == 0:
                 return 'code' in result
+            if health is not None and health.reaped(got):
+                continue
             if got == pid:
                 # process.exit_code's rule, written out: this process does not load the process module
                 result['code'] = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
@@ -93,6 +190,8 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None):
         while not ended():
             select.select([], [], [], 0.2)
     finally:
+        if health is not None:
+            health.kill()
         try:
             log.close()  # a full disk must not keep the exit from being recorded
         except (NsboxError, OSError) as exc:
@@ -105,17 +204,21 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None):
 
 
 def main(container_id, handover_fd):
-    """``nsbox monitor``: watch, then finish (the heavy imports only now)."""
+    """``nsbox monitor``: watch, then finish (the heavy imports only now) and restart as the policy says."""
     data = read_handover(handover_fd)
+    check = data.get('health')
+    timer = HealthTimer(check, health_spawner(data['config'], container_id, data.get('pyz'))) if check else None
     code = watch(data['pid'], {k: int(v) for k, v in data['fds'].items()}, data['log'],
                  os.path.join(data['config']['data_root'], 'containers', container_id, 'logs', '%s-json.log' % container_id),
-                 data['adopted'], data.get('pid_start'))
+                 data['adopted'], data.get('pid_start'), timer)
     # pylint: disable=import-outside-toplevel
     from ..config import HostConfig
     from .store import ContainerStore
-    from .supervisor import finish
+    from .supervisor import after_exit
     cfg = HostConfig(data['config'])
     container = ContainerStore(cfg).find(container_id)
-    if container is not None:
-        finish(cfg, container, code)
+    if container is not None and after_exit(cfg, container, code) and data.get('pyz'):
+        fd = pipe_with({'config': data['config']})
+        os.set_inheritable(fd, True)
+        os.execv(sys.executable, [sys.executable, '-I', data['pyz'], 'supervise', container_id, '--config-fd', str(fd), '--restart'])
     return 0

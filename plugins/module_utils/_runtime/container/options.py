@@ -25,6 +25,7 @@ from ..cgroups.resources import Resources, display
 from ..units import parse_size
 from ..errors import ConfigError
 from ..volume.store import validate_name as validate_volume_name
+from . import policy
 
 SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -86,6 +87,9 @@ TABLE = (
     Option('uts_mode', 'str', 'recreate', field='namespaces.uts'),
     Option('stop_signal', 'str', 'stored'),
     Option('stop_timeout', 'int', 'stored'),
+    Option('restart_policy', 'str', 'stored'),
+    Option('restart_retries', 'int', 'stored', field='restart_policy'),
+    Option('healthcheck', 'dict', 'recreate'),
     Option('init', 'bool', 'recreate'),
     Option('log', 'dict', 'recreate'),
 )
@@ -478,6 +482,9 @@ def check(options):
     if not isinstance(stop_timeout, int) or stop_timeout < 0:
         raise ConfigError('use', 'stop_timeout %r' % (stop_timeout,), 'expected whole seconds, 0 or more')
     out['stop_timeout'] = stop_timeout
+    out['restart_policy'] = policy.parse_restart(opts.get('restart_policy'), opts.get('restart_retries'))
+    if 'healthcheck' in opts:
+        out['healthcheck'] = policy.parse_healthcheck(opts['healthcheck'])
     out['init'] = bool(opts.get('init', False))
     out['log'] = _log(opts.get('log'))
     return out
@@ -532,6 +539,9 @@ def resolve(name, checked, image, image_config):
         'namespaces': checked['namespaces'],
         'stop_signal': checked.get('stop_signal') or (parse_signal(ic['StopSignal']) if ic.get('StopSignal') else 'SIGTERM'),
         'stop_timeout': checked['stop_timeout'],
+        'restart_policy': checked['restart_policy'],
+        # Given (None: disabled with [NONE]) or the image's HEALTHCHECK, as Docker.
+        'healthcheck': checked['healthcheck'] if 'healthcheck' in checked else policy.healthcheck_from_image(ic),
         'init': checked['init'],
         'log': checked['log'],
     }
@@ -548,7 +558,7 @@ def resources_of(config):
 # Fields added after schema 1 and their value for a container created before them: an upgrade
 # of nsbox compares an old config as if it had them, and recreates nothing.
 ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': False, 'interactive': False, 'ulimits': [],
-                'oom_score_adj': None, 'sysctls': {}}
+                'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None}
 
 
 def value_of(config, field):

@@ -21,11 +21,12 @@ from ..image.reference import Reference
 from ..image.store import ImageStore
 from ..namespaces import Holder
 from ..volume import service as volume_service
-from . import logs, mounts, options, process, supervisor, users
+from . import health as health_mod, logs, mounts, options, process, supervisor, users
 from .store import ContainerError, ContainerStore, now
 
 SUPERVISOR_TIMEOUT = 60.0
-STATES = ('present', 'started', 'stopped', 'restarted', 'absent')
+STATES = ('present', 'started', 'stopped', 'restarted', 'healthy', 'absent')
+HEALTHY_WAIT_TIMEOUT = 300.0
 PULL = ('missing', 'always', 'never')
 
 
@@ -97,6 +98,8 @@ def pull_image(cfg, ref, policy='missing', check_mode=False):
 def describe(cfg, container, log_lines=0):
     """The public form: id, name, state (from the kernel), the config, resource usage, last log lines."""
     status = container.status()
+    if container.config.get('healthcheck'):
+        status['health'] = health_mod.read(container) if status['running'] else None
     out = {'id': container.id, 'name': container.name, 'image': container.config['image'], 'state': status,
            'config': options.display_config(container.config)}
     if status['running']:
@@ -183,8 +186,12 @@ def start(cfg, container):
             return None
         _spawn_supervisor(cfg, container, adopt=True)
         return 'adopted running container %s (its supervisor had died)' % container.name
-    if container.read_state().get('status') == 'running':  # recorded running, process gone: clean up first
+    if status['status'] == 'restarting':  # its supervisor starts it again after the back-off
+        return None
+    if container.read_state().get('status') in ('running', 'restarting'):  # recorded so, nothing there: clean up first
         _cleanup_dead(cfg, container)
+    # A start by the user: the restart policy counts afresh, and a stop asked for before is over.
+    container.write_state(stop_requested=False, restart_count=0, restart_delay=None)
     _spawn_supervisor(cfg, container)
     return 'started container %s' % container.name
 
@@ -196,13 +203,25 @@ def _cleanup_dead(cfg, container):
 
 
 def stop(cfg, container, force=False, timeout=None):
-    """Signal the init (stop_signal, then SIGKILL to the whole cgroup after stop_timeout). Returns the action or None."""
+    """Signal the init (stop_signal, then SIGKILL to the whole cgroup after stop_timeout). Returns the action or None.
+
+    The stop is recorded first (``stop_requested``): the restart policy never undoes it, and a
+    supervisor waiting out a back-off gives up. Returns once the supervisor has ended.
+    """
     status = container.status()
     state = container.read_state()
+    supervisor_holder = Holder.from_dict(state.get('supervisor') or {})
+    if not supervisor_holder or not supervisor_holder.alive():
+        supervisor_holder = None
+    if supervisor_holder is not None or state.get('status') in ('running', 'restarting'):
+        container.write_state(stop_requested=True)
     if not status['running']:
-        if state.get('status') == 'running':
+        restarting = status['status'] == 'restarting'
+        if supervisor_holder is not None:
+            _wait_supervisor(container, supervisor_holder, 15)
+        if container.read_state().get('status') in ('running', 'restarting'):
             _cleanup_dead(cfg, container)
-        return None
+        return 'stopped container %s (it was waiting to restart)' % container.name if restarting else None
     timeout = container.config.get('stop_timeout', 10) if timeout is None else timeout
     init = Holder(state['pid'], state['pid_start'], state['boot_id'])
     sig = signal.SIGKILL if force else getattr(signal, container.config.get('stop_signal') or 'SIGTERM')
@@ -221,13 +240,29 @@ def stop(cfg, container, force=False, timeout=None):
         except ProcessLookupError:
             pass
         _wait_gone(init, 10)
-    if status['supervised']:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and container.read_state().get('status') == 'running':
-            time.sleep(0.02)
-    if container.read_state().get('status') == 'running':
+    if supervisor_holder is not None:
+        _wait_supervisor(container, supervisor_holder, 15)
+    if container.read_state().get('status') in ('running', 'restarting'):
         _cleanup_dead(cfg, container)
     return 'stopped container %s (%s)' % (container.name, how)
+
+
+def _wait_supervisor(container, holder, timeout):
+    """Wait for the supervisor to end (it records the exit first). Should it have started the container
+    again meanwhile (its policy, a stop it could not see yet), the stop is said again and the init killed."""
+    deadline = time.monotonic() + timeout
+    while holder.alive() and time.monotonic() < deadline:
+        state = container.read_state()
+        if not state.get('stop_requested'):
+            container.write_state(stop_requested=True)
+        if state.get('status') == 'running' and state.get('pid'):
+            init = Holder(state['pid'], state.get('pid_start'), state.get('boot_id'))
+            if init.alive():
+                try:
+                    os.kill(init.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.02)
 
 
 def _wait_gone(init, timeout):
@@ -266,8 +301,11 @@ def _view(container):
 
 
 def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=False, check_mode=False, pull='missing',
-           comparisons=None):
+           comparisons=None, healthy_wait_timeout=HEALTHY_WAIT_TIMEOUT):
     """Converge container ``name``; {'changed', 'actions', 'container', 'diff'}. Options are checked before anything is touched.
+
+    ``state: healthy`` is ``started``, then a wait (at most ``healthy_wait_timeout`` seconds) until
+    its healthcheck says healthy; a container without a healthcheck is refused before anything is done.
 
     ``pull`` (missing, always, never: see pull_image) brings the image first, before the
     containers' lock is taken (a pull can be long); a failed pull leaves everything as it was.
@@ -278,6 +316,11 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         raise ConfigError('use', 'state %r' % (state,), 'expected one of %s' % ', '.join(STATES))
     if pull not in PULL:
         raise ConfigError('use', 'pull %r' % (pull,), 'expected one of %s' % ', '.join(PULL))
+    wait_healthy = state == 'healthy'
+    if wait_healthy:
+        state = 'started'
+        if isinstance(healthy_wait_timeout, bool) or not isinstance(healthy_wait_timeout, (int, float)) or healthy_wait_timeout < 0:
+            raise ConfigError('use', 'healthy_wait_timeout %r' % (healthy_wait_timeout,), 'expected seconds, 0 or more')
     store = open_store(cfg)
     checked = options.check(opts or {}) if state != 'absent' else None
     compare = options.parse_comparisons(comparisons)
@@ -307,6 +350,8 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
             return _predict_pull(cfg, current, name, image_ref, pulled, state, before)
         wanted = options.resolve(name, checked, pulled['image'], pulled['config'])
+        if wait_healthy and not wanted.get('healthcheck'):
+            raise ConfigError('use', 'state healthy', 'container %s has no healthcheck (give healthcheck, or the image has none)' % name)
         if current is None:
             out = _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
         else:
@@ -315,7 +360,30 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     if pulled['actions']:
         out['actions'][:0] = pulled['actions']
         out['changed'] = True
+    if wait_healthy and not check_mode:
+        container = store.find(name)
+        wait_until_healthy(container, healthy_wait_timeout)
+        out['container'] = describe(cfg, container)
     return out
+
+
+def wait_until_healthy(container, timeout):
+    """Wait until the container's healthcheck says healthy; ContainerError when it ends or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = container.status()
+        record = health_mod.read(container) if status['running'] else None
+        if record and record.get('status') == 'healthy':
+            return record
+        if not status['running'] and status['status'] != 'restarting':
+            raise ContainerError('wait for', 'container %s to be healthy' % container.name,
+                                 'it is %s (exit code %s)' % (status['status'], status.get('exit_code')))
+        if time.monotonic() >= deadline:
+            last = (record or {}).get('log') or []
+            raise ContainerError('wait for', 'container %s to be healthy' % container.name, 'still %s after %gs%s' % (
+                (record or {}).get('status') or status['status'], timeout,
+                ' (last check: exit code %s, %r)' % (last[-1]['exit_code'], last[-1]['output'][-200:]) if last else ''))
+        time.sleep(0.1)
 
 
 def _predict_pull(cfg, current, name, image_ref, pulled, state, before):
@@ -417,14 +485,14 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             if live and running:
                 apply_live(cfg, container, new_config)
             container.write_config(new_config)
-    will_run = running
-    if state == 'started' and not (running and status['supervised']):
+    will_run = running or status['status'] == 'restarting'
+    if state == 'started' and not (running and status['supervised']) and status['status'] != 'restarting':
         actions.append('adopted running container %s (its supervisor had died)' % container.name if running
                        else 'started container %s' % container.name)
         will_run = True
         if not check_mode:
             start(cfg, container)
-    elif state == 'stopped' and (running or container.read_state().get('status') == 'running'):
+    elif state == 'stopped' and (running or container.read_state().get('status') in ('running', 'restarting')):
         actions.append('stopped container %s' % container.name)
         will_run = False
         if not check_mode:
@@ -480,14 +548,55 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    command_pids = []
+
+    def join(p):
+        command_pids.append(p)
+        manager.add_procs([p])
     try:
-        child = process.enter(pid, spec, (in_r, out_w, err_w), lambda p: manager.add_procs([p]))
+        child = process.enter(pid, spec, (in_r, out_w, err_w), join)
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
-    out = _communicate(in_w, out_r, err_r, (stdin or '').encode() if isinstance(stdin, str) else (stdin or b''), timeout)
+    try:
+        out = _communicate(in_w, out_r, err_r, (stdin or '').encode() if isinstance(stdin, str) else (stdin or b''), timeout)
+    except ContainerError:  # out of time: the command and what it started are killed (they would run on, unseen)
+        for p in command_pids:
+            kill_tree(p)
+        process.wait_status(child)
+        raise
     rc = process.wait_status(child)
     return {'rc': rc, 'stdout': out[0].decode('utf-8', 'replace'), 'stderr': out[1].decode('utf-8', 'replace')}
+
+
+def _children_map(proc='/proc'):
+    out = {}
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            try:
+                with open('%s/%s/stat' % (proc, entry)) as f:
+                    ppid = int(f.read().rpartition(')')[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def kill_tree(pid):
+    """SIGKILL ``pid`` and every process below it (found by their parents, all killed at once: a child
+    of a killed parent would be re-parented out of reach). Twice, for what forked meanwhile."""
+    for _round in range(2):
+        children = _children_map()
+        tree, todo = [], [pid]
+        while todo:
+            p = todo.pop()
+            tree.append(p)
+            todo.extend(children.get(p, ()))
+        for p in tree:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _read(root, path):

@@ -87,6 +87,13 @@ class Container:
         write_json(self.path('state.json'), state, 0o600)
         return state
 
+    def read_config(self):
+        """The stored config as it is on disk now (another process may have updated it)."""
+        config = read_json(self.path('config.json'), 'the config of container %s' % self.name, options.SCHEMA_VERSION)
+        if not config:
+            raise ContainerError('read', 'the config of container %s' % self.name, 'it is gone')
+        return config
+
     def write_config(self, config):
         config = dict(config, schema_version=options.SCHEMA_VERSION)
         write_json(self.path('config.json'), config, 0o600)
@@ -109,6 +116,12 @@ class Container:
                 out.update(status='exited', pid=None, exit_code=None, oom_killed=state.get('oom_killed', False))
                 out['error'] = 'the container ended while nothing supervised it (%s): its exit code is unknown' % (
                     'the host rebooted' if state.get('boot_id') != boot_id(boot_id_path) else 'its supervisor was gone')
+        elif state.get('status') == 'restarting':  # the supervisor waits out the back-off of the restart policy
+            out['pid'] = None
+            sup = Holder.from_dict(state.get('supervisor') or {})
+            out['supervised'] = bool(sup and sup.alive(proc, boot_id_path))
+            if not out['supervised']:
+                out['status'] = 'exited'
         elif state.get('status') == 'exited':
             out['pid'] = None
         out['oom_killed'] = bool(out.get('oom_killed'))

@@ -11,14 +11,20 @@ started (``{"error": {...}}``) — nothing is left behind then — and the modul
 ``--adopt`` takes over a container whose supervisor died: the init is not its child, so it
 watches it with a pidfd and records an unknown exit code when it ends.
 
+After the init ended, ``after_exit`` records it and applies the restart policy (policy.py);
+``--restart`` is the same process starting the container again after the back-off.
+
 Launch and teardown (``launch``/``teardown``) are also what ``runner`` (systemd) uses.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import signal
 import socket
+import time
 
 from .. import mountinfo, rootfs as rootfs_mod
 from ..cgroups.layout import Layout, for_config
@@ -26,7 +32,7 @@ from ..errors import NsboxError
 from ..namespaces import boot_id, process_stamp
 from ..volume import service as volume_service
 from ..volume.store import data_path as volume_data_path
-from . import monitor, mounts, process, users
+from . import health as health_mod, monitor, mounts, policy, process, users
 from .options import resources_of
 from .store import ContainerError, now
 
@@ -277,8 +283,102 @@ def container_stdio(container):
     return fds, (stdin, writers[0], writers[1])
 
 
-def supervise(cfg, store, cid, sync_fd=None, adopt=False):
-    """The supervisor's life (``nsbox supervise``); returns an exit code for the CLI."""
+def _record_start(cfg, store, container, me, stdio_for=None):
+    """Launch the init and record it running; returns (fds to relay, pid, cgroup manager)."""
+    fds, stdio = container_stdio(container)
+    try:
+        pid, manager = launch(cfg, store, container, stdio)
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in set(stdio):
+            os.close(fd)
+    health_mod.reset(container)
+    container.write_state(status='running', pid=pid, pid_start=_stamp(pid), boot_id=me['boot_id'], supervisor=me,
+                          started_at=now(), started_monotonic=time.monotonic(), finished_at=None, exit_code=None,
+                          oom_killed=False, error=None)
+    return fds, pid, manager
+
+
+def _lock_unless_stopping(container):
+    """The container's lock, taken politely: a module that holds it may be waiting for this very process
+    (a stop waits for the supervisor to end), so while it is busy, a stop asked for wins. Returns the
+    locked fd, or None when a stop was asked for or the container is gone."""
+    os.makedirs(container.run_dir, 0o700, exist_ok=True)
+    fd = os.open(os.path.join(container.run_dir, 'lock'), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                os.close(fd)
+                raise
+            if _stop_asked(container):
+                os.close(fd)
+                return None
+            time.sleep(0.05)
+            continue
+        if _stop_asked(container):
+            os.close(fd)
+            return None
+        return fd
+
+
+def _stop_asked(container):
+    try:
+        return bool(container.read_state().get('stop_requested')) or not os.path.isdir(container.path())
+    except NsboxError:
+        return True
+
+
+def after_exit(cfg, container, code, manager=None, me=None):
+    """The init ended with ``code``: record it (``finish``), then the restart policy. Returns True when
+    the container is to be started again now (the back-off already waited), False when this supervisor's
+    work is done. A stop asked for meanwhile (state: stopped, a remove) always wins."""
+    me = me or {'pid': os.getpid(), 'start_time': _stamp(os.getpid()), 'boot_id': boot_id()}
+    fd = _lock_unless_stopping(container)
+    if fd is None:  # a module is stopping or removing it (and waits for this process to end)
+        finish(cfg, container, code, manager)
+        return False
+    try:
+        finish(cfg, container, code, manager)
+        try:
+            container.config = container.read_config()  # a stored update of the policy counts
+        except NsboxError:
+            return False
+        state = container.read_state()
+        count = state.get('restart_count') or 0
+        if not policy.should_restart(container.config.get('restart_policy'), code, count, state.get('stop_requested')):
+            return False
+        ran = time.monotonic() - (state.get('started_monotonic') or 0.0)
+        delay = policy.backoff(state.get('restart_delay'), ran)
+        container.write_state(status='restarting', restart_count=count + 1, restart_delay=delay, supervisor=me)
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        if _stop_asked(container):
+            _restart_cancelled(container)
+            return False
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    return True
+
+
+def _restart_cancelled(container):
+    if os.path.isdir(container.path()):
+        state = container.read_state()
+        if state.get('status') == 'restarting':
+            container.write_state(status='exited', supervisor=None)
+
+
+def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False):
+    """The supervisor's life (``nsbox supervise``); returns an exit code for the CLI.
+
+    ``restart``: started again by the restart policy (no one waits for an answer): the container's
+    lock is taken first, and a stop asked for meanwhile ends it without starting anything.
+    """
     sock = socket.socket(fileno=sync_fd) if sync_fd is not None else None
     container = store.find(cid)
     if container is None:
@@ -287,38 +387,50 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False):
     process.become_subreaper()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     me = {'pid': os.getpid(), 'start_time': _stamp(os.getpid()), 'boot_id': boot_id()}
-    manager = None
-    try:
-        os.makedirs(container.run_dir, 0o700, exist_ok=True)
-        if adopt:
-            state = container.read_state()
-            pid = state['pid']
-            fds = _open_fifos(container, create=False)
-            manager = cgroup_of(cfg, container)
-            container.write_state(supervisor=me)
-        else:
-            fds, stdio = container_stdio(container)
-            try:
-                pid, manager = launch(cfg, store, container, stdio)
-            finally:
-                for fd in set(stdio):
-                    os.close(fd)
-            container.write_state(status='running', pid=pid, pid_start=_stamp(pid), boot_id=me['boot_id'], supervisor=me,
-                                  started_at=now(), finished_at=None, exit_code=None, oom_killed=False, error=None)
-    except NsboxError as exc:
-        if not adopt:
-            container.write_state(status='exited', pid=None, exit_code=None, error=exc.message, finished_at=now())
-        _answer(sock, {'error': exc.to_dict()})
-        return 1
-    except BaseException as exc:  # pylint: disable=broad-except
-        _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % container.name, 'cause': repr(exc)}})
-        return 1
-    _answer(sock, {'pid': pid})
-    pid_start = container.read_state().get('pid_start')
-    if not monitor.exec_monitor(cfg, container.id, pid, pid_start, fds, container.config['log'], adopt):
-        code = monitor.watch(pid, fds, container.config['log'], container.log_path, adopt, pid_start)
-        finish(cfg, container, code, manager)
-    return 0
+    while True:
+        manager = None
+        try:
+            os.makedirs(container.run_dir, 0o700, exist_ok=True)
+            if adopt:
+                state = container.read_state()
+                pid = state['pid']
+                fds = _open_fifos(container, create=False)
+                manager = cgroup_of(cfg, container)
+                container.write_state(supervisor=me)
+            elif restart:
+                lock = _lock_unless_stopping(container)
+                if lock is None:
+                    _restart_cancelled(container)
+                    return 0
+                try:
+                    fds, pid, manager = _record_start(cfg, store, container, me)
+                finally:
+                    os.close(lock)
+            else:
+                fds, pid, manager = _record_start(cfg, store, container, me)
+        except NsboxError as exc:
+            if not adopt:
+                container.write_state(status='exited', pid=None, exit_code=None, error=exc.message, finished_at=now(),
+                                      supervisor=None)
+            _answer(sock, {'error': exc.to_dict()})
+            return 1
+        except BaseException as exc:  # pylint: disable=broad-except
+            _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % container.name, 'cause': repr(exc)}})
+            return 1
+        _answer(sock, {'pid': pid})
+        sock = None
+        pid_start = container.read_state().get('pid_start')
+        check = container.config.get('healthcheck')
+        if monitor.exec_monitor(cfg, container.id, pid, pid_start, fds, container.config['log'], adopt, check):
+            return 0  # pragma: no cover - exec_monitor execs
+        timer = monitor.HealthTimer(check, monitor.health_spawner(cfg.data, container.id, None)) if check else None
+        code = monitor.watch(pid, fds, container.config['log'], container.log_path, adopt, pid_start, timer)
+        if not after_exit(cfg, container, code, manager, me):
+            return 0
+        container = store.find(cid)
+        if container is None:
+            return 0
+        adopt, restart = False, True
 
 
 def finish(cfg, container, code, manager=None, oom=False):
