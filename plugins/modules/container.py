@@ -237,7 +237,7 @@ options:
         says the same); V(always) and V(unless-stopped) start it again whatever the code.
       - Between an end and the next start it waits 100ms, doubled each time up to a minute, back to
         100ms after a run of 10s or more; the container's status meanwhile is V(restarting). A stop by
-        this module is never undone. RV(container.state.restart_count) counts the restarts since the
+        this module is never undone. C(restart_count) in RV(container) counts the restarts since the
         last start by this module.
       - Changing it updates the stored config only (it is read when the container ends).
     type: str
@@ -254,7 +254,7 @@ options:
         unhealthy (3); C(start_period) during which failures do not count (V(0s)). Durations as Docker's
         (V(1m30s), V(500ms)) or seconds.
       - The result (status V(starting), V(healthy) or V(unhealthy), the failing streak, the last five
-        checks) is in RV(container.state.health) and in M(nsbox.runtime.container_info).
+        checks) is in C(state.health) of RV(container) and in M(nsbox.runtime.container_info).
     type: dict
   init:
     description: Run Debian's static C(catatonit) as pid 1 (bind-mounted read-only), which forwards signals and reaps zombies.

@@ -46,7 +46,12 @@ EXAMPLES = r'''
 
 RETURN = r'''
 containers:
-  description: One entry per container found.
+  description:
+    - One entry per container found. C(state.status) is V(created), V(running), V(restarting) (its
+      restart policy waits out a back-off) or V(exited); C(state.restart_count) counts the restarts
+      by the policy since the last start by the module; C(state.health), for a container with a
+      healthcheck while it runs, has C(status) (V(starting), V(healthy), V(unhealthy)),
+      C(failing_streak) and C(log) (the last five checks).
   returned: always
   type: list
   elements: dict

@@ -12,6 +12,7 @@ remove) is never undone by the policy. Between a failure and its restart the sup
 """
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import ConfigError
@@ -112,7 +113,7 @@ def parse_duration(value, what):
                 pos = m.end()
             if pos != len(text) or not text:
                 raise ConfigError('use', what, 'expected a duration such as 30s, 1m30s or 500ms, not %r' % (value,)) from None
-    if seconds != seconds or seconds < 0 or seconds > 86400 * 365:
+    if math.isnan(seconds) or seconds < 0 or seconds > 86400 * 365:
         raise ConfigError('use', what, 'expected a duration of 0 or more, not %r' % (value,))
     return round(seconds, 6)
 

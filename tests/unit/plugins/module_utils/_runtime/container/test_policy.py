@@ -55,7 +55,7 @@ def test_who_restarts():
 
 def test_backoff_doubles_to_a_minute_and_resets_after_a_long_run():
     delays, delay = [], None
-    for _ in range(12):
+    for _step in range(12):
         delay = policy.backoff(delay, 0.5)
         delays.append(delay)
     assert delays[:4] == [0.1, 0.2, 0.4, 0.8] and delays[-1] == 60.0 and max(delays) == 60.0
@@ -132,7 +132,7 @@ def test_health_record_follows_dockers_rules():
     assert h['status'] == 'healthy' and h['failing_streak'] == 1 and len(h['log'][-1]['output']) == policy.HEALTH_OUTPUT_MAX
     h = policy.next_health(h, -1, 'timeout', 't0', 't1', False, check)
     assert h['status'] == 'unhealthy' and h['failing_streak'] == 2
-    for _ in range(6):
+    for _step in range(6):
         h = policy.next_health(h, 1, '', 't0', 't1', False, check)
     assert len(h['log']) == policy.HEALTH_LOG_ENTRIES
     assert policy.next_health(h, 0, '', 't0', 't1', False, check)['failing_streak'] == 0
