@@ -207,10 +207,48 @@ options:
     type: dict
   network_mode:
     description:
-      - V(none) (default; a private network namespace with C(lo) up), V(host), V(container:NAME)
+      - V(bridge) (the default, unless the host config's C(default_network_mode) says otherwise) puts the
+        container on O(networks), else on the default network (C(nsbox0)), in a network namespace of its
+        own made before its init; a network's name is the same as V(bridge) with that network first
+        (C(docker run --network NAME)).
+      - V(none) a private network namespace with only C(lo) up; V(host) the host's; V(container:NAME)
         (another running container's) or V(ns:NAME) (a namespace persisted by M(nsbox.runtime.namespace),
         e.g. a pod's).
     type: str
+  networks:
+    description:
+      - The networks (M(nsbox.runtime.network)) the container joins, in order (eth0, eth1, ...; the default
+        route goes through the first): names, or dicts with C(name), C(ipv4_address) (a fixed address;
+        default the lowest free one) and C(aliases) (more names it answers to on that network).
+      - Containers on the same user-defined network find each other by name and alias through their
+        C(/etc/hosts), rewritten in place as containers come and go (no DNS server). On the default
+        network, as Docker's, they do not.
+    type: list
+    elements: raw
+  published_ports:
+    description:
+      - Ports of the host forwarded to the container (DNAT in nsbox's nftables table), as Docker writes
+        them, C([[IP:]HOST:]CONTAINER[/tcp|udp]) with ranges (V(8080:80), V(127.0.0.1:5353:53/udp),
+        V(8000-8001:80-81)); reachable from other hosts and from the host itself (on 127.0.0.1 too).
+      - A port that another container publishes or a host process listens on is refused at start,
+        with nothing left behind. A host port chosen at random is not supported.
+    type: list
+    elements: str
+  dns:
+    description: Name servers for the container's C(/etc/resolv.conf); default the host's (loopback ones left out).
+    type: list
+    elements: str
+  dns_search:
+    description: Search domains for C(/etc/resolv.conf); default the host's.
+    type: list
+    elements: str
+  dns_options:
+    description: C(options) of C(/etc/resolv.conf) (V(ndots:2)); default the host's.
+    type: list
+    elements: str
+  extra_hosts:
+    description: More C(/etc/hosts) entries, a dict V({name: address}) or Docker's list V([name:address]).
+    type: raw
   pid_mode:
     description: V(private) (default), V(host), V(container:NAME) or V(ns:NAME).
     type: str
@@ -327,6 +365,16 @@ EXAMPLES = r'''
       retries: 3
       start_period: 30s
     state: healthy
+
+- name: A web server on a user network, published on port 8080 of the host
+  nsbox.runtime.container:
+    name: front
+    image: busybox
+    command: httpd -f -p 80 -h /srv
+    networks:
+      - name: backend
+        aliases: [www]
+    published_ports: ['8080:80']
 
 - name: Remove it
   nsbox.runtime.container:

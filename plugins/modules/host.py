@@ -58,6 +58,12 @@ options:
       subnet:
         description: Its subnet; default V(10.77.0.0/16).
         type: str
+  default_network_mode:
+    description:
+      - The C(network_mode) of containers that give none (nor C(networks)). V(bridge) (default, as Docker)
+        puts them on O(default_network); V(none) gives them a network namespace with only C(lo).
+    type: str
+    choices: [bridge, none, host]
   log_driver:
     description: Where container output goes by default.
     type: str
@@ -163,7 +169,7 @@ from ..module_utils._runtime import hostinfo
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.hostsetup import HostSetup
 
-CONFIG_OPTIONS = ('state_dir', 'storage_driver', 'cgroup_driver', 'cgroup_parent', 'default_network',
+CONFIG_OPTIONS = ('state_dir', 'storage_driver', 'cgroup_driver', 'cgroup_parent', 'default_network', 'default_network_mode',
                   'log_driver', 'registries', 'proxies')
 
 
@@ -176,6 +182,7 @@ def main():
             cgroup_driver={'type': 'str', 'choices': ['auto', 'cgroupfs', 'systemd']},
             cgroup_parent={'type': 'str'},
             default_network={'type': 'dict', 'options': {'name': {'type': 'str'}, 'subnet': {'type': 'str'}}},
+            default_network_mode={'type': 'str', 'choices': ['bridge', 'none', 'host']},
             log_driver={'type': 'str', 'choices': ['json-file', 'journald']},
             registries={'type': 'dict', 'options': {'mirrors': {'type': 'dict'},
                                                     'insecure': {'type': 'list', 'elements': 'str'},

@@ -134,6 +134,10 @@ class Box:
 def setup(host, ansible, parent, images_to_load, **host_args):
     """The test host from scratch: nsbox's files gone, the host config (cgroup parent), the images loaded ({name: archive})."""
     host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /run/nsbox %s/*' % DATA_ROOT)
+    # A test host that shares the machine's network namespace must not get bridges or nftables
+    # rules: its containers default to network_mode none. Hosts with a netns of their own (TestHost
+    # netns=True) are where bridge networking is tested.
+    host_args.setdefault('default_network_mode', 'bridge' if getattr(host, 'netns', False) else 'none')
     tasks = [{'nsbox.runtime.host': dict({'cgroup_parent': parent}, **host_args)}]
     tasks += [{'nsbox.runtime.image': {'name': name, 'source': 'load', 'path': path}} for name, path in images_to_load.items()]
     res = ansible.tasks(tasks)
@@ -179,7 +183,8 @@ def library_host(fixtures, reaper):
     from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service as image_service  # pylint: disable=import-outside-toplevel
     base = '/var/tmp/nsbox-runner-%s' % secrets.token_hex(4)  # overlay upper dirs need a real filesystem
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    data = {'data_root': base + '/data', 'state_dir': base + '/run', 'cgroup_parent': parent}
+    data = {'data_root': base + '/data', 'state_dir': base + '/run', 'cgroup_parent': parent,
+            'default_network_mode': 'none'}  # the machine's own network namespace: no bridges here
     cfg = HostConfig(data)
     try:
         image_service.load(cfg, fixtures.docker_archive, name='busybox')

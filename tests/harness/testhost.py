@@ -9,6 +9,11 @@ module under test writes ``/etc/nsbox/config.json`` or ``/usr/local/bin/nsbox`` 
 at their real paths, and the machine's own files stay untouched. It shares the kernel,
 the pid and the network namespace with the machine (cgroups, loopback, /proc).
 
+With ``netns=True`` it has a network namespace of its own too (only ``lo``, brought up), so
+what a module does to the network (bridges, veths, nftables, sysctls) stays in it and goes
+with it. Its sshd listens on that namespace's 127.0.0.1; SSH reaches it through a
+ProxyCommand (nsrelay.py) that joins the namespace: the machine's network is not touched.
+
 The demo uses a plain (non-private) host: there, the play configures this machine.
 """
 from __future__ import annotations
@@ -34,7 +39,7 @@ def _keygen(path):
                    stdout=subprocess.DEVNULL)
 
 
-def _ns_setup_script(work, sshd_cmd, propagation='private'):
+def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False):
     """Shell run inside the new mount namespace: overlays, the data-root, then exec sshd.
 
     With ``propagation='shared'`` every mount of the namespace is made shared, as systemd mounts
@@ -42,6 +47,8 @@ def _ns_setup_script(work, sshd_cmd, propagation='private'):
     only and nothing can propagate to the machine's own mounts.
     """
     lines = ['set -e']
+    if netns:
+        lines.append('ip link set lo up')
     if propagation == 'shared':
         lines.append('mount --make-rshared /')
     for i, target in enumerate(PRIVATE_OVERLAYS):
@@ -59,9 +66,10 @@ class TestHost:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, name='testhost', private=True, workdir=None, propagation='private'):
+    def __init__(self, name='testhost', private=True, workdir=None, propagation='private', netns=False):
         self.name = name
         self.private = private
+        self.netns = netns and private
         self.propagation = propagation
         self._own_workdir = workdir is None
         # Short paths: ssh control sockets must fit in 108 bytes.
@@ -72,6 +80,7 @@ class TestHost:
         self.control_dir = os.path.join(self.workdir, 'cp')
         self.remote_tmp = os.path.join(self.workdir, 'remote-tmp')
         self.mnt_ns = None
+        self.net_ns_path = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self):
@@ -106,8 +115,8 @@ class TestHost:
         with log:
             if self.private:
                 os.makedirs(os.path.join(self.workdir, 'data-root'))
-                cmd = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
-                       _ns_setup_script(self.workdir, sshd_cmd, self.propagation)]
+                cmd = ['unshare', '--mount'] + (['--net'] if self.netns else []) + ['--propagation', 'private', '--', 'sh', '-c',
+                       _ns_setup_script(self.workdir, sshd_cmd, self.propagation, self.netns)]
             else:
                 cmd = sshd_cmd
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
@@ -115,15 +124,28 @@ class TestHost:
         self._wait_listening(20)
         if self.private:
             self.mnt_ns = os.readlink('/proc/%d/ns/mnt' % self.proc.pid)
+        if self.netns:
+            self.net_ns_path = '/proc/%d/ns/net' % self.proc.pid
         self.ssh('true')
+
+    def _listening_in_netns(self):
+        """The sshd's socket in its own namespace's table (/proc/PID/net/tcp: that process's namespace)."""
+        with contextlib.suppress(OSError), open('/proc/%d/net/tcp' % self.proc.pid) as f:
+            want = ':%04X' % self.port
+            return any(line.split()[1].endswith(want) and line.split()[3] == '0A' for line in f.readlines()[1:])
+        return False
 
     def _wait_listening(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('sshd of %s exited with %s:\n%s' % (self.name, self.proc.returncode, self.log_tail()))
-            with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', self.port), timeout=1):
-                return
+            if self.netns:
+                if self._listening_in_netns():
+                    return
+            else:
+                with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', self.port), timeout=1):
+                    return
             time.sleep(0.05)
         raise RuntimeError('sshd of %s is not listening after %ds:\n%s' % (self.name, timeout, self.log_tail()))
 
@@ -178,8 +200,16 @@ class TestHost:
         self.stop()
 
     # -- reaching it -----------------------------------------------------------------
+    def proxy_command(self):
+        """SSH's ProxyCommand for a host with a network namespace of its own, else None."""
+        if not self.netns:
+            return None
+        return '/usr/bin/python3 %s %s %d' % (os.path.join(os.path.dirname(os.path.abspath(__file__)), 'nsrelay.py'),
+                                              self.net_ns_path, self.port)
+
     def ssh_args(self):
-        return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes',
+        proxy = ['-o', 'ProxyCommand=%s' % self.proxy_command()] if self.netns else []
+        return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes'] + proxy + [
                 '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
                 '-o', 'BatchMode=yes', 'root@127.0.0.1']
 
@@ -194,6 +224,9 @@ class TestHost:
         return res
 
     def inventory_line(self):
-        return ('%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '
+        line = ('%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '
                 'ansible_python_interpreter=/usr/bin/python3 ansible_remote_tmp=%s'
                 % (self.name, self.port, self.client_key, self.remote_tmp))
+        if self.netns:
+            line += ' ansible_ssh_common_args="-o ProxyCommand=\'%s\'"' % self.proxy_command()
+        return line

@@ -22,6 +22,8 @@ import pytest
 
 from harness import images
 from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.runner import AnsibleRunner
+from harness.testhost import TestHost
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
@@ -124,6 +126,19 @@ CASES = {
     'ipc_mode': Case('private', 'host', probe='readlink /proc/self/ns/ipc',
                      seen_a=lambda o: o != os.readlink('/proc/self/ns/ipc'), seen_b=lambda o: o == os.readlink('/proc/self/ns/ipc')),
     'uts_mode': Case('private', 'host', probe='hostname', seen_a=lambda o: o != socket.gethostname(), seen_b=lambda o: o == socket.gethostname()),
+    'networks': Case([{'name': 'mnet', 'ipv4_address': '10.91.0.10'}], [{'name': 'mnet', 'ipv4_address': '10.91.0.11', 'aliases': ['mx']}],
+                     probe='ip -4 -o addr show eth0', seen_a=lambda o: ' 10.91.0.10/24 ' in o, seen_b=lambda o: ' 10.91.0.11/24 ' in o),
+    'published_ports': Case(['18080:80'], ['127.0.0.1:18081:81/udp'], base={'network_mode': 'bridge'},
+                            config=('published_ports', [{'host_ip': '0.0.0.0', 'host_port': 18080, 'container_port': 80, 'protocol': 'tcp'}],
+                                    [{'host_ip': '127.0.0.1', 'host_port': 18081, 'container_port': 81, 'protocol': 'udp'}])),
+    'dns': Case(['10.0.0.53'], ['10.0.0.54', '10.0.0.55'], probe='grep nameserver /etc/resolv.conf',
+                seen_a=lambda o: o == 'nameserver 10.0.0.53', seen_b=lambda o: o.split('\n') == ['nameserver 10.0.0.54', 'nameserver 10.0.0.55']),
+    'dns_search': Case(['a.lan'], ['b.lan'], probe='grep search /etc/resolv.conf', seen_a=lambda o: o == 'search a.lan',
+                       seen_b=lambda o: o == 'search b.lan'),
+    'dns_options': Case(['ndots:2'], ['ndots:3'], probe='grep options /etc/resolv.conf', seen_a=lambda o: o == 'options ndots:2',
+                        seen_b=lambda o: o == 'options ndots:3'),
+    'extra_hosts': Case({'db': '10.0.0.5'}, ['db:10.0.0.6'], probe='grep -w db /etc/hosts', seen_a=lambda o: o == '10.0.0.5\tdb',
+                        seen_b=lambda o: o == '10.0.0.6\tdb'),
     'stop_signal': Case('SIGUSR1', 'usr2', config=('stop_signal', 'SIGUSR1', 'SIGUSR2')),
     'stop_timeout': Case(1, 2, config=('stop_timeout', 1, 2)),
     'restart_policy': Case('always', 'on-failure:2', config=('restart_policy', {'name': 'always', 'max_retries': 0},
@@ -161,13 +176,24 @@ def fixtures():
 
 
 @pytest.fixture(scope='module')
-def opt_host(testhost, ansible, fixtures, reaper):
-    """The test host with both images; afterwards nothing may be left (supervisor, mount, container files), nor an orphan."""
+def opt_host(fixtures, reaper):
+    """A test host of the matrix's own, with a network namespace of its own (the networking options make
+    bridges and rules there), both images and network mnet; containers default to network_mode none.
+    Afterwards nothing may be left (supervisor, mount, container files), nor an orphan."""
+    if os.geteuid() != 0:
+        pytest.skip('root only')
+    host = TestHost('matrixhost', netns=True).start()
+    ansible = AnsibleRunner([host])
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
     try:
-        yield setup(testhost, ansible, parent, {'busybox': fixtures.docker_archive, 'multilayer': fixtures.multilayer_docker_archive})
+        box = setup(host, ansible, parent, {'busybox': fixtures.docker_archive, 'multilayer': fixtures.multilayer_docker_archive},
+                    default_network_mode='none')
+        assert ansible.module('nsbox.runtime.network', {'name': 'mnet', 'subnet': '10.91.0.0/24'})['_status'] == 'changed'
+        yield box
     finally:
-        left = teardown(testhost, parent)
+        left = teardown(host, parent)
+        ansible.close()
+        host.stop()
     reaper.check()
     assert left == NOTHING, 'the tests left these behind: %r' % left
 

@@ -15,11 +15,13 @@ FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
 
 def test_container_lifecycle_on_systemd_v2(realhost, realhost_ansible):
     archive = images.FixtureImages(FIXTURE_CACHE).build().docker_archive
-    web = {'name': 'web', 'image': 'busybox', 'command': 'sleep 1000', 'memory': '64m', 'pids_limit': 32, 'stop_timeout': 1}
+    web = {'name': 'web', 'image': 'busybox', 'command': 'sleep 1000', 'memory': '64m', 'pids_limit': 32, 'stop_timeout': 1,
+           'network_mode': 'none'}
     tasks = [
         {'name': 'copy', 'ansible.builtin.copy': {'src': archive, 'dest': '/root/busybox.tar'}},
         {'name': 'load', 'nsbox.runtime.image': {'name': 'busybox', 'source': 'load', 'path': '/root/busybox.tar'}},
-        {'name': 'job', 'nsbox.runtime.container': {'name': 'job', 'image': 'busybox', 'command': ['sh', '-c', 'echo hi; exit 3']}},
+        {'name': 'job', 'nsbox.runtime.container': {'name': 'job', 'image': 'busybox', 'command': ['sh', '-c', 'echo hi; exit 3'],
+                                                    'network_mode': 'none'}},
         {'name': 'web', 'nsbox.runtime.container': web},
         {'name': 'cgroup', 'nsbox.runtime.container_exec': {'container': 'web', 'command': 'cat /proc/1/cgroup /proc/self/status'},
          'changed_when': False},

@@ -17,6 +17,7 @@ from .container import service as container_service, store as container_store, s
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
+from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
 
 MODULES = (
     '__init__',
@@ -64,6 +65,13 @@ MODULES = (
     'mountinfo',
     'namespace_service',
     'namespaces',
+    'network/__init__',
+    'network/etc_files',
+    'network/links',
+    'network/netns',
+    'network/nft',
+    'network/service',
+    'network/store',
     'rootfs',
     'syscall',
     'units',

@@ -25,6 +25,7 @@ DEFAULTS = {
     'cgroup_driver': 'auto',
     'cgroup_parent': None,
     'default_network': {'name': 'nsbox0', 'subnet': '10.77.0.0/16'},
+    'default_network_mode': 'bridge',
     'log_driver': 'json-file',
     'registries': {'mirrors': {}, 'insecure': [], 'ca_files': {}},
     'proxies': {'http_proxy': None, 'https_proxy': None, 'no_proxy': None},
@@ -34,6 +35,7 @@ CHOICES = {
     'storage_driver': ('overlay', 'vfs'),
     'cgroup_driver': ('auto', 'cgroupfs', 'systemd'),
     'log_driver': ('json-file', 'journald'),
+    'default_network_mode': ('bridge', 'none', 'host'),
 }
 
 

@@ -212,6 +212,8 @@ def main(container_id, handover_fd):
                  os.path.join(data['config']['data_root'], 'containers', container_id, 'logs', '%s-json.log' % container_id),
                  data['adopted'], data.get('pid_start'), timer)
     # pylint: disable=import-outside-toplevel
+    import site  # started with -S: the system's site-packages (pyroute2, nftables) only now, for the teardown
+    site.main()
     from ..config import HostConfig
     from .store import ContainerStore
     from .supervisor import after_exit

@@ -82,6 +82,12 @@ TABLE = (
     Option('oom_score_adj', 'int', 'recreate'),
     Option('sysctls', 'dict', 'recreate'),
     Option('network_mode', 'str', 'recreate', field='namespaces.network'),
+    Option('networks', 'list', 'recreate', elements='raw'),
+    Option('published_ports', 'list', 'recreate', elements='str'),
+    Option('dns', 'list', 'recreate', elements='str'),
+    Option('dns_search', 'list', 'recreate', elements='str'),
+    Option('dns_options', 'list', 'recreate', elements='str'),
+    Option('extra_hosts', 'raw', 'recreate'),
     Option('pid_mode', 'str', 'recreate', field='namespaces.pid'),
     Option('ipc_mode', 'str', 'recreate', field='namespaces.ipc'),
     Option('uts_mode', 'str', 'recreate', field='namespaces.uts'),
@@ -149,14 +155,12 @@ def parse_signal(value):
 
 
 def _namespace_mode(option, value):
-    """'' / private / none / host / container:NAME / ns:NAME -> a normalised mode string."""
+    """'' / private / none / host / container:NAME / ns:NAME -> a normalised mode string (network_mode: also
+    bridge, which check() resolves first)."""
     value = (value or '').strip()
     if option == 'network_mode':
-        if value in ('', 'none', 'default'):
-            return 'none'
-        if value == 'bridge' or not (value == 'host' or value.startswith(('container:', 'ns:'))):
-            raise ConfigError('use', 'network_mode %r' % value,
-                              'this version has none, host, container:NAME and ns:NAME (bridge networking comes with the network module)')
+        if value in ('none', 'bridge'):
+            return value
     elif value in ('', 'private'):
         return 'private'
     if value == 'host':
@@ -266,6 +270,138 @@ def _volume(text, index):
         raise ConfigError('use', where, exc.cause) from None
 
 
+def _network_mode(mode, networks, defaults):
+    """(namespaces.network, networks) from network_mode and networks: bridge gets the networks
+    (default: the host's default network); a network name as network_mode is bridge on it (Docker's --network NAME)."""
+    defaults = defaults or {}
+    mode = (mode or '').strip() or ('bridge' if networks else defaults.get('network_mode') or 'bridge')
+    if mode in ('none', 'host') or mode.startswith(('container:', 'ns:')):
+        if networks:
+            raise ConfigError('use', 'networks', 'containers join networks with network_mode bridge, not %s' % mode)
+        return _namespace_mode('network_mode', mode), []
+    parsed = [_network_entry(n, i) for i, n in enumerate(networks or [])]
+    if mode != 'bridge':
+        _validate_network_name(mode, 'network_mode')
+        if parsed and parsed[0]['name'] != mode:
+            raise ConfigError('use', 'network_mode %s' % mode, 'it names the first network, and networks starts with %s' % parsed[0]['name'])
+        parsed = parsed or [{'name': mode, 'ipv4_address': None, 'aliases': []}]
+    if not parsed:
+        parsed = [{'name': defaults.get('network') or 'nsbox0', 'ipv4_address': None, 'aliases': []}]
+    names = [n['name'] for n in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError('use', 'networks', 'each network once: %s' % ', '.join(sorted({n for n in names if names.count(n) > 1})))
+    return 'bridge', parsed
+
+
+def _validate_network_name(name, what):
+    if not isinstance(name, str) or not re.match(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', name):
+        raise ConfigError('use', '%s %r' % (what, name), 'expected none, host, bridge, container:NAME, ns:NAME or a network name')
+    return name
+
+
+def _network_entry(item, index):
+    where = 'networks[%d]' % index
+    if isinstance(item, str):
+        item = {'name': item}
+    if not isinstance(item, dict):
+        raise ConfigError('use', where, 'expected a network name or a dict with name, ipv4_address, aliases')
+    unknown = set(item) - {'name', 'ipv4_address', 'aliases'}
+    if unknown:
+        raise ConfigError('use', where, 'unknown keys %s (known: name, ipv4_address, aliases)' % ', '.join(sorted(map(str, unknown))))
+    name = _validate_network_name(item.get('name'), where + ' name')
+    address = _ip(item['ipv4_address'], where + ' ipv4_address') if item.get('ipv4_address') else None
+    aliases = item.get('aliases') or []
+    if not isinstance(aliases, list):
+        raise ConfigError('use', where + ' aliases', 'expected a list of names')
+    return {'name': name, 'ipv4_address': address, 'aliases': sorted({_hostname(a, where + ' aliases') for a in aliases})}
+
+
+def _ip(value, what):
+    import ipaddress  # pylint: disable=import-outside-toplevel
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ConfigError('use', '%s %r' % (what, value), 'expected an IPv4 address such as 10.77.0.10') from None
+    if address.version != 4:
+        raise ConfigError('use', '%s %r' % (what, value), 'only IPv4 for now')
+    return str(address)
+
+
+def _hostname(value, what):
+    text = str(value).strip()
+    if not re.match(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$', text) or isinstance(value, bool):
+        raise ConfigError('use', '%s %r' % (what, value), 'expected a host name of [A-Za-z0-9.-]')
+    return text
+
+
+def _domain(value, what):
+    return _hostname(value, what)
+
+
+def _word(value, what):
+    text = str(value).strip()
+    if not text or any(c.isspace() for c in text) or isinstance(value, bool):
+        raise ConfigError('use', '%s %r' % (what, value), 'expected one word such as ndots:2')
+    return text
+
+
+def _extra_hosts(value):
+    """{host: address} or Docker's ["host:address"] -> {host: address}."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for entry in value:
+            host, sep, address = str(entry).partition(':')
+            if not sep:
+                raise ConfigError('use', 'extra_hosts %r' % (entry,), 'expected host:address')
+            items.append((host, address))
+    else:
+        raise ConfigError('use', 'extra_hosts', 'expected a dict {host: address} or a list of host:address')
+    return dict(sorted((_hostname(h, 'extra_hosts'), _ip(a, 'extra_hosts %s' % h)) for h, a in items))
+
+
+PROTOCOLS = ('tcp', 'udp')
+
+
+def _port_range(text, what):
+    first, sep, last = str(text).partition('-')
+    try:
+        lo, hi = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise ConfigError('use', what, 'ports are numbers 1-65535 or ranges such as 8000-8010') from None
+    if not 1 <= lo <= hi <= 65535:
+        raise ConfigError('use', what, 'ports are numbers 1-65535 or ranges such as 8000-8010')
+    return list(range(lo, hi + 1))
+
+
+def _published_ports(items):
+    """Docker's [[IP:]HOST:]CONTAINER[/PROTO] with ranges -> [{host_ip, host_port, container_port, protocol}]."""
+    out = []
+    for text in items:
+        text = str(text).strip()
+        what = 'published_ports %r' % text
+        spec, _sep, proto = text.partition('/')
+        proto = proto or 'tcp'
+        if proto not in PROTOCOLS:
+            raise ConfigError('use', what, 'the protocol is tcp or udp')
+        parts = spec.rsplit(':', 2)
+        if len(parts) == 1 or (len(parts) == 3 and not parts[1]):
+            raise ConfigError('use', what, 'give the host port too (HOST:CONTAINER): a port chosen at random is not supported yet')
+        host_ip = _ip(parts[0], what) if len(parts) == 3 else '0.0.0.0'
+        host, ctr = _port_range(parts[-2], what), _port_range(parts[-1], what)
+        if len(host) != len(ctr):
+            raise ConfigError('use', what, 'the host and container ranges differ in length')
+        out += [{'host_ip': host_ip, 'host_port': h, 'container_port': c, 'protocol': proto} for h, c in zip(host, ctr)]
+    keys = [(p['host_port'], p['protocol']) for p in out]
+    dup = sorted({'%d/%s' % k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ConfigError('use', 'published_ports', 'a host port is published twice: %s' % ', '.join(dup))
+    return sorted(out, key=lambda p: (p['host_port'], p['protocol'], p['host_ip']))
+
+
 def _norm_path(path):
     parts = [p for p in path.split('/') if p not in ('', '.')]
     return '/' + '/'.join(parts)
@@ -322,7 +458,7 @@ def _sysctls(value, namespaces):
         if isinstance(val, bool) or val is None:
             raise ConfigError('use', what, 'give the value as the kernel reads it (e.g. "1"), not %r' % (val,))
         if key.startswith('net.'):
-            need, mode = 'network', namespaces['network']
+            need, mode = 'network', 'private' if namespaces['network'] == 'bridge' else namespaces['network']
         elif key in IPC_SYSCTLS or key.startswith('fs.mqueue.'):
             need, mode = 'ipc', namespaces['ipc']
         elif key == 'kernel.domainname':
@@ -408,10 +544,11 @@ def parse_comparisons(value):
 
 
 # -- the whole config ----------------------------------------------------------------------------
-def check(options):
+def check(options, defaults=None):
     """Parse every given option (None = not given); raises ConfigError naming the option.
 
     No I/O but reading ``env_file`` (on the managed host: its content is part of the config).
+    ``defaults``: the host config's {'network_mode', 'network'} (the default mode and network name).
     """
     unknown = set(options) - set(OPTIONS)
     if unknown:
@@ -474,7 +611,17 @@ def check(options):
             raise ConfigError('use', 'oom_score_adj %r' % (value,), 'expected a whole number from -1000 to 1000')
         out['oom_score_adj'] = value
     out['resources'] = Resources.from_options({k: opts.get(k) for k in RESOURCE_OPTIONS})
-    out['namespaces'] = {ns: _namespace_mode(ns + '_mode', opts.get(ns + '_mode')) for ns in NS_MODES}
+    out['namespaces'] = {ns: _namespace_mode(ns + '_mode', opts.get(ns + '_mode')) for ns in NS_MODES if ns != 'network'}
+    out['namespaces']['network'], out['networks'] = _network_mode(opts.get('network_mode'), opts.get('networks'), defaults)
+    out['namespaces'] = {ns: out['namespaces'][ns] for ns in NS_MODES}
+    out['published_ports'] = _published_ports(opts.get('published_ports') or [])
+    if out['published_ports'] and out['namespaces']['network'] != 'bridge':
+        raise ConfigError('use', 'published_ports', 'ports are published to a container on a bridge network, not with network_mode %s'
+                          % out['namespaces']['network'])
+    out['dns'] = [_ip(a, 'dns') for a in opts.get('dns') or []]
+    out['dns_search'] = [_domain(d, 'dns_search') for d in opts.get('dns_search') or []]
+    out['dns_options'] = [_word(o, 'dns_options') for o in opts.get('dns_options') or []]
+    out['extra_hosts'] = _extra_hosts(opts.get('extra_hosts'))
     out['sysctls'] = _sysctls(opts.get('sysctls'), out['namespaces'])
     if 'stop_signal' in opts:
         out['stop_signal'] = parse_signal(opts['stop_signal'])
@@ -537,6 +684,12 @@ def resolve(name, checked, image, image_config):
         'oom_score_adj': checked.get('oom_score_adj'),
         'sysctls': checked['sysctls'],
         'namespaces': checked['namespaces'],
+        'networks': checked['networks'],
+        'published_ports': checked['published_ports'],
+        'dns': checked['dns'],
+        'dns_search': checked['dns_search'],
+        'dns_options': checked['dns_options'],
+        'extra_hosts': checked['extra_hosts'],
         'stop_signal': checked.get('stop_signal') or (parse_signal(ic['StopSignal']) if ic.get('StopSignal') else 'SIGTERM'),
         'stop_timeout': checked['stop_timeout'],
         'restart_policy': checked['restart_policy'],
@@ -558,7 +711,8 @@ def resources_of(config):
 # Fields added after schema 1 and their value for a container created before them: an upgrade
 # of nsbox compares an old config as if it had them, and recreates nothing.
 ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': False, 'interactive': False, 'ulimits': [],
-                'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None}
+                'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None,
+                'networks': [], 'published_ports': [], 'dns': [], 'dns_search': [], 'dns_options': [], 'extra_hosts': {}}
 
 
 def value_of(config, field):

@@ -100,6 +100,14 @@ def describe(cfg, container, log_lines=0):
     status = container.status()
     if container.config.get('healthcheck'):
         status['health'] = health_mod.read(container) if status['running'] else None
+    if container.config['namespaces'].get('network') == 'bridge':
+        from ..network.store import NetworkStore  # pylint: disable=import-outside-toplevel
+        att = NetworkStore(cfg).attachment(container.id) if status['running'] else None
+        status['networks'] = {ep['network']: {'address': ep['address'], 'prefixlen': ep['prefixlen'], 'gateway': ep['gateway'],
+                                              'interface': 'eth%d' % i, 'host_interface': ep['veth'], 'aliases': ep.get('aliases') or []}
+                              for i, ep in enumerate((att or {}).get('endpoints') or ())}
+        status['ports'] = ['%s:%d->%d/%s' % (p['host_ip'], p['host_port'], p['container_port'], p['protocol'])
+                           for p in (att or {}).get('ports') or ()]
     out = {'id': container.id, 'name': container.name, 'image': container.config['image'], 'state': status,
            'config': options.display_config(container.config)}
     if status['running']:
@@ -322,7 +330,8 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if isinstance(healthy_wait_timeout, bool) or not isinstance(healthy_wait_timeout, (int, float)) or healthy_wait_timeout < 0:
             raise ConfigError('use', 'healthy_wait_timeout %r' % (healthy_wait_timeout,), 'expected seconds, 0 or more')
     store = open_store(cfg)
-    checked = options.check(opts or {}) if state != 'absent' else None
+    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name']}
+    checked = options.check(opts or {}, defaults) if state != 'absent' else None
     compare = options.parse_comparisons(comparisons)
     pulled = None
     if state != 'absent':
@@ -350,6 +359,7 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
             return _predict_pull(cfg, current, name, image_ref, pulled, state, before)
         wanted = options.resolve(name, checked, pulled['image'], pulled['config'])
+        _check_networks(cfg, wanted)
         if wait_healthy and not wanted.get('healthcheck'):
             raise ConfigError('use', 'state healthy', 'container %s has no healthcheck (give healthcheck, or the image has none)' % name)
         if current is None:
@@ -400,6 +410,17 @@ def _predict_pull(cfg, current, name, image_ref, pulled, state, before):
              'image': {'name': image_ref, 'digest': pulled['digest']}}
     return {'changed': True, 'actions': pulled['actions'] + actions, 'container': describe(cfg, current) if current else None,
             'diff': {'before': before, 'after': after}}
+
+
+def _check_networks(cfg, config):
+    """The networks a container joins exist (the default one is made on first use), as docker create checks."""
+    if not config.get('networks'):
+        return
+    from ..network.store import NetworkStore  # pylint: disable=import-outside-toplevel
+    store = NetworkStore(cfg)
+    for net in config['networks']:
+        if net['name'] != store.default['name'] and store.get(net['name']) is None:
+            raise ConfigError('use', 'network %s' % net['name'], 'no such network (create it with nsbox.runtime.network)')
 
 
 def _check_bind_sources(config):

@@ -32,6 +32,7 @@ from ..errors import NsboxError
 from ..namespaces import boot_id, process_stamp
 from ..volume import service as volume_service
 from ..volume.store import data_path as volume_data_path
+from ..network import etc_files
 from . import health as health_mod, monitor, mounts, policy, process, users
 from .options import resources_of
 from .store import ContainerError, now
@@ -54,18 +55,6 @@ def _read_in_root(root, path):
         return None
 
 
-def _host_resolv_conf():
-    """The host's resolv.conf without loopback name servers (they mean nothing in another net namespace)."""
-    try:
-        with open('/etc/resolv.conf') as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    keep = [ln for ln in lines if not (ln.split()[:1] == ['nameserver'] and len(ln.split()) > 1
-                                       and (ln.split()[1].startswith('127.') or ln.split()[1] == '::1'))]
-    return '\n'.join(keep) + '\n'
-
-
 def _write(path, text):
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
@@ -73,13 +62,21 @@ def _write(path, text):
     os.rename(tmp, path)
 
 
-def namespace_paths(store, config):
+def netns_path(container):
+    """Where a bridged container's network namespace is persisted (made before its init, network/netns.py)."""
+    return os.path.join(container.run_dir, 'netns')
+
+
+def namespace_paths(store, container):
     """The spec's namespaces: {type: None (new) | path (join)}; types absent stay the host's."""
+    config = container.config
     out = {'mnt': None, 'cgroup': None}
     table = {'network': 'net', 'pid': 'pid', 'ipc': 'ipc', 'uts': 'uts'}
     for key, ns_type in table.items():
         mode = config['namespaces'][key]
-        if mode in ('private', 'none'):
+        if mode == 'bridge':
+            out[ns_type] = netns_path(container)
+        elif mode in ('private', 'none'):
             out[ns_type] = None
         elif mode == 'host':
             continue
@@ -102,7 +99,7 @@ def namespace_paths(store, config):
 def process_spec(store, container, user):
     """The ``process.start`` spec for a container whose rootfs is mounted."""
     config = container.config
-    ns = namespace_paths(store, config)
+    ns = namespace_paths(store, container)
     env = list(config['env'])
     if not any(e.startswith('HOME=') for e in env):
         env.append('HOME=' + user['home'])
@@ -136,7 +133,7 @@ def process_spec(store, container, user):
         # Parents before children (Docker sorts by depth): a bind at /data then one at /data/x.
         'mounts': sorted(etc + user_mounts, key=lambda m: m['target'].rstrip('/').count('/')), 'init': INIT_PATH if config.get('init') else None,
         'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
-        'sysctls': dict(DEFAULT_NET_SYSCTLS if ns.get('net', 'host') is None else {}, **(config.get('sysctls') or {})),
+        'sysctls': dict(DEFAULT_NET_SYSCTLS if config['namespaces']['network'] in ('none', 'bridge') else {}, **(config.get('sysctls') or {})),
         'rlimits': list(config.get('ulimits') or []), 'oom_score_adj': config.get('oom_score_adj'),
         'terminal': bool(config.get('tty')), 'shm_size': config.get('shm_size'),
     }
@@ -178,9 +175,15 @@ def prepare(cfg, store, container):
     if workdir != '/':  # made in the writable layer before a read-only root could refuse it (Docker's WORKDIR)
         os.makedirs(mounts.secure_join(container.rootfs, workdir), 0o755, exist_ok=True)
     hostname = container.config.get('hostname') or container.id[:12]
+    attachment = peers = None
+    if container.config['namespaces']['network'] == 'bridge':  # its network namespace, made and wired before the init
+        from ..network import netns, service as network_service  # pylint: disable=import-outside-toplevel
+        netns.create(netns_path(container))
+        attachment = network_service.attach(cfg, container, netns_path(container))
+        peers = network_service.peers_of(network_service.NetworkStore(cfg), container.id, attachment)
     _write(container.path('hostname'), hostname + '\n')
-    _write(container.path('hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n' % hostname)
-    _write(container.path('resolv.conf'), _host_resolv_conf())
+    _write(container.path('hosts'), etc_files.hosts_text(container.config, hostname, attachment, peers or ()))
+    _write(container.path('resolv.conf'), etc_files.resolv_text(container.config, etc_files.host_resolv_conf()))
     manager = cgroup_of(cfg, container)
     if not manager.exists():
         manager.create()
@@ -225,6 +228,13 @@ def teardown(cfg, container, manager=None):
         rootfs_mod.ensure(cfg, container.rootfs, upper=container.path('upper'), work=container.path('work'), state='unmounted')
     except NsboxError as exc:
         errors.append(exc)
+    if container.config['namespaces'].get('network') == 'bridge' or os.path.exists(netns_path(container)):
+        from ..network import netns, service as network_service  # pylint: disable=import-outside-toplevel
+        try:
+            network_service.detach(cfg, container.id)
+            netns.remove(netns_path(container))
+        except NsboxError as exc:
+            errors.append(exc)
     if errors:
         raise errors[0]
 

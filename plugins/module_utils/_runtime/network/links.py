@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Links, addresses and routes through netlink (pyroute2), never by parsing ``ip`` output.
+
+pyroute2 costs ~170 ms to import: it is imported inside these functions, so only the
+networking path pays for it. What must happen inside a container's network namespace runs
+in a forked child that joined it (``namespaces.run_in``): the caller's namespaces never change.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+
+from ..errors import NsboxError
+from ..namespaces import run_in
+
+IFF_UP = 1
+PEER_NAME = 'eth0'
+
+
+class NetworkError(NsboxError):
+    """A network could not be set up, changed or removed."""
+
+
+def _iproute():
+    try:
+        from pyroute2 import IPRoute  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise NetworkError('use', 'netlink', 'the Python library pyroute2 is missing (Debian: python3-pyroute2; the host role installs it)') from None
+    return IPRoute()
+
+
+def _netlink_error(action, obj, exc):
+    code = getattr(exc, 'code', None)
+    cause = os.strerror(code) if isinstance(code, int) and code > 0 else str(exc)
+    return NetworkError(action, obj, cause, errno=code if isinstance(code, int) else None)
+
+
+def _index(ipr, name):
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def link_info(name):
+    """{'index', 'kind', 'up', 'master', 'addresses': [cidr...]} of link ``name`` in this namespace, or None."""
+    with _iproute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return None
+        link = ipr.link('get', index=idx)[0]
+        info = link.get_attr('IFLA_LINKINFO')
+        kind = info.get_attr('IFLA_INFO_KIND') if info else None
+        addrs = ['%s/%d' % (a.get_attr('IFA_ADDRESS'), a['prefixlen']) for a in ipr.get_addr(index=idx, family=2)]
+        return {'index': idx, 'kind': kind, 'up': bool(link['flags'] & IFF_UP), 'master': link.get_attr('IFLA_MASTER'),
+                'addresses': sorted(addrs), 'mtu': link.get_attr('IFLA_MTU')}
+
+
+def ensure_bridge(name, gateway_cidr, check_mode=False):
+    """The bridge ``name`` exists, holds ``gateway_cidr`` and is up; returns the actions (what changed)."""
+    actions = []
+    current = link_info(name)
+    if current is not None and current['kind'] != 'bridge':
+        raise NetworkError('create', 'bridge %s' % name, 'a link of that name exists and is a %s, not a bridge' % (current['kind'] or 'device'))
+    if current is None:
+        actions.append('created bridge %s' % name)
+    if current is None or gateway_cidr not in current['addresses']:
+        actions.append('added address %s to %s' % (gateway_cidr, name))
+    if current is None or not current['up']:
+        actions.append('set %s up' % name)
+    if check_mode or not actions:
+        return actions
+    address, prefix = gateway_cidr.split('/')
+    with _iproute() as ipr:
+        try:
+            if current is None:
+                ipr.link('add', ifname=name, kind='bridge')
+            idx = _index(ipr, name)
+            if current is None or gateway_cidr not in current['addresses']:
+                ipr.addr('add', index=idx, address=address, prefixlen=int(prefix))
+            ipr.link('set', index=idx, state='up')
+        except Exception as exc:  # pyroute2's NetlinkError and friends
+            raise _netlink_error('set up', 'bridge %s' % name, exc) from None
+    return actions
+
+
+def remove_link(name):
+    """Delete link ``name`` (a veth takes its peer along); True when there was one."""
+    with _iproute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return False
+        try:
+            ipr.link('del', index=idx)
+        except Exception as exc:  # pylint: disable=broad-except
+            if getattr(exc, 'code', None) == errno.ENODEV:
+                return False
+            raise _netlink_error('remove', 'link %s' % name, exc) from None
+    return True
+
+
+def links_with_prefix(prefix):
+    """Names of the links in this namespace that start with ``prefix`` (our veths: left-overs are found by name)."""
+    with _iproute() as ipr:
+        return sorted(link.get_attr('IFLA_IFNAME') for link in ipr.get_links() if (link.get_attr('IFLA_IFNAME') or '').startswith(prefix))
+
+
+def routes_overlapping(subnet, except_dev=None):
+    """Routes of the host's main table that overlap ``subnet`` (other than through ``except_dev``): [(dst, dev)]."""
+    net = ipaddress.ip_network(subnet)
+    out = []
+    with _iproute() as ipr:
+        names = {link['index']: link.get_attr('IFLA_IFNAME') for link in ipr.get_links()}
+        for route in ipr.get_routes(family=2, table=254):
+            dst = route.get_attr('RTA_DST')
+            if dst is None:
+                continue  # the default route overlaps everything; it is not a conflict
+            other = ipaddress.ip_network('%s/%d' % (dst, route['dst_len']), strict=False)
+            dev = names.get(route.get_attr('RTA_OIF'))
+            if other.overlaps(net) and dev != except_dev:
+                out.append((str(other), dev))
+    return out
+
+
+def attach(netns_path, host_name, bridge, address_cidr, gateway, mtu=None, inside_name=PEER_NAME):
+    """A veth pair: ``host_name`` on ``bridge`` (up), its peer in the namespace at ``netns_path`` as ``inside_name``
+    with ``address_cidr``, up, a default route through ``gateway`` (None: no route out), ``lo`` up.
+    Undoes itself when a step fails."""
+    peer_tmp = 'p' + host_name[1:]  # unique like the host name, renamed eth0 once inside
+    with _iproute() as ipr:
+        br = _index(ipr, bridge)
+        if br is None:
+            raise NetworkError('attach', 'a container to bridge %s' % bridge, 'the bridge does not exist')
+        try:
+            ipr.link('add', ifname=host_name, kind='veth', peer=peer_tmp)
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                ipr.link('set', index=_index(ipr, peer_tmp), net_ns_fd=fd)
+            finally:
+                os.close(fd)
+            idx = _index(ipr, host_name)
+            kwargs = {'mtu': mtu} if mtu else {}
+            ipr.link('set', index=idx, master=br, state='up', **kwargs)
+        except Exception as exc:  # pylint: disable=broad-except
+            for name in (host_name, peer_tmp):
+                idx = _index(ipr, name)
+                if idx is not None:
+                    try:
+                        ipr.link('del', index=idx)
+                    except Exception:  # pylint: disable=broad-except
+                        pass
+            raise _netlink_error('create', 'veth pair %s' % host_name, exc) from None
+    try:
+        run_in({'net': netns_path}, _configure_inside, peer_tmp, address_cidr, gateway, mtu, inside_name)
+    except BaseException:
+        remove_link(host_name)
+        raise
+
+
+def _configure_inside(peer_tmp, address_cidr, gateway, mtu, inside_name):  # runs in a child inside the container's netns
+    address, prefix = address_cidr.split('/')
+    with _iproute() as ipr:
+        idx = _index(ipr, peer_tmp)
+        if idx is None:
+            raise NetworkError('configure', 'the container\'s interface', 'no link %s in its namespace' % peer_tmp)
+        kwargs = {'mtu': mtu} if mtu else {}
+        ipr.link('set', index=idx, ifname=inside_name, **kwargs)
+        ipr.addr('add', index=idx, address=address, prefixlen=int(prefix))
+        ipr.link('set', index=idx, state='up')
+        lo = _index(ipr, 'lo')
+        if lo is not None:
+            ipr.link('set', index=lo, state='up')
+        if gateway:
+            ipr.route('add', dst='0.0.0.0/0', gateway=gateway)
+    return True
+
+
+def read_sysctl(name):
+    try:
+        with open('/proc/sys/' + name.replace('.', '/')) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def write_sysctl(name, value):
+    path = '/proc/sys/' + name.replace('.', '/')
+    try:
+        with open(path, 'w') as f:
+            f.write(str(value))
+    except OSError as exc:
+        raise NetworkError.from_oserror('set', 'sysctl %s' % name, exc) from None

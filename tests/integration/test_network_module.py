@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bridge networking for real, over SSH, on a test host with a network namespace of its own
+(TestHost netns=True: its bridges, veths, nftables table and sysctls go with it).
+
+Two containers on a user network reach each other by name; a published port serves busybox
+httpd to the host (127.0.0.1) and to a "client host" (a second network namespace on a veth,
+made by the test); an internal network has no way out; a port conflict fails clearly and
+leaves nothing; removal leaves no link, lease or rule; a crashed start is repaired by the next run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+
+import pytest
+
+from harness import images
+from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, supervisors, teardown
+from harness.runner import AnsibleRunner
+from harness.testhost import TestHost
+
+pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
+
+HTTPD = ['sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www']
+CLIENT_NS = 'nsbox-client'
+NFT_RULES = ('/usr/bin/python3 -c "import nftables,json; n=nftables.Nftables(); n.set_json_output(True); '
+             'rc,out,err=n.cmd(\'list table inet nsbox\'); '
+             'print(json.dumps([i[\'rule\'].get(\'comment\') for i in (json.loads(out)[\'nftables\'] if rc == 0 else []) if \'rule\' in i]))"')
+
+
+@pytest.fixture(scope='module')
+def net_host(reaper):
+    if os.geteuid() != 0:
+        pytest.skip('root only')
+    host = TestHost('nethost', netns=True).start()
+    ansible = AnsibleRunner([host])
+    parent = '/nsbox-test-%s' % secrets.token_hex(4)
+    try:
+        box = setup(host, ansible, parent, {'busybox': images.FixtureImages(FIXTURE_CACHE).build().docker_archive})
+        # The "client host": a network namespace of its own on a veth to the test host (192.168.231.0/30).
+        host.ssh('ip netns add %s && ip link add nsbox-cl0 type veth peer name nsbox-cl1 netns %s && '
+                 'ip addr add 192.168.231.1/30 dev nsbox-cl0 && ip link set nsbox-cl0 up && '
+                 'ip -n %s addr add 192.168.231.2/30 dev nsbox-cl1 && ip -n %s link set nsbox-cl1 up && ip -n %s link set lo up'
+                 % ((CLIENT_NS,) * 5))
+        yield box
+    finally:
+        left = teardown(host, parent)
+        ansible.close()
+        host.stop()  # the namespace goes with its last process: bridges, veths, the table, the client
+    reaper.check()
+    assert left == NOTHING, 'the tests left these behind: %r' % left
+
+
+def links(box, prefix):
+    out = box.sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
+    return sorted(name for name in out.split() if name.startswith(prefix))
+
+
+def rules(box):
+    return json.loads(box.sh(NFT_RULES))
+
+
+def run(box, **args):
+    return box.ansible.module('nsbox.runtime.network', args)
+
+
+def test_network_lifecycle_idempotent_check_mode_and_errors(net_host):
+    box = net_host
+    res = run(box, name='lab', subnet='10.78.0.0/24', labels={'team': 'a'})
+    assert res['_status'] == 'changed', res
+    bridge = res['network']['bridge']
+    assert res['network']['gateway'] == '10.78.0.1' and bridge.startswith('nsbr-')
+    assert '10.78.0.1/24' in box.sh('ip -o addr show dev %s' % bridge)
+    assert box.sh('cat /proc/sys/net/ipv4/ip_forward') == '1'
+    assert run(box, name='lab', subnet='10.78.0.0/24', labels={'team': 'a'})['_status'] == 'ok'
+    check = box.ansible.module('nsbox.runtime.network', {'name': 'lab', 'subnet': '10.78.0.0/24', 'labels': {'team': 'b'}}, check=True)
+    assert check['_status'] == 'changed' and check['actions'] == ['updated labels of network lab'], check
+    res = run(box, name='lab', subnet='10.78.0.0/24', labels={'team': 'b'})
+    assert res['actions'] == ['updated labels of network lab'] and res['network']['labels'] == {'team': 'b'}, res
+    clash = run(box, name='other', subnet='10.78.0.128/25')
+    assert clash['_status'] == 'failed' and 'overlaps network lab' in clash['msg'], clash
+    route = run(box, name='other', subnet='192.168.231.0/24')
+    assert route['_status'] == 'failed' and "overlaps the host's route to 192.168.231.0/30" in route['msg'], route
+    info = box.ansible.module('nsbox.runtime.network_info', {'name': ['lab', 'nope']})
+    assert [n['name'] for n in info['networks']] == ['lab'] and info['missing'] == ['nope']
+    assert run(box, name='lab', state='absent')['_status'] == 'changed'
+    assert links(box, 'nsbr-') == [] and box.ansible.module('nsbox.runtime.network_info', {})['networks'] == []
+
+
+def test_names_published_ports_and_removal(net_host):
+    box = net_host
+    assert run(box, name='backend', subnet='10.79.0.0/24')['_status'] == 'changed'
+    api = dict(name='api', image='busybox', command=HTTPD, hostname='api', stop_timeout=0, published_ports=['8080:80'],
+               networks=[{'name': 'backend', 'aliases': ['www']}])
+    res = box.run(**api)
+    assert res['_status'] == 'changed', res
+    st = res['container']['state']
+    assert st['networks']['backend']['address'] == '10.79.0.2' and st['ports'] == ['0.0.0.0:8080->80/tcp'], st
+    assert box.run(**api)['_status'] == 'ok'
+    client = dict(name='client', image='busybox', command='sleep 3600', stop_timeout=0, networks=['backend'], dns=['10.79.0.1'],
+                  extra_hosts={'gw': '10.79.0.1'})
+    assert box.run(**client)['_status'] == 'changed'
+    out = box.execs('client', {
+        'ping': (['ping', '-c', '1', '-W', '3', 'api'], {}),
+        'alias': (['wget', '-q', '-O', '-', 'http://www/'], {}),
+        'hosts': (['cat', '/etc/hosts', '/etc/resolv.conf'], {}),
+    })
+    assert out['ping']['rc'] == 0, out['ping']
+    assert out['alias']['stdout'] == 'hello from api\n', out['alias']
+    assert '10.79.0.2\tapi www' in out['hosts']['stdout'] and '10.79.0.1\tgw' in out['hosts']['stdout']
+    assert 'nameserver 10.79.0.1' in out['hosts']['stdout']
+    # api learnt client's name when client came (its hosts file rewritten in place).
+    assert '10.79.0.3\tclient' in box.exec('api', ['cat', '/etc/hosts'])['stdout']
+    # The published port: from the test host itself (loopback and its own address) and from the client host.
+    fetch = "/usr/bin/python3 -c \"import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())\" "
+    assert box.sh(fetch + 'http://127.0.0.1:8080/') == 'hello from api'
+    assert box.sh('ip netns exec %s %s http://192.168.231.1:8080/' % (CLIENT_NS, fetch)) == 'hello from api'
+    # The default network: outbound NAT to the client host, which sees the test host's address.
+    assert box.run(name='out', image='busybox', command='sleep 3600', stop_timeout=0)['_status'] == 'changed'
+    assert box.exec('out', ['ping', '-c', '1', '-W', '3', '192.168.231.2'])['rc'] == 0
+    # A port conflict: a clear error and nothing left of the container.
+    conflict = box.run(name='dup', image='busybox', command=HTTPD, networks=['backend'], published_ports=['8080:80'])
+    assert conflict['_status'] == 'failed' and 'container api publishes it already' in conflict['msg'], conflict
+    assert box.info('dup') is None
+    held = box.run(name='dup', image='busybox', command=HTTPD, networks=['backend'], published_ports=['2222:80'])
+    assert held['_status'] == 'changed', held  # nothing listens on 2222 in the test host's namespace...
+    assert box.run(name='dup', state='absent')['_status'] == 'changed'
+    # A network in use is not removed.
+    busy = run(box, name='backend', state='absent')
+    assert busy['_status'] == 'failed' and 'containers are attached to it' in busy['msg'], busy
+    assert any(c and c.startswith('container ') for c in rules(box))
+    for name in ('api', 'client', 'out'):
+        assert box.run(name=name, state='absent')['_status'] == 'changed'
+    assert links(box, 'nsv') == [] and not any(c and c.startswith('container ') for c in rules(box))
+    assert box.ansible.module('nsbox.runtime.network_info', {'name': ['backend']})['networks'][0]['containers'] == []
+    assert run(box, name='backend', state='absent')['_status'] == 'changed'
+
+
+def test_internal_network_has_no_way_out(net_host):
+    box = net_host
+    assert run(box, name='sealed', subnet='10.80.0.0/24', internal=True)['_status'] == 'changed'
+    for name in ('a', 'b'):
+        assert box.run(name=name, image='busybox', command='sleep 3600', stop_timeout=0, networks=['sealed'])['_status'] == 'changed'
+    out = box.execs('a', {'peer': (['ping', '-c', '1', '-W', '2', 'b'], {}), 'out': (['ping', '-c', '1', '-W', '2', '192.168.231.2'], {}),
+                          'route': (['ip', 'route'], {})})
+    assert out['peer']['rc'] == 0, out['peer']
+    assert out['out']['rc'] != 0 and 'default' not in out['route']['stdout'], out
+    assert not any(c == 'network sealed' and 'masquerade' in c for c in rules(box))
+    for name in ('a', 'b'):
+        assert box.run(name=name, state='absent')['_status'] == 'changed'
+    assert run(box, name='sealed', state='absent')['_status'] == 'changed'
+
+
+def test_a_crashed_start_is_repaired_by_the_next_run(net_host):
+    """Supervisor and init killed with SIGKILL (as a crash mid-start would leave it): the veth, lease and
+    namespace stay behind; the next converge removes them before it starts the container again."""
+    box = net_host
+    args = dict(name='crash', image='busybox', command='sleep 3600', stop_timeout=0)
+    first = box.run(**args)['container']['state']
+    for pid in supervisors(box.host):
+        os.kill(pid, signal.SIGKILL)
+    os.kill(first['pid'], signal.SIGKILL)
+    assert len(links(box, 'nsv')) == 1  # left behind
+    again = box.run(**args)
+    assert again['_status'] == 'changed' and again['container']['state']['running'], again
+    assert again['container']['state']['networks']['nsbox0']['address'] == first['networks']['nsbox0']['address']
+    assert len(links(box, 'nsv')) == 1
+    assert box.run(name='crash', state='absent')['_status'] == 'changed'
+    assert links(box, 'nsv') == []
