@@ -143,8 +143,8 @@ class PrivatePodman:
 
     OVERLAID = ('/etc', '/var/lib', '/run')
 
-    def __init__(self, home, driver='overlay'):
-        self.home, self.driver = home, driver
+    def __init__(self, home, driver='overlay', prefix=(), hide_cgroup2=False):
+        self.home, self.driver, self.prefix = home, driver, list(prefix)
         self.root, self.runroot = os.path.join(home, 'root'), os.path.join(home, 'runroot')
         conf = os.path.join(home, 'conf')
         os.makedirs(os.path.join(home, 'tmp'), exist_ok=True)
@@ -166,10 +166,12 @@ class PrivatePodman:
             upper, work = '%s/ov/%d/upper' % (home, i), '%s/ov/%d/work' % (home, i)
             script += ['mkdir -p %s %s' % (upper, work),
                        'mount -t overlay nsbox-bench -o lowerdir=%s,upperdir=%s,workdir=%s %s' % (target, upper, work, target)]
+        if hide_cgroup2:  # crun refuses a hybrid host; in this private mount namespace it sees pure v1
+            script.append('umount /sys/fs/cgroup/unified 2>/dev/null || true')
         self.script = '\n'.join(script + ['exec podman "$@"'])
 
     def __call__(self, *args):
-        return _run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', self.script, 'podman',
+        return _run(self.prefix + ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', self.script, 'podman',
                      '--root', self.root, '--runroot', self.runroot, '--storage-driver', self.driver] + list(args), env=self.env)
 
     def works(self):
@@ -298,7 +300,83 @@ class ImagePull(_OnTestHost):
             raise RuntimeError('%s wrote the machine\'s /var/lib/containers' % side)
 
 
-MEASURES = {'host-noop': HostNoop, 'cli-start': CliStart, 'image-pull': ImagePull}
+# Runs inside the bench's network namespace: the runtime library as the container module calls it.
+LIBRARY_RUN = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import logs, service
+cfg = config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3], 'cgroup_parent': sys.argv[4]})
+service.ensure(cfg, 'bench', {'image': 'busybox', 'command': ['ip', '-4', '-o', 'addr', 'show', 'eth0']}, state='started')
+container = service.open_store(cfg).find('bench')
+while container.status()['status'] != 'exited':
+    time.sleep(0.002)
+out = logs.tail(container.log_path, 5, 1)
+state = container.status()
+service.ensure(cfg, 'bench', state='absent')
+print(json.dumps({'logs': [e['log'] for e in out], 'exit_code': state['exit_code'], 'error': state['error']}))
+"""
+
+
+class BridgeRun(Measure):
+    """Run to exit on a bridge network (address, veth, NAT rules), then remove: nsbox's library against
+    podman run --rm (its CNI bridge), both in a network namespace of the bench's own."""
+
+    name = 'run to exit, bridge network'
+    peers = ('podman',)
+    labels = {'nsbox': 'nsbox library: create+start+wait+remove (python3)', 'podman': 'podman run --rm --network bridge'}
+    runs = 7
+
+    def setup(self):
+        self.work = tempfile.mkdtemp(prefix='nsbox-bench-net-', dir='/var/tmp')
+        self.holder = subprocess.Popen(['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up; exec sleep infinity'])  # pylint: disable=consider-using-with
+        time.sleep(0.2)
+        self.prefix = ['nsenter', '--net=/proc/%d/ns/net' % self.holder.pid, '--']
+        fixtures = images.FixtureImages('/var/tmp/nsbox-fixture-images').build()
+        self.collections = collections_path(self.work)
+        self.cgroup_parent = '/nsbox-bench-%d' % os.getpid()
+        self.args = [self.collections, os.path.join(self.work, 'data'), os.path.join(self.work, 'run'), self.cgroup_parent]
+        # The supervisor runs the installed library (DESIGN D1), as on a managed host: installed here as the demo does.
+        load = ('import sys; sys.path.insert(0, sys.argv[1]); '
+                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config, install; '
+                'install.LibraryInstall().apply(); '
+                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service; '
+                "service.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
+        _run(['/usr/bin/python3', '-c', load, self.collections, self.args[1], self.args[2], fixtures.docker_archive])
+        self.podman = PrivatePodman(os.path.join(self.work, 'podman'), prefix=self.prefix, hide_cgroup2=True)
+        self.podman('load', '-i', fixtures.docker_archive)
+        self.detail = 'busybox running ip addr; both in one private network namespace (nsbox0 10.77/16, cni-podman0 10.88/16)'
+        self.out = {}
+
+    def teardown(self):
+        if getattr(self, 'podman', None):
+            self.podman.reset()
+        if getattr(self, 'holder', None):
+            self.holder.kill()
+            self.holder.wait()
+        for root in ('/sys/fs/cgroup/%s' % c for c in os.listdir('/sys/fs/cgroup')):
+            path = os.path.join(root, getattr(self, 'cgroup_parent', 'none').lstrip('/'))
+            if os.path.isdir(path):
+                subprocess.run(['rmdir', path], check=False, capture_output=True)
+        if getattr(self, 'work', None):
+            _unmount_under(self.work)
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def run_nsbox(self):
+        self.out['nsbox'] = _run(self.prefix + ['/usr/bin/python3', '-c', LIBRARY_RUN] + self.args)
+
+    def run_podman(self):
+        self.out['podman'] = self.podman('run', '--rm', '--cgroup-manager=cgroupfs', '--events-backend=file', '--ulimit', 'nofile=20000:20000',
+                                         '--ulimit', 'nproc=32768:32768', '--network', 'bridge', 'localhost/nsbox/busybox:latest',
+                                         'ip', '-4', '-o', 'addr', 'show', 'eth0')
+
+    def verify(self, side):
+        want = '10.77.' if side == 'nsbox' else '10.88.'
+        if want not in self.out[side]:
+            raise RuntimeError('%s: the container had no address on its bridge: %r' % (side, self.out[side]))
+
+
+MEASURES = {'host-noop': HostNoop, 'cli-start': CliStart, 'image-pull': ImagePull, 'bridge-run': BridgeRun}
 
 
 def run_measure(measure, runs=None):

@@ -23,7 +23,8 @@ from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.lay
 FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
 LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
 DATA_ROOT = '/var/lib/nsbox'
-NOTHING = {'supervisors': [], 'mounts': [], 'containers': [], 'volumes': []}
+NOTHING = {'supervisors': [], 'mounts': [], 'containers': [], 'volumes': [], 'links': []}
+LINK_PREFIXES = ('nsv', 'nsbr-', 'nsbox0')  # a container's veth, a user network's bridge, the default bridge
 V1_ONLY = 'cgroup cleanup here is for v1/hybrid hosts'
 
 
@@ -148,7 +149,10 @@ def setup(host, ansible, parent, images_to_load, **host_args):
 def leftovers(host):
     def ls(sub):
         return host.ssh('ls -A %s/%s 2>/dev/null | grep -v "^.lock$" || true' % (DATA_ROOT, sub)).stdout.split()
-    return {'supervisors': supervisors(host), 'mounts': mounts(host), 'containers': ls('containers'), 'volumes': ls('volumes')}
+    found = {'supervisors': supervisors(host), 'mounts': mounts(host), 'containers': ls('containers'), 'volumes': ls('volumes')}
+    # Links in the host's network namespace (the machine's, for a host without one of its own: none may appear there).
+    found['links'] = sorted(n for n in host.ssh('ls /sys/class/net').stdout.split() if n.startswith(LINK_PREFIXES))
+    return found
 
 
 def teardown(host, parent, everything=True):

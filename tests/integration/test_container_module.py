@@ -249,7 +249,7 @@ def test_a_dead_supervisor_is_seen_and_repaired(box):
 
 @pytest.mark.parametrize('args, message', [
     ({'image': 'nosuch:1'}, 'not in the store'),
-    ({'image': 'busybox', 'network_mode': 'bridge'}, 'bridge networking comes with'),
+    ({'image': 'busybox', 'network_mode': 'nosuchnet'}, 'network nosuchnet: no such network'),
     ({'image': 'busybox', 'user': 'nobody-here'}, "no matching entry in the image's /etc/passwd"),
     ({'image': 'busybox', 'command': '/no/such/binary'}, '/no/such/binary'),
     ({'image': 'busybox', 'ports': ['80:80']}, 'Unsupported parameters'),

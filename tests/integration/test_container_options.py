@@ -190,6 +190,8 @@ def opt_host(fixtures, reaper):
                     default_network_mode='none')
         assert ansible.module('nsbox.runtime.network', {'name': 'mnet', 'subnet': '10.91.0.0/24'})['_status'] == 'changed'
         yield box
+        for net in ('mnet', 'nsbox0'):
+            assert ansible.module('nsbox.runtime.network', {'name': net, 'state': 'absent'})['_status'] in ('changed', 'ok')
     finally:
         left = teardown(host, parent)
         ansible.close()

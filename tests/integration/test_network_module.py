@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1
 
 HTTPD = ['sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www']
 CLIENT_NS = 'nsbox-client'
+NFT_CMD = "/usr/bin/python3 -c 'import nftables,sys; rc,out,err=nftables.Nftables().cmd(sys.argv[1]); sys.exit(rc and err)' '%s'"
 NFT_RULES = ('/usr/bin/python3 -c "import nftables,json; n=nftables.Nftables(); n.set_json_output(True); '
              'rc,out,err=n.cmd(\'list table inet nsbox\'); '
              'print(json.dumps([i[\'rule\'].get(\'comment\') for i in (json.loads(out)[\'nftables\'] if rc == 0 else []) if \'rule\' in i]))"')
@@ -46,6 +47,8 @@ def net_host(reaper):
                  'ip -n %s addr add 192.168.231.2/30 dev nsbox-cl1 && ip -n %s link set nsbox-cl1 up && ip -n %s link set lo up'
                  % ((CLIENT_NS,) * 5))
         yield box
+        gone = ansible.module('nsbox.runtime.network', {'name': 'nsbox0', 'state': 'absent'})  # made on first use
+        assert gone['_status'] in ('changed', 'ok'), gone
     finally:
         left = teardown(host, parent)
         ansible.close()
@@ -76,6 +79,13 @@ def test_network_lifecycle_idempotent_check_mode_and_errors(net_host):
     assert '10.78.0.1/24' in box.sh('ip -o addr show dev %s' % bridge)
     assert box.sh('cat /proc/sys/net/ipv4/ip_forward') == '1'
     assert run(box, name='lab', subnet='10.78.0.0/24', labels={'team': 'a'})['_status'] == 'ok'
+    # Another table that drops forwarded packets (as Docker's iptables rules or ufw do): said, not fixed.
+    box.sh(NFT_CMD % 'add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }')
+    try:
+        warned = run(box, name='lab', subnet='10.78.0.0/24', labels={'team': 'a'})
+        assert warned['_status'] == 'ok' and any('ip filter FORWARD' in w for w in warned.get('warnings', [])), warned
+    finally:
+        box.sh(NFT_CMD % 'delete table ip filter')
     check = box.ansible.module('nsbox.runtime.network', {'name': 'lab', 'subnet': '10.78.0.0/24', 'labels': {'team': 'b'}}, check=True)
     assert check['_status'] == 'changed' and check['actions'] == ['updated labels of network lab'], check
     res = run(box, name='lab', subnet='10.78.0.0/24', labels={'team': 'b'})

@@ -99,19 +99,34 @@ class Container:
         write_json(self.path('config.json'), config, 0o600)
         self.config = config
 
-    def status(self, proc='/proc', boot_id_path='/proc/sys/kernel/random/boot_id'):
-        """The recorded state checked against the kernel (see the module docstring)."""
-        state = self.read_state()
+    def status(self, proc='/proc', boot_id_path='/proc/sys/kernel/random/boot_id', settle=5.0):
+        """The recorded state checked against the kernel (see the module docstring).
+
+        An init that ended while its supervisor lives is an exit being recorded: that is awaited
+        (at most ``settle`` seconds), so the exit code is known, never reported as lost.
+        """
+        deadline = time.monotonic() + settle
+        while True:
+            state = self.read_state()
+            out = self._status(state, proc, boot_id_path)
+            if out is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        return out if out is not None else self._status(state, proc, boot_id_path, settled=True)
+
+    def _status(self, state, proc, boot_id_path, settled=False):
         keys = ('status', 'pid', 'exit_code', 'oom_killed', 'started_at', 'finished_at', 'error', 'restart_count')
         out = {k: state.get(k) for k in keys}
         out['running'] = False
         out['supervised'] = False
         if state.get('status') == 'running':
             init = Holder.from_dict({'pid': state.get('pid'), 'start_time': state.get('pid_start'), 'boot_id': state.get('boot_id')})
+            sup = Holder.from_dict(state.get('supervisor') or {})
             if init is not None and init.alive(proc, boot_id_path):
                 out['running'] = True
-                sup = Holder.from_dict(state.get('supervisor') or {})
                 out['supervised'] = bool(sup and sup.alive(proc, boot_id_path))
+            elif not settled and sup and sup.alive(proc, boot_id_path):
+                return None  # its supervisor is recording the exit
             else:
                 out.update(status='exited', pid=None, exit_code=None, oom_killed=state.get('oom_killed', False))
                 out['error'] = 'the container ended while nothing supervised it (%s): its exit code is unknown' % (

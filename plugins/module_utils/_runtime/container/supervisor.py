@@ -231,7 +231,7 @@ def teardown(cfg, container, manager=None):
     if container.config['namespaces'].get('network') == 'bridge' or os.path.exists(netns_path(container)):
         from ..network import netns, service as network_service  # pylint: disable=import-outside-toplevel
         try:
-            network_service.detach(cfg, container.id)
+            network_service.detach(cfg, container.id, netns_path(container))
             netns.remove(netns_path(container))
         except NsboxError as exc:
             errors.append(exc)
@@ -344,24 +344,27 @@ def _stop_asked(container):
 
 
 def after_exit(cfg, container, code, manager=None, me=None):
-    """The init ended with ``code``: record it (``finish``), then the restart policy. Returns True when
-    the container is to be started again now (the back-off already waited), False when this supervisor's
-    work is done. A stop asked for meanwhile (state: stopped, a remove) always wins."""
+    """The init ended with ``code``: record it (``finish``: this process is the only writer while the
+    container runs, no lock), then the restart policy. Returns True when the container is to be started
+    again now (the back-off already waited), False when this supervisor's work is done. A stop asked for
+    meanwhile (state: stopped, a remove) always wins, and so does a start by a module meanwhile."""
     me = me or {'pid': os.getpid(), 'start_time': _stamp(os.getpid()), 'boot_id': boot_id()}
+    finish(cfg, container, code, manager)
+    try:
+        container.config = container.read_config()  # a stored update of the policy counts
+    except NsboxError:
+        return False
+    state = container.read_state()
+    count = state.get('restart_count') or 0
+    if not policy.should_restart(container.config.get('restart_policy'), code, count, state.get('stop_requested')):
+        return False
     fd = _lock_unless_stopping(container)
     if fd is None:  # a module is stopping or removing it (and waits for this process to end)
-        finish(cfg, container, code, manager)
         return False
     try:
-        finish(cfg, container, code, manager)
-        try:
-            container.config = container.read_config()  # a stored update of the policy counts
-        except NsboxError:
-            return False
         state = container.read_state()
-        count = state.get('restart_count') or 0
-        if not policy.should_restart(container.config.get('restart_policy'), code, count, state.get('stop_requested')):
-            return False
+        if state.get('status') != 'exited' or state.get('stop_requested'):
+            return False  # started or stopped by a module meanwhile: not ours to restart
         ran = time.monotonic() - (state.get('started_monotonic') or 0.0)
         delay = policy.backoff(state.get('restart_delay'), ran)
         container.write_state(status='restarting', restart_count=count + 1, restart_delay=delay, supervisor=me)

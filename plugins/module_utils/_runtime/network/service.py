@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 
 from ..errors import ConfigError
 from . import links, nft
@@ -46,6 +47,21 @@ def _ensure_forwarding(cfg, check_mode=False):
         write_json(path, before, 0o644)
         links.write_sysctl('net.ipv4.ip_forward', '1')
     return ['set net.ipv4.ip_forward=1']
+
+
+def _restore_forwarding(cfg):
+    """The last network is gone: net.ipv4.ip_forward back to what it was before nsbox set it."""
+    from ..fsutil import read_json  # pylint: disable=import-outside-toplevel
+    path = _sysctl_state_path(cfg)
+    before = (read_json(path, 'the host sysctls nsbox changed', 1) or {}).get('before') or {}
+    actions = []
+    for name, value in sorted(before.items()):
+        if value is not None and links.read_sysctl(name) != value:
+            links.write_sysctl(name, value)
+            actions.append('set %s=%s (as before nsbox)' % (name, value))
+    if os.path.exists(path):
+        os.unlink(path)
+    return actions
 
 
 def _route_localnet(bridge):
@@ -131,6 +147,8 @@ def ensure(cfg, name, subnet=None, gateway=None, internal=False, labels=None, dr
                 store.delete(name)
                 links.remove_link(current['bridge'])
                 _sync_firewall(cfg, store)
+                if not store.all():
+                    actions += _restore_forwarding(cfg)
             return {'changed': True, 'actions': actions, 'network': None, 'diff': {'before': before, 'after': {'exists': False}},
                     'warnings': []}
         actions = []
@@ -221,7 +239,8 @@ def attach(cfg, container, netns_path):
                              ep['gateway'] if index == 0 and not net['internal'] else None, inside_name='eth%d' % index)
             if any(p['host_ip'] in (None, '0.0.0.0', '127.0.0.1') for p in ports) and endpoints:
                 _route_localnet(endpoints[0]['bridge'])
-            _sync_firewall(cfg, store)
+            if ports or actions or not os.path.exists(os.path.join(cfg.state_dir, 'nftables.sha256')):
+                _sync_firewall(cfg, store)  # else the table holds what it must already (nothing of this container)
         except BaseException:
             _detach_locked(cfg, store, container.id)
             raise
@@ -229,28 +248,43 @@ def attach(cfg, container, netns_path):
     return record
 
 
-def _detach_locked(cfg, store, cid):
-    """Remove the container's veths, then its record and leases, then its rules: a failure keeps the record
-    (the next teardown tries again)."""
+def _gone(name, timeout):
+    """Whether link ``name`` left this namespace (seen in sysfs, no netlink needed) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists('/sys/class/net/' + name):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _detach_locked(cfg, store, cid, netns_path=None):
+    """Take the container's links, record, leases and rules away: a failure keeps the record (the next
+    teardown tries again). With the container's namespace unmounted first, its veths go with it (the
+    kernel removes a pair when its namespace ends): netlink is needed only for what lingers."""
     att = store.attachment(cid)
-    for ep in (att or {}).get('endpoints') or ():
-        links.remove_link(ep['veth'])
-    # a crash before the attachment was recorded: the veths are found by name
-    for name in links.links_with_prefix(VETH_PREFIX + cid[:11]):
-        links.remove_link(name)
+    if att is None:
+        return None
+    if netns_path:
+        from . import netns  # pylint: disable=import-outside-toplevel
+        netns.remove(netns_path)
+    for ep in att.get('endpoints') or ():
+        if not _gone(ep['veth'], 1.0 if netns_path else 0):
+            links.remove_link(ep['veth'])
     store.release(cid)
-    if att and att.get('ports'):
+    if att.get('ports'):
         _sync_firewall(cfg, store)
     return att
 
 
-def detach(cfg, cid):
-    """Take a container off its networks (its veths, leases, ports); safe to repeat. Returns whether it had an attachment."""
+def detach(cfg, cid, netns_path=None):
+    """Take a container off its networks (its veths, leases, ports); safe to repeat. Returns whether it had an
+    attachment. ``netns_path``: the container's persisted namespace, removed first (its init has ended)."""
     store = NetworkStore(cfg)
-    if not store.attachment(cid) and not os.path.isdir(store.root):
+    if not store.attachment(cid):
         return False
     with store.lock():
-        att = _detach_locked(cfg, store, cid)
+        att = _detach_locked(cfg, store, cid, netns_path)
     if att:
         refresh_hosts(cfg, store)
     return bool(att)
