@@ -10,10 +10,13 @@ leaves nothing; removal leaves no link, lease or rule; a crashed start is repair
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
 import signal
+import threading
+import time
 
 import pytest
 
@@ -180,3 +183,51 @@ def test_a_crashed_start_is_repaired_by_the_next_run(net_host):
     assert len(links(box, 'nsv')) == 1
     assert box.run(name='crash', state='absent')['_status'] == 'changed'
     assert links(box, 'nsv') == []
+
+
+def _links_in(host, prefix):
+    """The test host's links, read from its sshd's /proc entry (its namespace's table): fast enough to race a start."""
+    with open('/proc/%d/net/dev' % host.proc.pid) as f:
+        return [line.split(':')[0].strip() for line in f.readlines()[2:] if line.strip().startswith(prefix)]
+
+
+def _local_supervisors(host):
+    """This test host's supervisors, found in /proc here (no SSH round trip: a race needs speed)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = open('/proc/%s/cmdline' % entry, 'rb').read().split(b'\0')
+            same = os.readlink('/proc/%s/ns/mnt' % entry) == host.mnt_ns
+        except OSError:
+            continue
+        if same and any(a.endswith(b'.pyz') and b in (b'supervise', b'monitor') for a, b in zip(argv, argv[1:])):
+            found.append(int(entry))
+    return found
+
+
+def test_kill_9_during_create_leaves_no_stray_veth(net_host):
+    """The supervisor killed with SIGKILL as soon as the container's network attachment is recorded (its veth
+    about to be made, mid-start): the task fails and takes the container back, or (when the kill comes late)
+    the container runs unsupervised; either way the next converge leaves exactly one veth, and removal none."""
+    box = net_host
+    args = dict(name='k9', image='busybox', command='sleep 3600', stop_timeout=0)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(res=box.run(**args)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    killed = []
+    while worker.is_alive() and time.monotonic() < deadline and not killed:
+        if glob.glob('/proc/%d/root/run/nsbox/containers/*/network.json' % box.host.proc.pid):
+            for pid in _local_supervisors(box.host):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(0.002)
+    worker.join()
+    assert killed, done
+    again = box.run(**args)
+    assert again['_status'] in ('changed', 'ok') and again['container']['state']['running'], again
+    assert len(_links_in(box.host, 'nsv')) == 1
+    assert box.run(name='k9', state='absent')['_status'] == 'changed'
+    assert _links_in(box.host, 'nsv') == [] and links(box, 'nsv') == []

@@ -444,8 +444,12 @@ def _create(cfg, store, wanted, start_it, undo=True):
             try:
                 start(cfg, container)
             except NsboxError:
-                if undo:
-                    store.delete(container)  # a container that cannot start is not left half-made
+                if undo:  # a container that cannot start is not left half-made (its supervisor may have died midway)
+                    try:
+                        supervisor.teardown(cfg, container)
+                    except NsboxError:
+                        pass
+                    store.delete(container)
                     volume_service.remove_created(cfg, made)
                 raise
     return container

@@ -212,6 +212,8 @@ def attach(cfg, container, netns_path):
     config = container.config
     with store.lock():
         _detach_locked(cfg, store, container.id)
+        for orphan in [cid for cid in store.attachments() if not os.path.isdir(os.path.join(cfg.data_root, 'containers', cid))]:
+            _detach_locked(cfg, store, orphan, os.path.join(store.run_root, orphan, 'netns'))  # its container is gone (a crash)
         endpoints, actions = [], []
         try:
             for index, want in enumerate(config.get('networks') or ()):
