@@ -218,7 +218,7 @@ options:
   networks:
     description:
       - The networks (M(nsbox.runtime.network)) the container joins, in order (eth0, eth1, ...; the default
-        route goes through the first): names, or dicts with C(name), C(ipv4_address) (a fixed address;
+        route goes through the first) as names, or dicts with C(name), C(ipv4_address) (a fixed address;
         default the lowest free one) and C(aliases) (more names it answers to on that network).
       - Containers on the same user-defined network find each other by name and alias through their
         C(/etc/hosts), rewritten in place as containers come and go (no DNS server). On the default
@@ -247,7 +247,7 @@ options:
     type: list
     elements: str
   extra_hosts:
-    description: More C(/etc/hosts) entries, a dict V({name: address}) or Docker's list V([name:address]).
+    description: More C(/etc/hosts) entries, a dict (name to address) or Docker's list of V(name:address).
     type: raw
   pid_mode:
     description: V(private) (default), V(host), V(container:NAME) or V(ns:NAME).
