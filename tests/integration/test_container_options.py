@@ -29,7 +29,7 @@ from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container i
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
 BASE = {'image': 'busybox', 'command': 'sleep 3600', 'stop_timeout': 0}
-ENV_DIR = '/tmp/nsbox-matrix-env'  # the test host's /tmp is the machine's
+ENV_DIR = '/tmp/nsbox-matrix-env-%s' % secrets.token_hex(4)  # the test host's /tmp is the machine's; one per run
 
 
 def _words(out):

@@ -194,7 +194,7 @@ def start(cfg, container):
             return None
         _spawn_supervisor(cfg, container, adopt=True)
         return 'adopted running container %s (its supervisor had died)' % container.name
-    if status['status'] == 'restarting':  # its supervisor starts it again after the back-off
+    if status['status'] == 'restarting' or status['supervised']:  # its supervisor starts it again (restart policy)
         return None
     if container.read_state().get('status') in ('running', 'restarting'):  # recorded so, nothing there: clean up first
         _cleanup_dead(cfg, container)
@@ -510,14 +510,14 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             if live and running:
                 apply_live(cfg, container, new_config)
             container.write_config(new_config)
-    will_run = running or status['status'] == 'restarting'
-    if state == 'started' and not (running and status['supervised']) and status['status'] != 'restarting':
+    will_run = running or status['status'] == 'restarting' or status['supervised']
+    if state == 'started' and not status['supervised'] and status['status'] != 'restarting':
         actions.append('adopted running container %s (its supervisor had died)' % container.name if running
                        else 'started container %s' % container.name)
         will_run = True
         if not check_mode:
             start(cfg, container)
-    elif state == 'stopped' and (running or container.read_state().get('status') in ('running', 'restarting')):
+    elif state == 'stopped' and (running or status['supervised'] or container.read_state().get('status') in ('running', 'restarting')):
         actions.append('stopped container %s' % container.name)
         will_run = False
         if not check_mode:

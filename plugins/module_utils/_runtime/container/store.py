@@ -139,6 +139,8 @@ class Container:
                 out['status'] = 'exited'
         elif state.get('status') == 'exited':
             out['pid'] = None
+            sup = Holder.from_dict(state.get('supervisor') or {})
+            out['supervised'] = bool(sup and sup.alive(proc, boot_id_path))  # its restart policy may start it again
         out['oom_killed'] = bool(out.get('oom_killed'))
         out['restart_count'] = out.get('restart_count') or 0
         return out

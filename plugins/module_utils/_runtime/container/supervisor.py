@@ -347,23 +347,30 @@ def after_exit(cfg, container, code, manager=None, me=None):
     """The init ended with ``code``: record it (``finish``: this process is the only writer while the
     container runs, no lock), then the restart policy. Returns True when the container is to be started
     again now (the back-off already waited), False when this supervisor's work is done. A stop asked for
-    meanwhile (state: stopped, a remove) always wins, and so does a start by a module meanwhile."""
+    meanwhile (state: stopped, a remove) always wins, and so does a start by a module meanwhile.
+
+    When the policy may restart it, this supervisor stays recorded with the exit: a module that stops
+    the container sees a live supervisor, records the stop and waits for it to end."""
     me = me or {'pid': os.getpid(), 'start_time': _stamp(os.getpid()), 'boot_id': boot_id()}
-    finish(cfg, container, code, manager)
     try:
-        container.config = container.read_config()  # a stored update of the policy counts
+        config = container.read_config()  # a stored update of the policy counts
     except NsboxError:
-        return False
+        config = container.config
     state = container.read_state()
     count = state.get('restart_count') or 0
-    if not policy.should_restart(container.config.get('restart_policy'), code, count, state.get('stop_requested')):
+    may_restart = policy.should_restart(config.get('restart_policy'), code, count, False)
+    finish(cfg, container, code, manager, keep_supervisor=me if may_restart else None)
+    if not may_restart:
         return False
+    container.config = config
     fd = _lock_unless_stopping(container)
     if fd is None:  # a module is stopping or removing it (and waits for this process to end)
+        _give_up(container, me)
         return False
     try:
         state = container.read_state()
-        if state.get('status') != 'exited' or state.get('stop_requested'):
+        if state.get('status') != 'exited' or state.get('supervisor') != me or state.get('stop_requested'):
+            _give_up(container, me)
             return False  # started or stopped by a module meanwhile: not ours to restart
         ran = time.monotonic() - (state.get('started_monotonic') or 0.0)
         delay = policy.backoff(state.get('restart_delay'), ran)
@@ -377,6 +384,16 @@ def after_exit(cfg, container, code, manager=None, me=None):
             return False
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
     return True
+
+
+def _give_up(container, me):
+    """This supervisor ends without restarting: it is no longer recorded (unless another one is by now)."""
+    if os.path.isdir(container.path()):
+        try:
+            if container.read_state().get('supervisor') == me:
+                container.write_state(supervisor=None)
+        except NsboxError:
+            pass
 
 
 def _restart_cancelled(container):
@@ -446,8 +463,10 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False):
         adopt, restart = False, True
 
 
-def finish(cfg, container, code, manager=None, oom=False):
-    """After the init ended: OOM kills counted, the cgroup and rootfs mount gone, ``exited`` recorded."""
+def finish(cfg, container, code, manager=None, oom=False, keep_supervisor=None):
+    """After the init ended: OOM kills counted, the cgroup and rootfs mount gone, ``exited`` recorded.
+    ``keep_supervisor``: this supervisor stays recorded (it may restart the container: a module that
+    stops it must see it and wait for it)."""
     manager = manager or cgroup_of(cfg, container)
     oom = oom or (oom_kills(manager) > 0 if manager.exists() else False)
     error = None
@@ -456,4 +475,4 @@ def finish(cfg, container, code, manager=None, oom=False):
     except NsboxError as exc:
         error = 'cleanup after exit: %s' % exc.message
     container.write_state(status='exited', pid=None, exit_code=code, oom_killed=oom, finished_at=now(), error=error,
-                          supervisor=None)
+                          supervisor=keep_supervisor)
