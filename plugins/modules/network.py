@@ -18,7 +18,7 @@ description:
   - C(net.ipv4.ip_forward) is set to 1 when a non-internal network needs it (its value before is recorded
     in C(<data_root>/networks/.host-sysctls.json)).
   - Where another table's forward chain drops by default (firewalld, ufw, Docker's iptables rules), the
-    result carries a warning: a packet must be accepted by every table, so allow the nsbox bridges there.
+    result carries a warning (a packet must be accepted by every table, so allow the nsbox bridges there).
   - A network with containers on it is never removed or changed; the error names them.
 requirements:
   - python3-pyroute2 and python3-nftables on the managed host (the host role installs them).
