@@ -349,6 +349,9 @@ def build(profile, capabilities, machine=None, kernel_release=None):
     lib = library()
     default, items = rules(profile, capabilities, machine, kernel_release)
     flt = lib.SyscallFilter(_lib_action(lib, default))
+    # libseccomp sets no_new_privs itself when it loads a filter unless told not to: no_new_privs is
+    # the container's own setting (security_opt), set by process.py, never a side effect of seccomp.
+    flt.set_attr(lib.Attr.CTL_NNP, 0)
     for arch in architectures(profile, machine)[1:]:
         flt.add_arch(getattr(lib.Arch, arch[len('SCMP_ARCH_'):]))
     ops = {'SCMP_CMP_NE': lib.NE, 'SCMP_CMP_LT': lib.LT, 'SCMP_CMP_LE': lib.LE, 'SCMP_CMP_EQ': lib.EQ, 'SCMP_CMP_GE': lib.GE,
