@@ -171,8 +171,9 @@ class PrivatePodman:
         self.script = '\n'.join(script + ['exec podman "$@"'])
 
     def __call__(self, *args):
-        return _run(self.prefix + ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', self.script, 'podman',
-                     '--root', self.root, '--runroot', self.runroot, '--storage-driver', self.driver] + list(args), env=self.env)
+        argv = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', self.script, 'podman',
+                '--root', self.root, '--runroot', self.runroot, '--storage-driver', self.driver]
+        return _run(self.prefix + argv + list(args), env=self.env)
 
     def works(self):
         """Whether podman can set up this storage driver here (then leaves it reset)."""

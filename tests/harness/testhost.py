@@ -115,8 +115,8 @@ class TestHost:
         with log:
             if self.private:
                 os.makedirs(os.path.join(self.workdir, 'data-root'))
-                cmd = ['unshare', '--mount'] + (['--net'] if self.netns else []) + ['--propagation', 'private', '--', 'sh', '-c',
-                       _ns_setup_script(self.workdir, sshd_cmd, self.propagation, self.netns)]
+                script = _ns_setup_script(self.workdir, sshd_cmd, self.propagation, self.netns)
+                cmd = ['unshare', '--mount'] + (['--net'] if self.netns else []) + ['--propagation', 'private', '--', 'sh', '-c', script]
             else:
                 cmd = sshd_cmd
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
@@ -210,8 +210,8 @@ class TestHost:
     def ssh_args(self):
         proxy = ['-o', 'ProxyCommand=%s' % self.proxy_command()] if self.netns else []
         return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes'] + proxy + [
-                '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-                '-o', 'BatchMode=yes', 'root@127.0.0.1']
+            '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+            '-o', 'BatchMode=yes', 'root@127.0.0.1']
 
     def ssh(self, command, check=True, timeout=120, **kwargs):
         """Run a shell command on the host over SSH; returns the CompletedProcess (text)."""

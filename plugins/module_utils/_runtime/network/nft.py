@@ -106,8 +106,8 @@ def ruleset(networks, ports):
             expr.append(_match(_payload('ip', 'daddr'), port['host_ip']))
         expr.append(_match(_payload(port['protocol'], 'dport'), port['host_port']))
         expr.append({'dnat': {'family': 'ip', 'addr': port['ip'], 'port': port['container_port']}})
-        cmds.append(_rule('ports', expr, 'container %s %s:%d/%s' % (port['container'][:12], port['host_ip'] or '0.0.0.0',
-                                                                     port['host_port'], port['protocol'])))
+        what = 'container %s %s:%d/%s' % (port['container'][:12], port['host_ip'] or '0.0.0.0', port['host_port'], port['protocol'])
+        cmds.append(_rule('ports', expr, what))
     return cmds
 
 
