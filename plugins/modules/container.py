@@ -297,6 +297,42 @@ options:
   init:
     description: Run Debian's static C(catatonit) as pid 1 (bind-mounted read-only), which forwards signals and reaps zombies.
     type: bool
+  cap_add:
+    description:
+      - Capabilities to add to the default set (Docker's 14, C(CAP_CHOWN) to C(CAP_AUDIT_WRITE)), by name with or
+        without C(CAP_), in any case; V(ALL) adds every capability the running kernel knows.
+      - As Docker, the defaults minus O(cap_drop) plus O(cap_add) (an added one wins); O(cap_add=[ALL]) gives all
+        but those dropped; O(cap_drop=[ALL]) keeps only those added.
+      - A root process gets the set as effective and permitted capabilities; another user only as the bounding
+        set (its effective set is empty). The set also decides what the default seccomp profile allows
+        (for example C(mount), C(unshare) and C(setns) with C(SYS_ADMIN), C(reboot) with C(SYS_BOOT)).
+    type: list
+    elements: str
+  cap_drop:
+    description:
+      - Capabilities to drop from the default set; V(ALL) drops them all (then only O(cap_add) is kept). See O(cap_add).
+    type: list
+    elements: str
+  privileged:
+    description:
+      - Every capability of the host's capability bounding set, no seccomp filter, no masked or read-only
+        paths under C(/proc) and C(/sys), and C(/sys) writable. Devices are not added (not yet).
+      - No-new-privileges still follows O(security_opt) (on by default).
+      - Not combined with O(cap_add), O(cap_drop) or a seccomp profile file (they would do nothing).
+    type: bool
+  security_opt:
+    description:
+      - Docker's security options, each once.
+      - V(seccomp=unconfined) runs without a seccomp filter; V(seccomp=/path/profile.json) uses a profile in
+        Docker's JSON format from that file on the managed host. The file is read when the container is created
+        and stored with its config, so a changed file recreates the container. Without it, Docker's default
+        profile (refused syscalls fail with EPERM; those that need a capability are allowed with it).
+      - V(no-new-privileges), V(no-new-privileges=true) or V(no-new-privileges=false) (also with a colon).
+        nsbox's default is V(true), stricter than Docker and podman, which default to false. Set it to false
+        for images that rely on setuid programs (C(su), C(sudo), C(ping) without capabilities).
+      - AppArmor and SELinux options are refused (not applied by nsbox).
+    type: list
+    elements: str
   log:
     description:
       - Logging of the container's stdout and stderr, a dict with C(driver) (V(json-file), Docker's
@@ -375,6 +411,16 @@ EXAMPLES = r'''
       - name: backend
         aliases: [www]
     published_ports: ['8080:80']
+
+- name: Fewer capabilities, one more, and a seccomp profile of one's own
+  nsbox.runtime.container:
+    name: ntp
+    image: registry.lan:5000/chrony:4
+    cap_drop: [ALL]
+    cap_add: [SYS_TIME, NET_BIND_SERVICE, SETUID, SETGID]
+    security_opt:
+      - seccomp=/etc/nsbox/seccomp/chrony.json
+      - no-new-privileges
 
 - name: Remove it
   nsbox.runtime.container:

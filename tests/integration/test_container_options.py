@@ -77,6 +77,8 @@ def _environ(text):
 
 
 CMDLINE = "tr '\\0' ' ' </proc/1/cmdline"
+CAPEFF = "awk '/^CapEff:/{print $2}' /proc/1/status"
+DEFAULT_CAPS = 0xa80425fb  # Docker's 14
 CASES = {
     'image': Case('busybox', 'multilayer', probe="tr '\\0' '\\n' </proc/1/environ",
                   seen_a=lambda o: 'NSBOX_FIXTURE=multilayer' not in o, seen_b=_environ('NSBOX_FIXTURE=multilayer')),
@@ -150,6 +152,12 @@ CASES = {
                         config=('healthcheck', {'test': ['CMD-SHELL', 'true'], 'interval': 3600.0, 'timeout': 30.0, 'start_period': 0.0, 'retries': 3},
                                 {'test': ['CMD', 'true'], 'interval': 7200.0, 'timeout': 30.0, 'start_period': 0.0, 'retries': 1})),
     'init': Case(False, True, probe='cat /proc/1/comm', seen_a=lambda o: o == 'sleep', seen_b=lambda o: o == 'init'),
+    'cap_add': Case(['SYS_ADMIN'], ['net_admin', 'CAP_SYS_TIME'], probe=CAPEFF, seen_a=lambda o: int(o, 16) == DEFAULT_CAPS | 1 << 21,
+                    seen_b=lambda o: int(o, 16) == DEFAULT_CAPS | 1 << 12 | 1 << 25),
+    'cap_drop': Case(['ALL'], ['chown'], probe=CAPEFF, seen_a=lambda o: int(o, 16) == 0, seen_b=lambda o: int(o, 16) == DEFAULT_CAPS & ~1),
+    'privileged': Case(False, True, probe="awk '/^Seccomp:/{print $2}' /proc/1/status", seen_a=lambda o: o == '2', seen_b=lambda o: o == '0'),
+    'security_opt': Case(['no-new-privileges=false'], ['seccomp=unconfined'], probe="awk '/^(NoNewPrivs|Seccomp):/{print $2}' /proc/1/status",
+                         seen_a=lambda o: o.split() == ['0', '2'], seen_b=lambda o: o.split() == ['1', '0']),
     'log': Case({'max_size': '1m'}, {'max_size': '2m', 'max_files': 2}, config=('log', {'driver': 'json-file', 'max_size': 1 << 20, 'max_files': 1},
                                                                                 {'driver': 'json-file', 'max_size': 2 << 20, 'max_files': 2})),
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 # pylint: disable=unused-import
 from . import cli, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
 from . import idmap, namespace_service, namespaces  # noqa: F401
-from .container import caps, health, logs, monitor, mounts, options, policy, process, runner  # noqa: F401
+from .container import caps, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
 from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
@@ -43,6 +43,8 @@ MODULES = (
     'container/policy',
     'container/process',
     'container/runner',
+    'container/seccomp',
+    'container/security',
     'container/service',
     'container/store',
     'container/supervisor',

@@ -78,6 +78,52 @@ def parse(names, kernel_last=None):
     return tuple(sorted(out, key=NUMBERS.get))
 
 
+def normalise(names, what):
+    """An option's list (cap_add, cap_drop) -> its stored form: canonical names sorted by number, 'ALL'
+    first when given (resolved at start, by the kernel then running)."""
+    if isinstance(names, str):
+        names = [names]
+    out = set()
+    for name in names or ():
+        if isinstance(name, str) and name.strip().upper() in ('ALL', 'CAP_ALL'):
+            out.add('ALL')
+            continue
+        try:
+            out.add(canonical(name))
+        except ConfigError as exc:
+            raise ConfigError('use', '%s %r' % (what, name), exc.cause) from None
+    return sorted(out, key=lambda n: -1 if n == 'ALL' else NUMBERS[n])
+
+
+def container_set(cap_add=(), cap_drop=(), privileged=False, bounding=None, kernel_last=None):
+    """The container's capability set, as Docker's TweakCapabilities makes it: privileged gets
+    ``bounding`` (the host's bounding set: all that can be had); else cap_add ALL is every capability
+    but those dropped; cap_drop ALL is just what cap_add names; otherwise the 14 defaults minus cap_drop
+    plus cap_add. Returns canonical names sorted by number."""
+    if privileged:
+        return tuple(sorted(set(bounding if bounding is not None else bounding_set()), key=NUMBERS.get))
+    add, drop = list(cap_add or ()), list(cap_drop or ())
+    every = parse(['ALL'], kernel_last)
+    added = set(parse([c for c in add if c != 'ALL'], kernel_last))
+    dropped = set(parse([c for c in drop if c != 'ALL'], kernel_last))
+    if 'ALL' in add:
+        out = set(every) - dropped
+    elif 'ALL' in drop:
+        out = added
+    else:
+        out = (set(DEFAULT) - dropped) | added
+    return tuple(sorted(out, key=NUMBERS.get))
+
+
+def bounding_set(status='/proc/self/status'):
+    """The capability bounding set of this process (CapBnd): what a privileged container can get."""
+    with open(status) as f:
+        for line in f:
+            if line.startswith('CapBnd:'):
+                return tuple(n for n in names_of(int(line.split()[1], 16)) if n in NUMBERS)
+    raise ConfigError('read', 'the capability bounding set', 'no CapBnd in %s' % status)
+
+
 def mask(names):
     """Canonical names -> the 64-bit mask the kernel shows in /proc/<pid>/status (CapEff ...)."""
     value = 0

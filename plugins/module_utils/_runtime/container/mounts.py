@@ -215,20 +215,21 @@ def _mount_dev(root, shm_size=None):
     syscall.mount('mqueue', mqueue, 'mqueue', _NOSUID_NODEV_NOEXEC)
 
 
-def _mount_sys(root):
+def _mount_sys(root, writable=False):
     """sysfs read-only; where the kernel refuses a fresh sysfs (it must belong to the net
     namespace's owner: e.g. a joined net namespace of another user namespace) the host's /sys
     is bound recursively instead, read-only. On a pure cgroup v2 host, cgroup2 read-only at
     /sys/fs/cgroup (the container's cgroup namespace is its root); v1/hybrid hosts get nothing
-    there (Docker binds each v1 hierarchy; no consumer here needs them yet)."""
+    there (Docker binds each v1 hierarchy; no consumer here needs them yet). ``writable``: read-write
+    (privileged)."""
     path = _target(root, '/sys')
-    ro = syscall.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+    ro = (0 if writable else syscall.MS_RDONLY) | _NOSUID_NODEV_NOEXEC
     try:
         syscall.mount('sysfs', path, 'sysfs', ro)
     except NsboxError as exc:
         if exc.errno not in (errno.EPERM, errno.EACCES):
             raise
-        _bind(root, '/sys', '/sys', syscall.MS_BIND | syscall.MS_REC | syscall.MS_RDONLY, syscall.MS_SLAVE | syscall.MS_REC)
+        _bind(root, '/sys', '/sys', syscall.MS_BIND | syscall.MS_REC | (0 if writable else syscall.MS_RDONLY), syscall.MS_SLAVE | syscall.MS_REC)
         return
     if syscall.statfs_type('/sys/fs/cgroup') == 'cgroup2':
         syscall.mount('cgroup2', _target(root, '/sys/fs/cgroup'), 'cgroup2', ro | syscall.MS_RELATIME)
@@ -282,7 +283,7 @@ def prepare(spec):
     syscall.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
     syscall.mount('proc', _target(root, '/proc'), 'proc', _NOSUID_NODEV_NOEXEC)
     _mount_dev(root, spec.get('shm_size'))
-    _mount_sys(root)
+    _mount_sys(root, bool(spec.get('writable_sys')))
     for mount in spec.get('mounts') or ():
         _user_mount(root, mount)
     if spec.get('init'):

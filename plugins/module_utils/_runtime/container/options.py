@@ -25,7 +25,7 @@ from ..cgroups.resources import Resources, display
 from ..units import parse_size
 from ..errors import ConfigError
 from ..volume.store import validate_name as validate_volume_name
-from . import policy
+from . import caps, policy, security
 
 SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -97,6 +97,10 @@ TABLE = (
     Option('restart_retries', 'int', 'stored', field='restart_policy'),
     Option('healthcheck', 'dict', 'recreate'),
     Option('init', 'bool', 'recreate'),
+    Option('cap_add', 'list', 'recreate', elements='str'),
+    Option('cap_drop', 'list', 'recreate', elements='str'),
+    Option('privileged', 'bool', 'recreate'),
+    Option('security_opt', 'list', 'recreate', elements='str'),
     Option('log', 'dict', 'recreate'),
 )
 OPTIONS = {opt.name: opt for opt in TABLE}
@@ -634,6 +638,18 @@ def check(options, defaults=None):
         out['healthcheck'] = policy.parse_healthcheck(opts['healthcheck'])
     out['init'] = bool(opts.get('init', False))
     out['log'] = _log(opts.get('log'))
+    out['cap_add'] = caps.normalise(opts.get('cap_add'), 'cap_add')
+    out['cap_drop'] = caps.normalise(opts.get('cap_drop'), 'cap_drop')
+    out['privileged'] = bool(opts.get('privileged', False))
+    out['security_opt'] = security.parse_security_opt(opts.get('security_opt'))
+    if out['privileged']:
+        given = [o for o in ('cap_add', 'cap_drop') if out[o]]
+        if given:
+            raise ConfigError('use', ' and '.join(given), 'a privileged container has every capability of the host: %s would do nothing'
+                              % ' and '.join(given))
+        if isinstance(out['security_opt']['seccomp'], dict):
+            raise ConfigError('use', 'security_opt seccomp=%s' % out['security_opt']['seccomp']['path'],
+                              'a privileged container runs without seccomp: the profile would do nothing')
     return out
 
 
@@ -697,6 +713,10 @@ def resolve(name, checked, image, image_config):
         'healthcheck': checked['healthcheck'] if 'healthcheck' in checked else policy.healthcheck_from_image(ic),
         'init': checked['init'],
         'log': checked['log'],
+        'cap_add': checked['cap_add'],
+        'cap_drop': checked['cap_drop'],
+        'privileged': checked['privileged'],
+        'security_opt': checked['security_opt'],
     }
 
 
@@ -712,7 +732,8 @@ def resources_of(config):
 # of nsbox compares an old config as if it had them, and recreates nothing.
 ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': False, 'interactive': False, 'ulimits': [],
                 'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None,
-                'networks': [], 'published_ports': [], 'dns': [], 'dns_search': [], 'dns_options': [], 'extra_hosts': {}}
+                'networks': [], 'published_ports': [], 'dns': [], 'dns_search': [], 'dns_options': [], 'extra_hosts': {},
+                'cap_add': [], 'cap_drop': [], 'privileged': False, 'security_opt': security.DEFAULT_SECURITY}
 
 
 def value_of(config, field):

@@ -34,7 +34,10 @@ The spec is a plain JSON-able dict:
 - ``init``: host path of a static init (catatonit) bound read-only at /dev/init, or None (the
   caller puts '/dev/init', '--' in args).
 - ``capabilities``: names (caps.py), default Docker's 14; ``no_new_privs``: bool.
-- ``masked_paths``, ``readonly_paths``: lists; Docker's when absent.
+- ``seccomp``: a profile in Docker's format (seccomp.py) or None (unconfined). The filter is built
+  for ``capabilities`` and loaded as the last step before exec (after no_new_privs; without
+  no_new_privs, before the user switch, while the process still has CAP_SYS_ADMIN).
+- ``masked_paths``, ``readonly_paths``: lists; Docker's when absent. ``writable_sys``: /sys read-write.
 - ``shm_size``: bytes of the /dev/shm tmpfs (64 MiB when absent).
 - ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
   checked they are namespaced: net.*, IPC, kernel.domainname).
@@ -43,7 +46,7 @@ The spec is a plain JSON-able dict:
 - ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
-no_new_privs and rlimits.
+no_new_privs, seccomp and rlimits.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ from .. import syscall
 from ..errors import ConfigError, NsboxError
 from ..namespaces import JOIN_ORDER, proc_namespaces, process_stamp
 from . import caps, mounts
+from . import seccomp as seccomp_profiles
 
 NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
 DEFAULT_CAPABILITIES = caps.DEFAULT
@@ -117,6 +121,12 @@ def check_spec(spec, full=True):
     names = spec.get('capabilities')
     out['capabilities'] = list(caps.parse(DEFAULT_CAPABILITIES if names is None else names))
     out['no_new_privs'] = bool(spec.get('no_new_privs'))
+    profile = spec.get('seccomp')
+    if profile is not None:
+        if not isinstance(profile, dict) or 'defaultAction' not in profile:
+            raise ConfigError('use', 'the seccomp profile', 'a profile in Docker\'s format or None, not %r' % (profile,))
+        seccomp_profiles.library()  # imported here, in the caller: a missing binding is a clear error, not a child's
+    out['seccomp'] = profile
     out['rlimits'] = _rlimits(spec.get('rlimits'))
     if not full:
         return out
@@ -153,6 +163,7 @@ def check_spec(spec, full=True):
             raise ConfigError('use', 'hostname %s' % hostname, 'setting a hostname needs a new uts namespace')
     out['hostname'] = hostname
     out['readonly_rootfs'] = bool(spec.get('readonly_rootfs'))
+    out['writable_sys'] = bool(spec.get('writable_sys'))
     out['loopback'] = bool(spec.get('loopback'))
     out['init'] = _abs_path(spec.get('init'), 'the init binary', required=False)
     if out['init'] and not os.path.isfile(out['init']):
@@ -468,6 +479,10 @@ def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
     except OSError as exc:
         raise ProcessError.from_oserror('change to', 'working directory %s' % cwd, exc) from None
     _set_rlimits(spec['rlimits'])
+    flt = seccomp_profiles.build(spec['seccomp'], spec['capabilities']) if spec['seccomp'] is not None else None
+    if flt is not None and not spec['no_new_privs']:
+        seccomp_profiles.load(flt)  # without no_new_privs a filter needs CAP_SYS_ADMIN: now, before the user switch
+        flt = None
     user = spec['user']
     try:
         # keepcaps: a non-root uid keeps its permitted set across setuid, for caps.apply.
@@ -491,6 +506,8 @@ def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _close_fds(keep=err_w)
+    if flt is not None:
+        seccomp_profiles.load(flt)  # the last step: nothing after it but execve
     try:
         os.execve(path, spec['args'], env)
     except OSError as exc:

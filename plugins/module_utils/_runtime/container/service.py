@@ -21,7 +21,7 @@ from ..image.reference import Reference
 from ..image.store import ImageStore
 from ..namespaces import Holder
 from ..volume import service as volume_service
-from . import health as health_mod, logs, mounts, options, process, supervisor, users
+from . import health as health_mod, logs, mounts, options, process, security, supervisor, users
 from .store import ContainerError, ContainerStore, now
 
 SUPERVISOR_TIMEOUT = 60.0
@@ -567,7 +567,7 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
     spec = {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
             'cwd': workdir or container.config.get('working_dir') or '/',
             'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')},
-            'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
+            **{k: v for k, v in security.process_settings(container.config).items() if k in ('capabilities', 'no_new_privs', 'seccomp')},
             'rlimits': container.config.get('ulimits') or []}
     manager = supervisor.cgroup_of(cfg, container)
     in_r, in_w = os.pipe()

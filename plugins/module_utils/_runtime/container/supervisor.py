@@ -33,7 +33,7 @@ from ..namespaces import boot_id, process_stamp
 from ..volume import service as volume_service
 from ..volume.store import data_path as volume_data_path
 from ..network import etc_files
-from . import health as health_mod, monitor, mounts, policy, process, users
+from . import health as health_mod, monitor, mounts, policy, process, security, users
 from .options import resources_of
 from .store import ContainerError, now
 
@@ -132,7 +132,7 @@ def process_spec(store, container, user):
         'namespaces': ns, 'loopback': 'net' in ns and ns['net'] is None,
         # Parents before children (Docker sorts by depth): a bind at /data then one at /data/x.
         'mounts': sorted(etc + user_mounts, key=lambda m: m['target'].rstrip('/').count('/')), 'init': INIT_PATH if config.get('init') else None,
-        'capabilities': list(process.DEFAULT_CAPABILITIES), 'no_new_privs': True,
+        **security.process_settings(config),
         'sysctls': dict(DEFAULT_NET_SYSCTLS if config['namespaces']['network'] in ('none', 'bridge') else {}, **(config.get('sysctls') or {})),
         'rlimits': list(config.get('ulimits') or []), 'oom_score_adj': config.get('oom_score_adj'),
         'terminal': bool(config.get('tty')), 'shm_size': config.get('shm_size'),

@@ -13,7 +13,8 @@ from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image impor
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(min_size=0, max_size=3 * 1024 * 1024 // 2).map(lambda b: b * 2),
+# Plain data that begins with gzip's or zstd's magic would be sniffed as compressed: a tar never does.
+@given(data=st.binary(min_size=0, max_size=3 * 1024 * 1024 // 2).map(lambda b: b * 2).filter(lambda b: not b.startswith((b'\x1f\x8b', b'\x28\xb5\x2f\xfd'))),
        sizes=st.lists(st.one_of(st.integers(1, 700), st.integers(512, 3 << 20), st.just(-1)), min_size=1, max_size=40),
        gz=st.booleans())
 def test_any_read_sizes_give_the_same_stream(data, sizes, gz):
