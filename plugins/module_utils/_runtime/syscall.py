@@ -165,6 +165,7 @@ def mnt_ns_id(fd):
 
 # -- the container process: pivot_root(2), prctl(2), capget(2)/capset(2) ---------------------------
 # Used by container/process.py and caps.py in the forked container process only.
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37

@@ -355,10 +355,18 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
         _close(*join.values())
 
 
+def _not_dumpable():  # pragma: no cover - forked child
+    """Before a host process enters a container's namespaces: not dumpable (B inherits it until its exec), so a
+    process of the container cannot open its /proc/<pid>/exe, mem or fds (the host's python3) unless it holds
+    CAP_SYS_PTRACE (the CVE-2019-5736 class; see docs/container.md)."""
+    syscall.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
+
+
 def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
     """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
     try:
         _close(err_r, sync_w, pid_r)
+        _not_dumpable()
         ns = spec['namespaces']
         if 'pid' in join:
             syscall.setns(join['pid'], syscall.CLONE_NEWPID, 'the pid namespace %s' % ns['pid'])
@@ -587,6 +595,7 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
     """A: join every namespace of the target, fork B, wait for it, end with its status."""
     try:
         _close(err_r, sync_w, pid_r)
+        _not_dumpable()
         for ns_type in JOIN_ORDER:
             if ns_type in join:
                 syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
