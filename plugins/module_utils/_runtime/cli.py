@@ -318,7 +318,7 @@ def _lifecycle(args, act):
             with store.lock():
                 container = store.find(name)
                 if container is None:
-                    raise NsboxError(args.command, 'container %s' % name, 'it does not exist')
+                    raise NsboxError({'rm': 'remove'}.get(args.command, args.command), 'container %s' % name, 'it does not exist')
                 with container.lock():
                     act(cfg, store, container)
         except NsboxError as exc:
