@@ -295,6 +295,68 @@ def text(entries):
     return ''.join(e['log'] for e in entries)
 
 
+class Follower:
+    """New entries of a json-file log as they are written (``nsbox logs -f``), across rotations.
+
+    Opened at the current end of ``path`` before the history is read with ``tail``; ``skip`` then
+    drops the entries both saw (timestamps are in nanoseconds), so nothing is printed twice or lost.
+    A rotation is seen by inode (``path`` now another file: the old one is read to its end first)
+    or by size (the file truncated in place: read again from its start).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.fd, self.buf, self.seen = None, b'', set()
+        self._open(at_end=True)
+
+    def _open(self, at_end=False):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.fd = None
+            return
+        if at_end:
+            os.lseek(self.fd, 0, os.SEEK_END)
+
+    def skip(self, entries):
+        self.seen = {(e['time'], e['stream'], e['log']) for e in entries}
+
+    def read(self):
+        """The entries written since the last read, oldest first."""
+        out = []
+        if self.fd is None:
+            self._open()
+        while self.fd is not None:
+            if os.fstat(self.fd).st_size < os.lseek(self.fd, 0, os.SEEK_CUR):  # truncated by a rotation (max_files 1)
+                os.lseek(self.fd, 0, os.SEEK_SET)
+                self.buf = b''
+            while True:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+            *lines, self.buf = self.buf.split(b'\n')
+            for line in lines:
+                entry = _entry(line)
+                if entry is not None and (entry['time'], entry['stream'], entry['log']) not in self.seen:
+                    out.append(entry)
+            try:
+                rotated = os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+            except FileNotFoundError:
+                rotated = False
+            if not rotated:
+                break
+            os.close(self.fd)
+            self.buf = b''
+            self._open()
+        return out
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 # -- relaying ---------------------------------------------------------------------------------
 def relay(fds, log, stop, timeout=POLL_SECONDS, on_error=None):
     """Copy ``fds`` ({stream: fd}, e.g. the read ends of the container's FIFOs) into ``log``.
