@@ -48,7 +48,8 @@ def nsbox(env, *args, extra_env=None):
     """The host CLI; its output to files, as a unit's goes to the journal (the container keeps the fds)."""
     code = 'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cli import main; main()'
     with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
-        proc = subprocess.run([sys.executable, '-c', code] + list(args), env=dict(env, **(extra_env or {})),
+        # The host's python3, as the installed command runs (its libseccomp binding, which a venv lacks).
+        proc = subprocess.run(['/usr/bin/python3', '-c', code] + list(args), env=dict(env, **(extra_env or {})),
                               stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=60, check=False)
         out.seek(0)
         err.seek(0)
