@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from harness.containers import kill_and_remove
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
 
 LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
@@ -29,24 +30,7 @@ def parent():
     """A parent cgroup of the test's own; everything under it is killed and removed at the end."""
     name = '/nsbox-test-%s' % secrets.token_hex(4)
     yield name
-    roots = list(LAYOUT.v1.values()) + ([LAYOUT.unified] if LAYOUT.unified else [])
-    for root in roots:
-        top = os.path.join(root, name.lstrip('/'))
-        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda e: -e[0].count('/')):
-            procs = os.path.join(dirpath, 'cgroup.procs')
-            for pid in open(procs).read().split() if os.path.exists(procs) else []:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for _i in range(200):
-                try:
-                    os.rmdir(dirpath)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+    kill_and_remove(name)
 
 
 @pytest.fixture

@@ -417,6 +417,32 @@ def _wait_holder(sock, name, timeout=TIMEOUT):
 
 
 # -- the persisted namespaces of a host --------------------------------------------------------
+def persist(source, target, what):
+    """Persist the namespace at ``source`` (/proc/<pid>/ns/<type>): an empty file at ``target`` with it
+    bind-mounted on it (as ``ip netns add``). Nothing is left when it fails."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        os.close(fd)
+    except OSError as exc:
+        raise NamespaceError.from_oserror('persist', what, exc)
+    try:
+        syscall.mount(source, target, None, syscall.MS_BIND)
+    except SyscallError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise NamespaceError('persist', what, exc.cause, path=target, errno=exc.errno)
+
+
+def unpersist(path, mountinfo_path='/proc/self/mountinfo'):
+    """Unmount every namespace stacked on ``path`` (a failed run may have left two), then unlink it."""
+    for _attempt in range(16):
+        if mountinfo.find(path, mountinfo_path) is None:
+            break
+        syscall.umount(path, syscall.MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 class NamespaceState:
     """What one name has, read back from the kernel: live types with their inodes, files that
     are not (or no longer) usable namespaces, and its holder."""
@@ -664,18 +690,7 @@ class NamespaceStore:
                 raise NamespaceError.from_oserror('write', 'the %s of the user namespace of %s' % (kind, name), exc)
 
     def _bind(self, source, target, ns_type, name):
-        """Persist: an empty file, and the namespace bind-mounted on it (as ``ip netns add``)."""
-        try:
-            fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-            os.close(fd)
-        except OSError as exc:
-            raise NamespaceError.from_oserror('persist', 'the %s namespace of %s' % (ns_type, name), exc)
-        try:
-            syscall.mount(source, target, None, syscall.MS_BIND)
-        except SyscallError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(target)
-            raise NamespaceError('persist', 'the %s namespace of %s' % (ns_type, name), exc.cause, path=target, errno=exc.errno)
+        persist(source, target, 'the %s namespace of %s' % (ns_type, name))
 
     def _undo(self, name, progress, made_dir):
         """Take back what a failed :meth:`create` made; errors here must not hide the first one."""
@@ -694,13 +709,7 @@ class NamespaceStore:
 
     # -- remove ----------------------------------------------------------------------------
     def _unbind(self, path):
-        """Unmount every namespace stacked on ``path`` (a failed run may have left two), then unlink it."""
-        for _attempt in range(16):
-            if mountinfo.find(path, self.mountinfo_path) is None:
-                break
-            syscall.umount(path, syscall.MNT_DETACH)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        unpersist(path, self.mountinfo_path)
 
     def _kill_holder(self, holder, timeout=5.0):
         """SIGKILL the recorded holder (and so its whole pid namespace) and wait until it is gone.

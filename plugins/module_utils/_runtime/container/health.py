@@ -48,7 +48,7 @@ def reset(container):
 
 def run_check(cfg, container_id, in_start_period):
     """Run the check once inside the running container and record its result; returns the new record."""
-    from .service import exec_in  # pylint: disable=import-outside-toplevel
+    from .service import ExecTimeout, exec_in  # pylint: disable=import-outside-toplevel
     container = ContainerStore(cfg).find(container_id)
     if container is None or not container.config.get('healthcheck'):
         return None
@@ -57,10 +57,10 @@ def run_check(cfg, container_id, in_start_period):
     try:
         out = exec_in(cfg, container.id, policy.health_argv(check['test']), timeout=check['timeout'])
         code, output = out['rc'], out['stdout'] + out['stderr']
+    except ExecTimeout:
+        code, output = TIMEOUT_CODE, 'Health check exceeded timeout (%gs)' % check['timeout']
     except NsboxError as exc:
-        timed_out = 'no end after' in str(exc.cause)
-        code = TIMEOUT_CODE
-        output = ('Health check exceeded timeout (%gs)' % check['timeout']) if timed_out else exc.message
+        code, output = TIMEOUT_CODE, exc.message
     if not container.status()['running']:
         return None  # ended meanwhile: the next start begins a fresh record
     record = policy.next_health(read(container), code, output, start, now(), in_start_period, check)

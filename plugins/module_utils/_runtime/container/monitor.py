@@ -27,6 +27,14 @@ from ..errors import NsboxError
 from . import logs
 
 
+def pipe_with(data):
+    """The read end of a pipe that holds ``data`` (a JSON-able object; small: never blocks)."""
+    r, w = os.pipe()
+    os.write(w, json.dumps(data).encode())
+    os.close(w)
+    return r
+
+
 def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted, health=None):
     """Replace this process with ``nsbox monitor`` (from the zipapp this process runs), handing over state on a pipe.
 
@@ -37,9 +45,7 @@ def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted, he
         return False
     handover = {'config': cfg.data, 'id': container_id, 'pid': pid, 'pid_start': pid_start, 'fds': fds,
                 'log': log_config, 'adopted': adopted, 'pyz': pyz, 'health': health}
-    r, w = os.pipe()
-    os.write(w, json.dumps(handover).encode())  # far below a pipe's 64 KiB: never blocks
-    os.close(w)
+    r = pipe_with(handover)
     for fd in list(fds.values()) + [r]:
         os.set_inheritable(fd, True)
     # Not through the CLI: argparse, the host config and their imports (tempfile, ipaddress, ...) cost
@@ -58,14 +64,6 @@ def read_handover(fd):
         chunks.append(chunk)
     os.close(fd)
     return json.loads(b''.join(chunks))
-
-
-def pipe_with(data):
-    """The read end of a pipe that holds ``data`` (a JSON-able object; small: never blocks)."""
-    r, w = os.pipe()
-    os.write(w, json.dumps(data).encode())
-    os.close(w)
-    return r
 
 
 class HealthTimer:

@@ -25,6 +25,11 @@ from . import health as health_mod, logs, mounts, options, process, security, su
 from .store import ContainerError, ContainerStore, now
 
 SUPERVISOR_TIMEOUT = 60.0
+
+
+class ExecTimeout(ContainerError):
+    """A command run in a container (exec, a healthcheck) did not end in time; it was killed."""
+
 STATES = ('present', 'started', 'stopped', 'restarted', 'healthy', 'absent')
 HEALTHY_WAIT_TIMEOUT = 300.0
 PULL = ('missing', 'always', 'never')
@@ -585,7 +590,7 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
             os.close(fd)
     try:
         out = _communicate(in_w, out_r, err_r, (stdin or '').encode() if isinstance(stdin, str) else (stdin or b''), timeout)
-    except ContainerError:  # out of time: the command and what it started are killed (they would run on, unseen)
+    except ExecTimeout:  # the command and what it started are killed (they would run on, unseen)
         for p in command_pids:
             kill_tree(p)
         process.wait_status(child)
@@ -643,7 +648,7 @@ def _communicate(in_w, out_r, err_r, data, timeout):
         while open_r or writers:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if left == 0.0:
-                raise ContainerError('exec', 'a command', 'no end after %ss' % timeout)
+                raise ExecTimeout('exec', 'a command', 'no end after %ss' % timeout)
             rlist, wlist, _x = select.select(open_r, writers, [], left)
             for fd in rlist:
                 chunk = os.read(fd, 65536)

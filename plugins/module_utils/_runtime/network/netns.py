@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A container's network namespace, made before its init (as podman makes it for CNI/netavark):
-an empty file with the namespace bind-mounted on it (as ``ip netns add``), so the network is
-configured before the container's command runs, and the init joins it by path.
+an empty file with the namespace bind-mounted on it (``namespaces.persist``, as ``ip netns add``),
+so the network is configured before the container's command runs, and the init joins it by path.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 
 from .. import mountinfo, syscall
 from ..errors import NsboxError
-from ..syscall import SyscallError
+from ..namespaces import persist, unpersist
 
 
 def exists(path):
@@ -24,8 +24,6 @@ def create(path):
         return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # an empty file a crash left
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-    os.close(fd)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     done_r, done_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -45,13 +43,7 @@ def create(path):
     try:
         if os.read(ready_r, 1) != b'1':
             raise NsboxError('create', 'a network namespace', 'the child could not unshare one (CAP_SYS_ADMIN?)')
-        syscall.mount('/proc/%d/ns/net' % pid, path, None, syscall.MS_BIND)
-    except (NsboxError, SyscallError, OSError) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        if isinstance(exc, OSError):
-            raise NsboxError.from_oserror('create', 'a network namespace at %s' % path, exc) from None
-        raise
+        persist('/proc/%d/ns/net' % pid, path, 'a network namespace at %s' % path)
     finally:
         os.close(ready_r)
         os.close(done_w)
@@ -61,9 +53,4 @@ def create(path):
 
 def remove(path):
     """Unmount what is stacked on ``path`` and unlink it (the namespace goes with its last user)."""
-    for _attempt in range(16):
-        if mountinfo.find(path) is None:
-            break
-        syscall.umount(path, syscall.MNT_DETACH)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    unpersist(path)

@@ -115,14 +115,18 @@ def _hash(cmds):
     return hashlib.sha256(json.dumps(cmds, sort_keys=True).encode()).hexdigest()
 
 
+def _items(out):
+    """The ``nftables`` list of a JSON answer (libnftables gives a dict, or text on older bindings)."""
+    return (json.loads(out) if isinstance(out, str) else out).get('nftables', [])
+
+
 def current_rule_count(nft=None):
     """Rules in our table, or None when there is no table."""
     nft = nft or _nft()
     rc, out, _err = nft.json_cmd({'nftables': [{'list': {'table': {'family': FAMILY, 'name': TABLE}}}]})
     if rc != 0:
         return None
-    items = json.loads(out).get('nftables', []) if isinstance(out, str) else out.get('nftables', [])
-    return sum(1 for item in items if 'rule' in item)
+    return sum(1 for item in _items(out) if 'rule' in item)
 
 
 def sync(networks, ports, state_dir, check_mode=False):
@@ -167,9 +171,8 @@ def forward_blockers():
     rc, out, _err = nft.json_cmd({'nftables': [{'list': {'ruleset': None}}]})
     if rc != 0:
         return []
-    items = json.loads(out).get('nftables', []) if isinstance(out, str) else out.get('nftables', [])
     found = []
-    for item in items:
+    for item in _items(out):
         chain = item.get('chain')
         if chain and chain.get('hook') == 'forward' and chain.get('policy') == 'drop' and chain.get('table') != TABLE:
             found.append('%s %s %s' % (chain['family'], chain['table'], chain['name']))

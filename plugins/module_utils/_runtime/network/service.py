@@ -298,11 +298,11 @@ def refresh_hosts(cfg, store=None, exclude=None):
     from ..container.store import ContainerStore  # pylint: disable=import-outside-toplevel
     store = store or NetworkStore(cfg)
     attachments = store.attachments()
-    containers = ContainerStore(cfg)
+    containers = {c.id: c for c in ContainerStore(cfg).all()}  # one read of the store, not one per attachment
     for cid, att in attachments.items():
         if cid == exclude:
             continue
-        container = containers.find(cid)
+        container = containers.get(cid)
         if container is None:
             continue
         text = hosts_text(container.config, container.config.get('hostname') or cid[:12], att, peers_of(store, cid, att, attachments))
