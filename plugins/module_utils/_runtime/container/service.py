@@ -30,6 +30,7 @@ SUPERVISOR_TIMEOUT = 60.0
 class ExecTimeout(ContainerError):
     """A command run in a container (exec, a healthcheck) did not end in time; it was killed."""
 
+
 STATES = ('present', 'started', 'stopped', 'restarted', 'healthy', 'absent')
 HEALTHY_WAIT_TIMEOUT = 300.0
 PULL = ('missing', 'always', 'never')
