@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """nsbox benchmarks: each measure times nsbox and its peers side by side in one run.
 
-A measure has one or more nsbox sides and one or more peers. Runs alternate (A B C ...,
-A B C ...) so drift on a noisy machine hits every side alike; the table shows each side's
-median and min-max and its ratio to each peer's median, and a JSON report is written to
-bench/results/. Add a measure by subclassing :class:`Measure` and listing it in MEASURES.
+Runs alternate between the sides of a measure (A B C ..., A B C ...) so drift on a noisy
+machine hits every side alike; the table shows each side's median and min-max and its ratio
+to each peer's median. A JSON report and a PNG chart per measure go to bench/results/<time>/.
+Add a measure by subclassing common.Measure in a measures_* module and listing it in MEASURES.
 Performance claims live here, never in timed tests.
 """
 from __future__ import annotations
@@ -13,407 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'tests'))
-
-from harness import images  # noqa: E402  pylint: disable=wrong-import-position
-from harness.registry import Registry  # noqa: E402  pylint: disable=wrong-import-position
-from harness.runner import AnsibleRunner, collections_path  # noqa: E402  pylint: disable=wrong-import-position
-from harness.testhost import DATA_ROOT, TestHost  # noqa: E402  pylint: disable=wrong-import-position
-
-
-class Measure:
-    """One comparison: the sides in ``ours`` (nsbox) and ``peers``, each timed as its ``run_<side>`` method.
-
-    ``prepare(side)`` runs untimed before each run of a side (e.g. to empty its store) and
-    ``verify(side)`` untimed after it, raising when the run did not do the whole job.
-    """
-
-    name = ''
-    detail = ''  # what exactly is measured, shown with the table (may be set by setup)
-    ours = ('nsbox',)
-    peers = ('peer',)
-    labels = {}  # side -> name in the table
-    runs = 7  # default number of timed runs per side
-
-    def setup(self):
-        """Prepare every side (not timed)."""
-
-    def teardown(self):
-        """Undo setup (always called, also after a failed setup)."""
-
-    def prepare(self, side):
-        """Untimed, before each run of ``side``."""
-
-    def verify(self, side):
-        """Untimed, after each run of ``side``."""
-
-
-class _OnTestHost(Measure):
-    """Measures that need a private SSH test host with nsbox set up (its own data-root, whatever the machine's config says)."""
-
-    def setup(self):
-        self.host = TestHost('bench').start()
-        self.runner = AnsibleRunner([self.host])
-        res = self.runner.module('nsbox.runtime.host', {'data_root': DATA_ROOT})
-        if res['_status'] == 'failed':
-            raise RuntimeError('host set-up failed: %s' % res.get('msg'))
-
-    def teardown(self):
-        if getattr(self, 'runner', None):
-            self.runner.close()
-        if getattr(self, 'host', None):
-            self.host.stop()
-
-
-class HostNoop(_OnTestHost):
-    name = 'host module no-op over SSH'
-    peers = ('ping',)
-    labels = {'nsbox': 'nsbox.runtime.host', 'ping': 'ansible.builtin.ping (floor)'}
-
-    def run_nsbox(self):
-        assert self.runner.module('nsbox.runtime.host')['_status'] == 'ok'
-
-    def run_ping(self):
-        assert self.runner.module('ansible.builtin.ping')['_status'] == 'ok'
-
-
-class CliStart(_OnTestHost):
-    name = 'nsbox version (host CLI start-up)'
-    peers = ('python',)
-    labels = {'nsbox': 'nsbox version', 'python': 'python3 -I -c pass (floor)'}
-
-    def run_nsbox(self):
-        subprocess.run(['nsbox', 'version'], check=True, stdout=subprocess.DEVNULL, env=self._env())
-
-    def run_python(self):
-        subprocess.run(['/usr/bin/python3', '-I', '-c', 'pass'], check=True)
-
-    def setup(self):
-        super().setup()
-        # Run the CLI the test host installed, from the machine (same kernel, same files).
-        self.bin = os.path.join(self.host.workdir, 'ov', '1', 'upper', 'bin')
-
-    def _env(self):
-        return dict(os.environ, PATH='%s:%s' % (self.bin, os.environ['PATH']))
-
-
-def _run(cmd, timeout=600, **kwargs):
-    """Run a command, raising with its stderr when it fails."""
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
-    if res.returncode != 0:
-        raise RuntimeError('%s exited %d:\n%s' % (' '.join(cmd), res.returncode, (res.stderr or res.stdout)[-4000:]))
-    return res.stdout
-
-
-def _unmount_under(path):
-    """Unmount whatever is mounted at or below ``path`` (deepest first)."""
-    with open('/proc/self/mountinfo') as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted((p for p in points if p == path or p.startswith(path + '/')), key=len, reverse=True):
-        if subprocess.run(['umount', point], capture_output=True, check=False).returncode != 0:
-            subprocess.run(['umount', '-l', point], capture_output=True, check=False)
-
-
-def _empty_dir(path):
-    """Remove everything inside ``path`` but keep ``path`` itself (it may be a bind-mount source)."""
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        else:
-            os.unlink(full)
-
-
-class PrivatePodman:
-    """podman as root with all its state under ``home``: storage, run root and config files there, and every
-    command in a private mount namespace where /etc, /var/lib and /run are overlays with upper dirs in ``home``.
-
-    The namespace is needed: podman 4.3 as root writes its blob-info cache to /var/lib/containers/cache
-    whatever its --root. With it, nothing podman writes reaches the machine, and the storage driver's own
-    mounts end with the namespace.
-    """
-
-    OVERLAID = ('/etc', '/var/lib', '/run')
-
-    def __init__(self, home, driver='overlay', prefix=(), hide_cgroup2=False):
-        self.home, self.driver, self.prefix = home, driver, list(prefix)
-        self.root, self.runroot = os.path.join(home, 'root'), os.path.join(home, 'runroot')
-        conf = os.path.join(home, 'conf')
-        os.makedirs(os.path.join(home, 'tmp'), exist_ok=True)
-        os.makedirs(conf, exist_ok=True)
-        with open(os.path.join(conf, 'containers.conf'), 'w') as f:
-            f.write('[engine]\nevents_logger = "none"\ntmp_dir = "%s/tmp/libpod"\nstatic_dir = "%s/libpod"\nvolume_path = "%s/volumes"\n'
-                    'image_copy_tmp_dir = "%s/tmp"\n[network]\nnetwork_config_dir = "%s/networks"\n'
-                    % (self.runroot, self.root, self.root, home, home))
-        with open(os.path.join(conf, 'registries.conf'), 'w') as f:
-            f.write('unqualified-search-registries = []\n')
-        with open(os.path.join(conf, 'auth.json'), 'w') as f:
-            f.write('{"auths": {}}\n')
-        with open(os.path.join(conf, 'storage.conf'), 'w') as f:
-            f.write('[storage]\ndriver = "%s"\ngraphroot = "%s"\nrunroot = "%s"\n' % (driver, self.root, self.runroot))
-        self.env = dict(os.environ, CONTAINERS_CONF=conf + '/containers.conf', CONTAINERS_REGISTRIES_CONF=conf + '/registries.conf',
-                        CONTAINERS_STORAGE_CONF=conf + '/storage.conf', REGISTRY_AUTH_FILE=conf + '/auth.json', TMPDIR=home + '/tmp')
-        script = ['set -e']
-        for i, target in enumerate(self.OVERLAID):
-            upper, work = '%s/ov/%d/upper' % (home, i), '%s/ov/%d/work' % (home, i)
-            script += ['mkdir -p %s %s' % (upper, work),
-                       'mount -t overlay nsbox-bench -o lowerdir=%s,upperdir=%s,workdir=%s %s' % (target, upper, work, target)]
-        if hide_cgroup2:  # crun refuses a hybrid host; in this private mount namespace it sees pure v1
-            script.append('umount /sys/fs/cgroup/unified 2>/dev/null || true')
-        self.script = '\n'.join(script + ['exec podman "$@"'])
-
-    def __call__(self, *args):
-        cmd = self.prefix + ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', self.script, 'podman',
-                             '--root', self.root, '--runroot', self.runroot, '--storage-driver', self.driver]
-        return _run(cmd + list(args), env=self.env)
-
-    def works(self):
-        """Whether podman can set up this storage driver here (then leaves it reset)."""
-        try:
-            self('info', '--format', '{{.Store.GraphDriverName}}')
-            return True
-        except RuntimeError:
-            return False
-        finally:
-            self.reset()
-
-    def layer_dirs(self):
-        """The unpacked layer directories of every stored layer."""
-        with open(os.path.join(self.root, '%s-layers' % self.driver, 'layers.json')) as f:
-            ids = [layer['id'] for layer in json.load(f)]
-        if self.driver == 'overlay':
-            return [os.path.join(self.root, 'overlay', i, 'diff') for i in ids]
-        return [os.path.join(self.root, 'vfs', 'dir', i) for i in ids]
-
-    def reset(self):
-        """Remove all storage and whatever podman wrote (its mounts went with its namespace; any other goes first)."""
-        for path in (self.root, self.runroot, os.path.join(self.home, 'ov')):
-            _unmount_under(path)
-            shutil.rmtree(path, ignore_errors=True)
-
-
-# Runs on the "managed host" side: the collection's runtime library, called as the image module calls it.
-LIBRARY_PULL = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service
-cfg = config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]})
-out = service.pull(cfg, sys.argv[4], insecure=True)
-print(json.dumps({'actions': out['actions'], 'image': out['image']}))
-"""
-
-
-class ImagePull(_OnTestHost):
-    """The bench image (~120 MB gzip, 4 layers; images.bench_image) from a loopback registry into empty storage,
-    every layer unpacked: nsbox's library and module against podman and skopeo + umoci."""
-
-    name = 'image pull + unpack'
-    ours = ('library', 'module')
-    peers = ('podman', 'skopeo_umoci')
-    labels = {'library': 'nsbox library: service.pull (python3)', 'module': 'nsbox.runtime.image over SSH (ansible)',
-              'podman': 'podman pull', 'skopeo_umoci': 'skopeo copy + umoci unpack'}
-    runs = 5
-
-    def setup(self):
-        self.machine_store = os.path.exists('/var/lib/containers')
-        self.work = tempfile.mkdtemp(prefix='nsbox-bench-pull-', dir='/var/tmp')
-        self.image = images.bench_image()
-        self.registry = Registry().start()
-        images.push(self.registry, self.image['source'], 'nsbox/bench', 'latest')
-        self.ref = '%s/nsbox/bench:latest' % self.registry.host
-        self.collections = collections_path(self.work)
-        self.podman = PrivatePodman(os.path.join(self.work, 'podman'))
-        if not self.podman.works():
-            self.podman = PrivatePodman(os.path.join(self.work, 'podman'), 'vfs')
-        self.labels = dict(self.labels, podman='podman pull (%s, private storage)' % self.podman.driver)
-        self.result = {}
-        self.store = {side: os.path.join(self.work, side) for side in ('library', 'oci', 'bundle')}
-        super().setup()
-        self.store['module'] = os.path.join(self.host.workdir, 'data-root')
-        self.detail = '%.1f MB gzip in %d layers, registry on 127.0.0.1, overlay layer dirs for nsbox' % (
-            self.image['size'] / 1e6, len(self.image['layers']))
-
-    def teardown(self):
-        try:
-            super().teardown()
-        finally:
-            if getattr(self, 'podman', None):
-                self.podman.reset()
-            if getattr(self, 'registry', None):
-                self.registry.stop()
-            if getattr(self, 'work', None):
-                _unmount_under(self.work)
-                shutil.rmtree(self.work, ignore_errors=True)
-
-    def prepare(self, side):
-        if side == 'library':
-            shutil.rmtree(self.store['library'], ignore_errors=True)
-        elif side == 'module':
-            _empty_dir(self.store['module'])
-        elif side == 'podman':
-            self.podman.reset()
-        else:
-            shutil.rmtree(self.store['oci'], ignore_errors=True)
-            shutil.rmtree(self.store['bundle'], ignore_errors=True)
-
-    def run_library(self):
-        cmd = ['/usr/bin/python3', '-c', LIBRARY_PULL, self.collections, self.store['library'], os.path.join(self.work, 'nsbox-state'), self.ref]
-        self.result['library'] = json.loads(_run(cmd))
-
-    def run_module(self):
-        self.result['module'] = self.runner.module('nsbox.runtime.image', {'name': self.ref, 'insecure': True, 'data_root': DATA_ROOT})
-
-    def run_podman(self):
-        self.podman('pull', '--quiet', '--tls-verify=false', self.ref)
-
-    def run_skopeo_umoci(self):
-        images.skopeo('copy', '--src-tls-verify=false', 'docker://' + self.ref, 'oci:%s:bench' % self.store['oci'], timeout=600)
-        _run(['umoci', 'unpack', '--image', '%s:bench' % self.store['oci'], self.store['bundle']])
-
-    def verify(self, side):
-        """Every side holds the pushed image with its layers unpacked (and the machine's container store is untouched)."""
-        if side in ('library', 'module'):
-            n = len(self.image['layers'])
-            done = 'fetched %d and unpacked %d of %d layers' % (n, n, n)
-            if not any(a.startswith(done) for a in self.result[side].get('actions', [])):
-                raise RuntimeError('%s: not a whole pull into an empty store: %s' % (side, self.result[side]))
-            with open(os.path.join(self.store[side], 'images', 'index.json')) as f:
-                record = json.load(f)['images'][self.image['digest']]
-            dirs = [os.path.join(self.store[side], 'layers', layer['chain_id'].split(':')[1], 'diff') for layer in record['layers']]
-        elif side == 'podman':
-            dirs = self.podman.layer_dirs()
-        else:
-            rootfs = os.path.join(self.store['bundle'], 'rootfs')
-            dirs = [os.path.join(rootfs, p) for p in ('bin', 'usr/lib/python3.11', 'usr/share', 'usr/lib/x86_64-linux-gnu')]
-        unpacked = [d for d in dirs if os.path.isdir(d) and os.listdir(d)]
-        if len(unpacked) != len(self.image['layers']):
-            raise RuntimeError('%s: %d of %d layers unpacked (%s)' % (side, len(unpacked), len(self.image['layers']), dirs))
-        if os.path.exists('/var/lib/containers') and not self.machine_store:
-            raise RuntimeError('%s wrote the machine\'s /var/lib/containers' % side)
-
-
-# Runs inside the bench's network namespace: the runtime library as the container module calls it.
-LIBRARY_RUN = """
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import logs, service
-cfg = config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3], 'cgroup_parent': sys.argv[4]})
-service.ensure(cfg, 'bench', {'image': 'busybox', 'command': ['ip', '-4', '-o', 'addr', 'show', 'eth0']}, state='started')
-container = service.open_store(cfg).find('bench')
-while container.status()['status'] != 'exited':
-    time.sleep(0.002)
-out = logs.tail(container.log_path, 5, 1)
-state = container.status()
-service.ensure(cfg, 'bench', state='absent')
-print(json.dumps({'logs': [e['log'] for e in out], 'exit_code': state['exit_code'], 'error': state['error']}))
-"""
-
-
-class BridgeRun(Measure):
-    """Run to exit on a bridge network (address, veth, NAT rules), then remove: nsbox's library against
-    podman run --rm (its CNI bridge), both in a network namespace of the bench's own."""
-
-    name = 'run to exit, bridge network'
-    peers = ('podman',)
-    labels = {'nsbox': 'nsbox library: create+start+wait+remove (python3)', 'podman': 'podman run --rm --network bridge'}
-    runs = 7
-
-    def setup(self):
-        self.work = tempfile.mkdtemp(prefix='nsbox-bench-net-', dir='/var/tmp')
-        self.holder = subprocess.Popen(['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up; exec sleep infinity'])  # pylint: disable=consider-using-with
-        time.sleep(0.2)
-        self.prefix = ['nsenter', '--net=/proc/%d/ns/net' % self.holder.pid, '--']
-        fixtures = images.FixtureImages('/var/tmp/nsbox-fixture-images').build()
-        self.collections = collections_path(self.work)
-        self.cgroup_parent = '/nsbox-bench-%d' % os.getpid()
-        self.args = [self.collections, os.path.join(self.work, 'data'), os.path.join(self.work, 'run'), self.cgroup_parent]
-        # The supervisor runs the installed library (DESIGN D1), as on a managed host: installed here as the demo does.
-        load = ('import sys; sys.path.insert(0, sys.argv[1]); '
-                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config, install; '
-                'install.LibraryInstall().apply(); '
-                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service; '
-                "service.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
-        _run(['/usr/bin/python3', '-c', load, self.collections, self.args[1], self.args[2], fixtures.docker_archive])
-        self.podman = PrivatePodman(os.path.join(self.work, 'podman'), prefix=self.prefix, hide_cgroup2=True)
-        self.podman('load', '-i', fixtures.docker_archive)
-        self.detail = 'busybox running ip addr; both in one private network namespace (nsbox0 10.77/16, cni-podman0 10.88/16)'
-        self.out = {}
-
-    def teardown(self):
-        if getattr(self, 'podman', None):
-            self.podman.reset()
-        if getattr(self, 'holder', None):
-            self.holder.kill()
-            self.holder.wait()
-        for root in ('/sys/fs/cgroup/%s' % c for c in os.listdir('/sys/fs/cgroup')):
-            path = os.path.join(root, getattr(self, 'cgroup_parent', 'none').lstrip('/'))
-            if os.path.isdir(path):
-                subprocess.run(['rmdir', path], check=False, capture_output=True)
-        if getattr(self, 'work', None):
-            _unmount_under(self.work)
-            shutil.rmtree(self.work, ignore_errors=True)
-
-    def run_nsbox(self):
-        self.out['nsbox'] = _run(self.prefix + ['/usr/bin/python3', '-c', LIBRARY_RUN] + self.args)
-
-    def run_podman(self):
-        self.out['podman'] = self.podman('run', '--rm', '--cgroup-manager=cgroupfs', '--events-backend=file', '--ulimit', 'nofile=20000:20000',
-                                         '--ulimit', 'nproc=32768:32768', '--network', 'bridge', 'localhost/nsbox/busybox:latest',
-                                         'ip', '-4', '-o', 'addr', 'show', 'eth0')
-
-    def verify(self, side):
-        want = '10.77.' if side == 'nsbox' else '10.88.'
-        if want not in self.out[side]:
-            raise RuntimeError('%s: the container had no address on its bridge: %r' % (side, self.out[side]))
-
-
-MEASURES = {'host-noop': HostNoop, 'cli-start': CliStart, 'image-pull': ImagePull, 'bridge-run': BridgeRun}
-
-
-def run_measure(measure, runs=None):
-    """Time every side ``runs`` times (after one untimed warm-up round), sides alternating within each round."""
-    runs = runs or measure.runs
-    sides = list(measure.ours) + list(measure.peers)
-    times = {side: [] for side in sides}
-    try:
-        measure.setup()
-        for round_no in range(runs + 1):  # round 0 warms up and is not counted
-            for side in sides:
-                measure.prepare(side)
-                start = time.perf_counter()
-                getattr(measure, 'run_' + side)()
-                elapsed = time.perf_counter() - start
-                measure.verify(side)
-                if round_no:
-                    times[side].append(elapsed)
-    finally:
-        measure.teardown()
-    medians = {side: statistics.median(times[side]) for side in sides}
-    return {'measure': measure.name, 'detail': measure.detail, 'runs': runs, 'peers': list(measure.peers),
-            'sides': [{'side': side, 'label': measure.labels.get(side, side), 'nsbox': side in measure.ours, 'median': medians[side],
-                       'min': min(times[side]), 'max': max(times[side]), 'times': times[side]} for side in sides],
-            'ratios': {side: {peer: medians[side] / medians[peer] for peer in measure.peers} for side in sides}}
-
-
-def format_result(result):
-    """One measure's table: a row per side, and per peer a column of ratios (this side's median / the peer's)."""
-    width = max(len(s['label']) for s in result['sides'])
-    lines = ['%s, %d runs%s' % (result['measure'], result['runs'], ': ' + result['detail'] if result['detail'] else ''),
-             '  %-*s %9s %17s' % (width, 'side', 'median', 'min-max') + ''.join('  %14s' % ('/ ' + p) for p in result['peers'])]
-    for s in result['sides']:
-        lines.append('  %-*s %8.3fs %17s' % (width, s['label'], s['median'], '%.3f-%.3f' % (s['min'], s['max']))
-                     + ''.join('  %14.2f' % result['ratios'][s['side']][p] for p in result['peers']))
-    return '\n'.join(lines)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import REPO, format_result, run_measure, write_chart  # noqa: E402  pylint: disable=wrong-import-position
+import measures_ansible  # noqa: E402  pylint: disable=wrong-import-position
+import measures_basic  # noqa: E402  pylint: disable=wrong-import-position
+import measures_density  # noqa: E402  pylint: disable=wrong-import-position
+
+MEASURES = {
+    'host-noop': measures_basic.HostNoop, 'cli-start': measures_basic.CliStart, 'image-pull': measures_basic.ImagePull,
+    'bridge-run': measures_basic.BridgeRun, 'module-start': measures_ansible.ModuleStart,
+    'noop-converge': measures_ansible.NoopConverge, 'supervisor-memory': measures_density.SupervisorMemory,
+    'start-slope': measures_density.StartSlope,
+}
 
 
 def main():
@@ -421,16 +36,20 @@ def main():
     parser.add_argument('measures', nargs='*', choices=[[]] + sorted(MEASURES), help='default: all')
     parser.add_argument('--runs', type=int, help='timed runs per side (default: each measure\'s own)')
     args = parser.parse_args()
+    out = os.path.join(REPO, 'bench', 'results', time.strftime('%Y%m%dT%H%M%S'))
+    os.makedirs(out, exist_ok=True)
     results = []
     for name in args.measures or sorted(MEASURES):
-        results.append(run_measure(MEASURES[name](), args.runs))
+        results.append(dict(run_measure(MEASURES[name](), args.runs), key=name))
         print(format_result(results[-1]) + '\n', flush=True)
-    out = os.path.join(REPO, 'bench', 'results')
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, 'bench-%s.json' % time.strftime('%Y%m%dT%H%M%S'))
+        try:
+            write_chart(results[-1], os.path.join(out, name + '.png'))
+        except ImportError:
+            print('(no chart: matplotlib is not installed)')
+    path = os.path.join(out, 'report.json')
     with open(path, 'w') as f:
         json.dump(results, f, indent=1)
-    print('report: %s' % path)
+    print('report and charts: %s' % out)
 
 
 if __name__ == '__main__':
