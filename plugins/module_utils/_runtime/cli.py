@@ -7,8 +7,10 @@ Exit codes: 0 success, 1 the operation failed (message on stderr), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -19,6 +21,7 @@ from .errors import NsboxError
 from .version import VERSION
 
 EXIT_FAILED = 1
+EXIT_NSBOX, EXIT_CANNOT_RUN, EXIT_NOT_FOUND = 125, 126, 127  # exec and run, as Docker's
 
 
 def _out(text='', stream=None):
@@ -223,27 +226,36 @@ def _write_entry(entry):
 
 
 def cmd_logs(args):
-    from .container import logs  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
     container = _find(cfg, args.name, 'show the logs of')
-    path, max_files = container.log_path, container.config['log']['max_files']
-    follower = logs.Follower(path) if args.follow else None
     try:
-        history = logs.tail(path, args.tail, max_files)
+        _print_log(container, args.tail, args.follow)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _print_log(container, tail=None, follow=False, feed=None):
+    """The container's log (its last ``tail`` lines); with ``follow`` on until the container ends.
+    ``feed``: called between reads while following (``run -i`` hands input on there)."""
+    from .container import logs  # pylint: disable=import-outside-toplevel
+    path, max_files = container.log_path, container.config['log']['max_files']
+    follower = logs.Follower(path) if follow else None
+    try:
+        history = logs.tail(path, tail, max_files)
         for entry in history:
             _write_entry(entry)
         if follower is None:
-            return 0
+            return
         follower.skip(history)
         while True:
             ended = not os.path.isdir(container.path()) or not _running(container)
             for entry in follower.read():  # after the end was seen: what was written before it
                 _write_entry(entry)
             if ended:
-                return 0
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        return 0
+                return
+            if feed is None or not feed(0.2):
+                time.sleep(0.2)
     finally:
         if follower is not None:
             follower.close()
@@ -350,16 +362,180 @@ def cmd_rm(args):
     return _lifecycle(args, remove)
 
 
+def _exit_for(exc):
+    """``exec``/``run``: the exit code of nsbox's own failure, as Docker's: 127 the command was not
+    found, 126 it could not be run, 125 anything else (so a command's own 1 is never mistaken for it)."""
+    from .container.process import ProcessError  # pylint: disable=import-outside-toplevel
+    if isinstance(exc, ProcessError) and exc.action in ('find', 'exec'):
+        return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_CANNOT_RUN
+    return EXIT_NSBOX
+
+
+def _failed(exc):
+    _out('nsbox: %s' % exc.message, sys.stderr)
+    return _exit_for(exc)
+
+
 def cmd_exec(args):
+    try:
+        return _exec(args)
+    except NsboxError as exc:
+        return _failed(exc)
+
+
+def _exec(args):
     from .container import service  # pylint: disable=import-outside-toplevel
+    from . import cli_term  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
     env = dict(item.partition('=')[::2] for item in args.env or ())
-    out = service.exec_in(cfg, args.name, args.cmd, env=env or None, user=args.user, workdir=args.workdir)
-    sys.stdout.write(out['stdout'])
-    sys.stdout.flush()
-    sys.stderr.write(out['stderr'])
-    sys.stderr.flush()
-    return out['rc']
+    if not args.cmd:
+        raise NsboxError('exec in', 'container %s' % args.name, 'give the command to run')
+    what = dict(env=env or None, user=args.user, workdir=args.workdir)
+    if not args.tty:  # the command gets this process's own stdout and stderr (and stdin with -i): streamed as they come
+        stdin = 0 if args.interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            child, _pids = service.exec_start(cfg, args.name, args.cmd, (stdin, 1, 2), **what)
+        finally:
+            if stdin:
+                os.close(stdin)
+        return cli_term.wait(child)
+    master, slave = service.exec_pty(cfg, args.name)
+    try:
+        size_from = cli_term.terminal_fd(0, 1)
+        cli_term.copy_winsize(size_from, master)  # before the start: the command sees its size at once
+        try:
+            child, _pids = service.exec_start(cfg, args.name, args.cmd, (slave, slave, slave), terminal=True, **what)
+        finally:
+            os.close(slave)
+        stdin = 0 if args.interactive else None
+        with cli_term.raw_mode(cli_term.terminal_fd(stdin)):
+            return cli_term.relay(master, child, stdin=stdin, winsize_from=size_from)
+    finally:
+        os.close(master)
+
+
+def cmd_run(args):
+    try:
+        return _run(args)
+    except NsboxError as exc:
+        return _failed(exc)
+
+
+def run_options(args):
+    """The ``container`` module's options from ``nsbox run``'s flags (the same checks then apply)."""
+    opts = {'image': args.image, 'tty': args.tty, 'interactive': args.interactive}
+    if args.cmd:
+        opts['command'] = list(args.cmd)
+    if args.env:
+        opts['env'] = dict(item.partition('=')[::2] for item in args.env)
+    if args.volume:
+        opts['volumes'] = list(args.volume)
+    if args.publish:
+        opts['published_ports'] = list(args.publish)
+    if args.network:
+        opts['network_mode'] = args.network
+    return opts
+
+
+def _run(args):
+    """Create and start through the container service (``state: started``, pulling a missing image);
+    ``-d`` prints the id, else the log is streamed until the container ends and its exit code returned."""
+    from .container import service  # pylint: disable=import-outside-toplevel
+    from .container.store import ContainerError  # pylint: disable=import-outside-toplevel
+    if args.rm and args.detach:
+        raise ContainerError('run', 'image %s' % args.image, '--rm needs the container attached (no -d): nothing would remove it at its end')
+    if args.tty and args.interactive and not args.detach:
+        raise ContainerError('run', 'image %s' % args.image, '-it attached is not supported yet: use "run -d -it" and "exec -it NAME sh"')
+    cfg = hostconfig.load(args.config)
+    name = args.name or 'run-%s' % os.urandom(4).hex()
+    if service.open_store(cfg).find(name) is not None:
+        raise ContainerError('run', 'container %s' % name, 'the name is in use (remove it, or give another --name)')
+    out = service.ensure(cfg, name, run_options(args), state='started')
+    if args.detach:
+        _out(out['container']['id'])
+        return 0
+    container = service.open_store(cfg).find(name)
+    feed = _stdin_feeder(container) if args.interactive else None
+    try:
+        _print_log(container, follow=True, feed=feed)
+        code = container.status().get('exit_code')
+    except KeyboardInterrupt:  # as docker run without a terminal: Ctrl-C stops the container
+        store = service.open_store(cfg)
+        with store.lock(), container.lock():
+            service.stop(cfg, container)
+        code = container.status().get('exit_code')
+    finally:
+        if feed is not None:
+            feed.close()
+    if args.rm:
+        store = service.open_store(cfg)
+        with store.lock(), container.lock():
+            service.remove(cfg, store, container, force=True)
+    return EXIT_NSBOX if code is None else code
+
+
+class _StdinFeeder:
+    """``run -i``: this command's stdin into the container's stdin FIFO (supervisor.container_stdio), while the log is followed."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(self.fd, True)
+        self.open = True
+
+    def __call__(self, timeout):
+        """Wait up to ``timeout`` for input and pass it on; False once there is nothing more to read."""
+        if not self.open:
+            return False
+        if select.select([0], [], [], timeout)[0]:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                self.open = False  # the init holds the FIFO open itself: it never sees end-of-file (docs/cli.md)
+                return False
+            try:
+                os.write(self.fd, chunk)
+            except BrokenPipeError:
+                self.open = False
+        return True
+
+    def close(self):
+        os.close(self.fd)
+
+
+def _stdin_feeder(container):
+    return _StdinFeeder(os.path.join(container.run_dir, 'stdin'))
+
+
+def cmd_pull(args):
+    """``image``'s pull (the host config's registries and mirrors), drawn: a bar per layer on a terminal,
+    one line per layer and step otherwise, only the reference with ``--quiet``."""
+    from .image import service  # pylint: disable=import-outside-toplevel
+    from . import cli_term  # pylint: disable=import-outside-toplevel
+    views = _views()
+    cfg = hostconfig.load(args.config)
+    board = None if args.quiet or not sys.stdout.isatty() else cli_term.Board(sys.stdout)
+
+    def progress(digest, status, done, total):
+        if args.quiet:
+            return
+        if board is not None:
+            if board.set(digest, views.pull_line(digest, status, done, total)):
+                board.draw(force=status != 'downloading')
+            return
+        line = views.pull_plain(digest, status, done, total)
+        if line is not None:
+            _out(line)
+            sys.stdout.flush()
+    if not args.quiet:
+        _out('%s: Pulling from %s' % (args.ref, args.ref.rsplit(':', 1)[0] if '@' not in args.ref else args.ref.split('@')[0]))
+    out = service.pull(cfg, args.ref, platform=args.platform, progress=progress)
+    if board is not None:
+        board.draw(force=True)
+    if args.quiet:
+        _out(args.ref)
+    else:
+        for line in views.pull_summary(args.ref, out['image']['digest'], out['changed']):
+            _out(line)
+    return 0
 
 
 def cmd_network_ls(args):
@@ -415,17 +591,41 @@ def _user_verbs(sub):
     sp = _verb(sub, 'rm', cmd_rm, 'remove containers')
     sp.add_argument('-f', '--force', action='store_true', help='remove running containers too (killed)')
     sp.add_argument('names', nargs='+', metavar='NAME', help='the containers')
-    sp = _verb(sub, 'exec', cmd_exec, 'run a command in a running container (no tty); exits with its exit code')
+    sp = _verb(sub, 'exec', cmd_exec, 'run a command in a running container; exits with its exit code '
+               '(125 nsbox failed, 126 the command cannot be run, 127 not found)')
+    sp.add_argument('-i', '--interactive', action='store_true', help='keep stdin open: the command reads this command\'s input')
+    sp.add_argument('-t', '--tty', action='store_true', help='give the command a terminal (a pty in the container)')
     sp.add_argument('-e', '--env', action='append', metavar='KEY=VALUE', help='set an environment variable')
     sp.add_argument('-u', '--user', default=None, help='user[:group] to run as (default: the container\'s)')
     sp.add_argument('-w', '--workdir', default=None, help='working directory (default: the container\'s)')
     sp.add_argument('name', help='the container')
     sp.add_argument('cmd', nargs=argparse.REMAINDER, metavar='COMMAND', help='the command and its arguments')
+    _run_verb(sub)
+    sp = _verb(sub, 'pull', cmd_pull, 'pull an image from its registry (a progress bar per layer on a terminal)')
+    sp.add_argument('-q', '--quiet', action='store_true', help='print only the reference when done')
+    sp.add_argument('--platform', default=None, help='os/arch[/variant] (default: this host\'s)')
+    sp.add_argument('ref', metavar='REFERENCE', help='the image, as registry/repository:tag or @sha256:...')
     for noun, func in (('network', cmd_network_ls), ('volume', cmd_volume_ls)):
         sp = sub.add_parser(noun, help='manage %ss (ls)' % noun, description='%ss of this host' % noun)
         nsub = sp.add_subparsers(dest='subcommand', metavar='COMMAND')
         nsub.required = True
         _format_arg(_verb(nsub, 'ls', func, 'list %ss' % noun))
+
+
+def _run_verb(sub):
+    sp = _verb(sub, 'run', cmd_run, 'create and start a container (pulling its image when missing); attached, exits with its exit code '
+               '(125 nsbox failed)')
+    sp.add_argument('-d', '--detach', action='store_true', help='start it and print its id (else: stream its output until it ends)')
+    sp.add_argument('--name', default=None, help='the container\'s name (default: run-<random hex>)')
+    sp.add_argument('--rm', action='store_true', help='remove it when it ends (attached only)')
+    sp.add_argument('-e', '--env', action='append', metavar='KEY=VALUE', help='set an environment variable')
+    sp.add_argument('-p', '--publish', action='append', metavar='[IP:]HOST:CONTAINER[/PROTO]', help='publish a port (bridge networks)')
+    sp.add_argument('-v', '--volume', action='append', metavar='SRC:DST[:OPTS]', help='a volume name or host path, and where it goes')
+    sp.add_argument('--network', default=None, metavar='MODE|NETWORK', help='none, host, bridge or a network\'s name (default: the host config\'s)')
+    sp.add_argument('-i', '--interactive', action='store_true', help='keep the container\'s stdin open (attached: fed from this command\'s)')
+    sp.add_argument('-t', '--tty', action='store_true', help='give the container a terminal (its output is logged as one stream)')
+    sp.add_argument('image', help='the image reference')
+    sp.add_argument('cmd', nargs=argparse.REMAINDER, metavar='COMMAND', help='the command (default: the image\'s)')
 
 
 def parser():

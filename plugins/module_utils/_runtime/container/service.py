@@ -299,6 +299,24 @@ def remove(cfg, store, container, force=True):
     return actions
 
 
+def prune(cfg):
+    """Remove every container that is not running (exited, created; none its supervisor may restart):
+    [{'id', 'name', 'size'}] with the bytes its directory took (its writable layer, logs)."""
+    from ..fsutil import tree_size  # pylint: disable=import-outside-toplevel
+    store = open_store(cfg)
+    gone = []
+    with store.lock():
+        for container in store.all():
+            with container.lock():
+                status = container.status()
+                if status['running'] or status['supervised'] or status['status'] == 'restarting':
+                    continue
+                size = tree_size(container.path())
+                remove(cfg, store, container, force=False)
+                gone.append({'id': container.id, 'name': container.name, 'size': size})
+    return gone
+
+
 def apply_live(cfg, container, wanted):
     """Write changed limits to the running container's cgroup (same process, no restart)."""
     manager = supervisor.cgroup_of(cfg, container)
@@ -546,8 +564,7 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
 
 
 # -- exec ----------------------------------------------------------------------------------------
-def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, timeout=None):
-    """Run ``command`` inside running container ``name``: {'rc', 'stdout', 'stderr'} (bytes decoded as UTF-8)."""
+def _exec_target(cfg, name):
     store = open_store(cfg)
     container = store.find(name)
     if container is None:
@@ -555,10 +572,13 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
     status = container.status()
     if not status['running']:
         raise ContainerError('exec in', 'container %s' % name, 'it is not running (%s)' % status['status'])
+    return container, status['pid']
+
+
+def _exec_spec(container, pid, command, env, user, workdir, terminal):
     args = options.check({'command': command})['command'] if command is not None else None
     if not args:
         raise ConfigError('use', 'command', 'give the command to run')
-    pid = status['pid']
     root = '/proc/%d/root' % pid
     passwd = _read(root, '/etc/passwd')
     group = _read(root, '/etc/group')
@@ -569,23 +589,56 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
         key, _sep, value = item.partition('=')
         merged[key] = value
     merged.setdefault('HOME', who['home'])
+    if terminal:
+        merged.setdefault('TERM', 'xterm')  # as docker exec -t
     merged.update(extra)
-    spec = {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
+    return {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
             'cwd': workdir or container.config.get('working_dir') or '/',
-            'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')},
+            'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')}, 'terminal': terminal,
             **{k: v for k, v in security.process_settings(container.config).items() if k in ('capabilities', 'no_new_privs', 'seccomp')},
             'rlimits': container.config.get('ulimits') or []}
+
+
+def exec_start(cfg, name, command, stdio, env=None, user=None, workdir=None, terminal=False):
+    """Start ``command`` in running container ``name`` with ``stdio`` (three fds; with ``terminal`` a pty
+    slave that becomes its controlling terminal). Returns (pid to :func:`process.wait_status` on, the
+    command's own pids, as a list the caller may kill with :func:`kill_tree`). The caller closes ``stdio``."""
+    container, pid = _exec_target(cfg, name)
+    spec = _exec_spec(container, pid, command, env, user, workdir, terminal)
     manager = supervisor.cgroup_of(cfg, container)
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
     command_pids = []
 
     def join(p):
         command_pids.append(p)
         manager.add_procs([p])
+    return process.enter(pid, spec, stdio, join), command_pids
+
+
+def exec_pty(cfg, name):
+    """(master, slave) of a pseudo-terminal for ``exec -t`` in running container ``name``: from the
+    container's own devpts (``tty`` inside names ``/dev/pts/N``), else — no devpts there — the host's."""
+    from .. import syscall  # pylint: disable=import-outside-toplevel
+    _container, pid = _exec_target(cfg, name)
     try:
-        child = process.enter(pid, spec, (in_r, out_w, err_w), join)
+        return syscall.open_pty(mounts.secure_join('/proc/%d/root' % pid, '/dev/pts/ptmx'))
+    except NsboxError:
+        master, slave = os.openpty()
+        os.set_inheritable(master, False)
+        os.set_inheritable(slave, False)
+        return master, slave
+
+
+def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, timeout=None):
+    """Run ``command`` inside running container ``name``: {'rc', 'stdout', 'stderr'} (bytes decoded as UTF-8)."""
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        child, command_pids = exec_start(cfg, name, command, (in_r, out_w, err_w), env=env, user=user, workdir=workdir)
+    except BaseException:
+        for fd in (in_w, out_r, err_r):
+            os.close(fd)
+        raise
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
