@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import cli_views
 from harness import images
 from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
 from harness.registry import Registry
@@ -202,3 +203,149 @@ def _exec_plain(box):
     res = nsbox(box, 'exec', '-t', 'shell', 'sh', '-c', 'tty; exit 4')
     assert res.returncode == 4 and re.match(r'^/dev/pts/\d+\n$', res.stdout), res  # (text mode: the pty's \r\n read as \n)
     assert ok(box, 'rm', '-f', 'shell') == 'shell\n'
+
+
+def ps(box, *args):
+    return {r['name']: r for r in json.loads(ok(box, 'ps', '--format', 'json', *args))}
+
+
+def test_run_attached_detached_interactive_and_rm(box):
+    try:
+        # attached: the streams apart as they came, the container's exit code; --rm removes it after
+        res = nsbox(box, 'run', '--rm', '--name', 'r1', '-e', 'WHO=you', 'busybox', 'sh', '-c', 'echo hi $WHO; echo err >&2; exit 5')
+        assert (res.returncode, res.stdout, res.stderr) == (5, 'hi you\n', 'err\n'), res
+        assert 'r1' not in ps(box, '-a')
+        # without --rm it stays, exited; the name is then in use (125, nsbox's own failure)
+        res = nsbox(box, 'run', '--name', 'r1', 'busybox', 'true')
+        assert (res.returncode, res.stdout) == (0, ''), res
+        assert ps(box, '-a')['r1']['status_text'].startswith('Exited (0)')
+        res = nsbox(box, 'run', '--name', 'r1', 'busybox', 'true')
+        assert res.returncode == 125 and res.stderr == 'nsbox: failed to run container r1: the name is in use (remove it, or give another --name)\n', res
+        # detached: its id; a volume and the environment; then exec into it
+        cid = ok(box, 'run', '-d', '--name', 'r2', '-e', 'A=b', '-v', 'runvol:/data', '--network', 'none', 'busybox',
+                 'sh', '-c', 'echo $A > /data/x; exec sleep 3600').strip()
+        assert re.match(r'^[0-9a-f]{64}$', cid), cid
+        row = ps(box)['r2']
+        assert row['id'] == cid and row['running']
+        deadline = time.monotonic() + 10
+        while nsbox(box, 'exec', 'r2', 'cat', '/data/x').stdout != 'b\n' and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ok(box, 'exec', 'r2', 'cat', '/data/x') == 'b\n'
+        # -i: this command's input reaches the container
+        assert ok(box, 'run', '-i', '--rm', 'busybox', 'sh', '-c', 'read x; echo got-$x', stdin='hello\n') == 'got-hello\n'
+        # what is refused: -d with --rm; a missing image that cannot be pulled; usage errors (2)
+        res = nsbox(box, 'run', '-d', '--rm', 'busybox', 'true')
+        assert res.returncode == 125 and '--rm needs the container attached' in res.stderr, res
+        res = nsbox(box, 'run', '--rm', 'nosuch.invalid/nothing:latest', 'true')
+        assert res.returncode == 125 and res.stderr.startswith('nsbox: failed to pull image nosuch.invalid/nothing:latest'), res
+        assert nsbox(box, 'run').returncode == 2
+        assert [n for n in ps(box, '-a') if n.startswith('run-')] == []  # the unnamed --rm ones are gone
+        assert ok(box, 'rm', '-f', 'r1', 'r2') == 'r1\nr2\n'
+    finally:
+        remove(box, 'r1', 'r2')
+        box.ansible.tasks([{'nsbox.runtime.volume': {'name': 'runvol', 'state': 'absent'}}])
+
+
+def _push(registry, fixtures, image, repo):
+    images.push(registry, fixtures.ref(image), 'nsbox/%s' % repo, 'latest')
+    return '%s/nsbox/%s:latest' % (registry.host, repo)
+
+
+def test_pull_prints_a_line_per_layer_or_draws_bars(box, registry, fixtures):
+    ref = _push(registry, fixtures, 'multilayer', 'cli-pull')
+    # On a terminal: a line per layer, redrawn in place (cursor up, line cleared), bars while downloading.
+    term = Terminal(box, 'nsbox pull %s' % ref)
+    try:
+        assert term.wait(timeout=60) == 0, term.seen
+    finally:
+        term.kill()
+    seen = term.seen.decode('utf-8', 'replace')
+    assert 'Downloading [' in seen and '\r\x1b[2K' in seen and 'Pull complete' in seen, seen
+    assert re.search(r'\x1b\[\d+A', seen), seen  # drawn again over itself
+    assert 'Status: Downloaded newer image for %s' % ref in seen
+    # Without a terminal: each layer's steps, one line each, no bars (the image removed first, its own layers pruned)
+    res = box.ansible.tasks([{'nsbox.runtime.image': {'name': ref, 'state': 'absent', 'prune': True}}])
+    assert res.rc == 0, res
+    res = nsbox(box, 'pull', ref)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    image = [i for i in json.loads(ok(box, 'images', '--format', 'json')) if i['reference'] == ref]
+    assert len(image) == 1, image
+    layers = json.loads(box.host.ssh('cat /var/lib/nsbox/images/index.json').stdout)['images'][image[0]['digest']]['layers']
+    fetched = 0
+    for lay in layers:
+        short = lay['digest'].split(':')[1][:12]
+        if '%s: Already exists' % short in lines:  # the base layer: busybox's
+            continue
+        assert '%s: Download complete (%s)' % (short, cli_views.human_size(lay['size'])) in lines, lines
+        assert '%s: Pull complete' % short in lines, lines
+        fetched += 1
+    assert fetched >= 1 and len(lines) == 1 + fetched * 2 + (len(layers) - fetched) + 2, lines
+    assert lines[0] == 'Pulling %s' % ref, lines
+    assert lines[-2:] == ['Digest: %s' % image[0]['digest'], 'Status: Downloaded newer image for %s' % ref], lines
+    assert '\x1b' not in res.stdout and 'Downloading' not in res.stdout
+    res = nsbox(box, 'pull', ref)
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == 'Status: Image is up to date for %s' % ref, res
+    assert ok(box, 'pull', '-q', ref) == ref + '\n'
+    res = nsbox(box, 'pull', '%s/nsbox/not-there:latest' % registry.host)
+    assert res.returncode == 1 and res.stderr.startswith('nsbox: failed to '), res
+    box.ansible.tasks([{'nsbox.runtime.image': {'name': ref, 'state': 'absent', 'prune': True}}])
+
+
+def test_info_and_help(box):
+    facts = json.loads(ok(box, 'info', '--format', 'json'))
+    assert facts['data_root'] == '/var/lib/nsbox' and facts['state_dir'] == '/run/nsbox'
+    assert facts['storage']['driver'] in ('overlay', 'vfs') and facts['cgroup']['version'] in ('v1', 'v2', 'hybrid')
+    assert facts['cgroup']['driver'] == 'cgroupfs' and facts['kernel']['release'] == os.uname().release
+    assert set(facts['containers']) == {'total', 'running', 'stopped'} and facts['images'] >= 1
+    assert facts['security']['no_new_privs_default'] is True and facts['security']['seccomp']['default_profile'] == 'default'
+    lines = ok(box, 'info').splitlines()
+    keys = dict(line.split(':', 1) for line in lines)
+    for key in ('Data root', 'State dir', 'Storage driver', 'Cgroup version', 'Cgroup driver', 'Kernel', 'Containers', 'Images',
+                'Security options'):
+        assert key in keys, lines
+    assert len({len(line) - len(line[line.index(':') + 1:].lstrip()) for line in lines}) == 1, lines  # the values line up
+    assert 'no_new_privs' in keys['Security options'] and 'seccomp' in keys['Security options']
+    for verb in ('ps', 'images', 'logs', 'inspect', 'stats', 'start', 'stop', 'rm', 'exec', 'run', 'pull', 'prune', 'info', 'version',
+                 'network ls', 'volume ls'):
+        res = nsbox(box, *verb.split(), '--help')
+        assert res.returncode == 0 and res.stdout.startswith('usage: nsbox %s' % verb), (verb, res)
+
+
+def test_prune_removes_what_nothing_refers_to(box, registry, fixtures):
+    ref = _push(registry, fixtures, 'multilayer', 'cli-prune')
+    try:
+        ok(box, 'pull', '-q', ref)
+        ok(box, 'run', '--name', 'ended', 'busybox', 'true')
+        ok(box, 'run', '-d', '--name', 'keep', '-v', 'usedvol:/data', 'busybox', 'sleep', '3600')
+        res = box.ansible.tasks([{'nsbox.runtime.volume': {'name': 'freevol'}}])
+        assert res.rc == 0, res
+        box.host.ssh('dd if=/dev/zero of=/var/lib/nsbox/volumes/freevol/_data/blob bs=1M count=2 2>/dev/null')
+        # asked, and not answered yes: nothing goes
+        res = nsbox(box, 'prune', stdin='n\n')
+        assert res.returncode == 1 and 'WARNING! This will remove' in res.stderr and 'ended' in ps(box, '-a'), res
+        # the stopped container only (every image is tagged; volumes only with --volumes)
+        res = nsbox(box, 'prune', '-f')
+        assert res.returncode == 0, res
+        assert res.stdout.splitlines()[:2] == ['Deleted containers:', 'ended (%s)' % res.stdout.split('(')[1][:12]], res.stdout
+        assert res.stdout.splitlines()[-1].startswith('Total reclaimed space: ')
+        assert sorted(ps(box, '-a')) == ['keep']
+        # --all --volumes: the images no container uses, their layers and blobs; the unused volume
+        before = {i['reference'] for i in json.loads(ok(box, 'images', '--format', 'json'))}
+        assert ref in before
+        out = json.loads(ok(box, 'prune', '-f', '--all', '--volumes', '--format', 'json'))
+        assert ref in out['images']['untagged'] and 'busybox:latest' not in ' '.join(out['images']['untagged']), out
+        assert out['images']['layers'] and out['images']['blobs'], out
+        assert [v['name'] for v in out['volumes']] == ['freevol'] and out['volumes'][0]['size'] >= 2 * 1024 * 1024, out
+        assert out['reclaimed'] >= out['volumes'][0]['size'] + out['images']['size'] and out['images']['size'] > 0, out
+        after = {i['reference'] for i in json.loads(ok(box, 'images', '--format', 'json'))}
+        assert ref not in after and any('busybox' in r for r in after), after  # busybox: the running container uses it
+        assert [v['Name'] for v in json.loads(ok(box, 'volume', 'ls', '--format', 'json'))] == ['usedvol']
+        blobs = box.host.ssh('ls /var/lib/nsbox/blobs/sha256').stdout.split()
+        assert not set(d.split(':')[1] for d in out['images']['blobs']) & set(blobs)
+        # nothing left to prune: nothing said but the total
+        assert ok(box, 'prune', '-f', '--all', '--volumes') == 'Total reclaimed space: 0B\n'
+        assert ps(box)['keep']['running']
+    finally:
+        remove(box, 'ended', 'keep')
+        box.ansible.tasks([{'nsbox.runtime.volume': {'name': n, 'state': 'absent'}} for n in ('freevol', 'usedvol')])

@@ -62,7 +62,40 @@ def _rows(facts):
         ('Overlay', 'yes' if facts['overlay'] else 'no'),
         ('Idmapped mounts', 'yes' if facts['idmapped_mounts'] else 'no'),
         ('Python', '%s %s' % (facts['python']['executable'], facts['python']['version'])),
+        ('Containers', '%d (running %d, stopped %d)' % (facts['containers']['total'], facts['containers']['running'], facts['containers']['stopped'])),
+        ('Images', facts['images']),
+        ('Security options', ' '.join(facts['security']['options'])),
     ]
+
+
+def _counts(cfg):
+    """How many containers (running or not, as their status is re-derived) and images the data-root holds."""
+    from .container import service  # pylint: disable=import-outside-toplevel
+    from .image import service as images  # pylint: disable=import-outside-toplevel
+    running = stopped = 0
+    for container in service.open_store(cfg).all():
+        try:
+            up = container.status()['running']
+        except NsboxError:
+            up = False
+        running, stopped = running + bool(up), stopped + (not up)
+    return {'containers': {'total': running + stopped, 'running': running, 'stopped': stopped},
+            'images': len(images.list_images(cfg))}
+
+
+def _security():
+    """What a container gets unless its config says otherwise (container/security.py), and whether seccomp can be had here."""
+    from .container import security, seccomp  # pylint: disable=import-outside-toplevel
+    try:
+        seccomp.library()
+        binding = True
+    except NsboxError:
+        binding = False
+    default = security.DEFAULT_SECURITY
+    options = ['seccomp' + ('' if binding else ' (binding missing: python3-seccomp)'), 'profile=%s' % default['seccomp'],
+               'no_new_privs' + ('' if default['no_new_privileges'] else '=false')]
+    return {'seccomp': {'available': binding, 'default_profile': default['seccomp']},
+            'no_new_privs_default': default['no_new_privileges'], 'options': options}
 
 
 def cmd_info(args):
@@ -71,6 +104,7 @@ def cmd_info(args):
     cfg = hostconfig.load(args.config)
     facts = hostinfo.gather(cfg)
     facts.update(version=VERSION, library=_archive(), config=cfg.path, config_exists=cfg.exists)
+    facts.update(_counts(cfg), security=_security())
     if args.format == 'json':
         _out(json.dumps(facts, indent=2, sort_keys=True))
         return 0
@@ -513,20 +547,22 @@ def cmd_pull(args):
     views = _views()
     cfg = hostconfig.load(args.config)
     board = None if args.quiet or not sys.stdout.isatty() else cli_term.Board(sys.stdout)
+    steps = {}
 
     def progress(digest, status, done, total):
         if args.quiet:
             return
-        if board is not None:
+        if board is not None:  # a new step is drawn at once; a download's bytes at most every 0.1 s
             if board.set(digest, views.pull_line(digest, status, done, total)):
-                board.draw(force=status != 'downloading')
+                board.draw(force=steps.get(digest) != status)
+            steps[digest] = status
             return
         line = views.pull_plain(digest, status, done, total)
         if line is not None:
             _out(line)
             sys.stdout.flush()
     if not args.quiet:
-        _out('%s: Pulling from %s' % (args.ref, args.ref.rsplit(':', 1)[0] if '@' not in args.ref else args.ref.split('@')[0]))
+        _out('Pulling %s' % args.ref)
     out = service.pull(cfg, args.ref, platform=args.platform, progress=progress)
     if board is not None:
         board.draw(force=True)
@@ -536,6 +572,35 @@ def cmd_pull(args):
         for line in views.pull_summary(args.ref, out['image']['digest'], out['changed']):
             _out(line)
     return 0
+
+
+def cmd_prune(args):
+    """Stopped containers, then images by their references (dangling, or with --all every one no container
+    uses) and the blobs and layers nothing refers to, unused networks, with --volumes unused volumes."""
+    from .container import service as containers  # pylint: disable=import-outside-toplevel
+    from .image import service as images  # pylint: disable=import-outside-toplevel
+    from .network import service as networks  # pylint: disable=import-outside-toplevel
+    from .volume import service as volumes  # pylint: disable=import-outside-toplevel
+    if not args.force and not _confirm(_views().prune_warning(args.all, args.volumes)):
+        _out('nsbox: nothing removed (answer y, or give -f)', sys.stderr)
+        return EXIT_FAILED
+    cfg = hostconfig.load(args.config)
+    out = {'containers': containers.prune(cfg)}
+    out['images'] = images.prune(cfg, all_unused=args.all)
+    out['networks'] = networks.prune(cfg)
+    out['volumes'] = volumes.prune(cfg) if args.volumes else []
+    out['reclaimed'] = sum(c['size'] for c in out['containers']) + out['images']['size'] + sum(v['size'] for v in out['volumes'])
+    if args.format == 'json':
+        _print_json(out)
+    else:
+        _out(_views().prune_text(out))
+    return 0
+
+
+def _confirm(warning):
+    sys.stderr.write(warning + '\nAre you sure you want to continue? [y/N] ')
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ('y', 'yes')
 
 
 def cmd_network_ls(args):
@@ -601,6 +666,11 @@ def _user_verbs(sub):
     sp.add_argument('name', help='the container')
     sp.add_argument('cmd', nargs=argparse.REMAINDER, metavar='COMMAND', help='the command and its arguments')
     _run_verb(sub)
+    sp = _verb(sub, 'prune', cmd_prune, 'remove stopped containers, unused images, layers and networks (and volumes)')
+    sp.add_argument('-a', '--all', action='store_true', help='every image no container uses (not only untagged ones)')
+    sp.add_argument('--volumes', action='store_true', help='also the volumes no container mounts')
+    sp.add_argument('-f', '--force', action='store_true', help='do not ask')
+    _format_arg(sp)
     sp = _verb(sub, 'pull', cmd_pull, 'pull an image from its registry (a progress bar per layer on a terminal)')
     sp.add_argument('-q', '--quiet', action='store_true', help='print only the reference when done')
     sp.add_argument('--platform', default=None, help='os/arch[/variant] (default: this host\'s)')

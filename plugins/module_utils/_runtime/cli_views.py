@@ -214,3 +214,31 @@ def pull_plain(digest, status, done, total):
 
 def pull_summary(ref, digest, changed):
     return ['Digest: %s' % digest, 'Status: %s for %s' % ('Downloaded newer image' if changed else 'Image is up to date', ref)]
+
+
+# -- nsbox prune -----------------------------------------------------------------------------------
+def prune_warning(all_images, volumes):
+    items = ['all stopped containers', 'all unused networks (not the default one)',
+             'all images without at least one container using them' if all_images else 'all dangling (untagged, unused) images',
+             'the image layers and blobs nothing refers to then']
+    if volumes:
+        items.append('all volumes not used by at least one container')
+    return 'WARNING! This will remove:\n' + ''.join('  - %s\n' % i for i in items)
+
+
+def prune_text(out):
+    """What ``nsbox prune`` removed, by kind, and the space reclaimed (``docker system prune``'s form)."""
+    lines = []
+
+    def section(title, items):
+        if items:
+            lines.extend(['%s:' % title] + list(items) + [''])
+    section('Deleted containers', ['%s (%s)' % (c['name'], short_id(c['id'])) for c in out['containers']])
+    section('Untagged images', out['images']['untagged'])
+    section('Deleted images', out['images']['images'])
+    section('Deleted layers', out['images']['layers'])
+    section('Deleted blobs', [short_id(b) for b in out['images']['blobs']])
+    section('Deleted networks', out['networks'])
+    section('Deleted volumes', [v['name'] for v in out['volumes']])
+    lines.append('Total reclaimed space: %s' % human_size(out['reclaimed']))
+    return '\n'.join(lines)
