@@ -196,7 +196,7 @@ def _exec_plain(box):
     assert nsbox(box, 'exec', 'shell', 'sh', '-c', 'exit 3').returncode == 3
     res = nsbox(box, 'exec', 'shell', 'nosuchcmd')
     assert res.returncode == 127 and 'executable file not found' in res.stderr, res
-    res = nsbox(box, 'exec', 'shell', '/etc')
+    res = nsbox(box, 'exec', 'shell', '/etc/passwd')  # a file, not executable
     assert res.returncode == 126, res
     res = nsbox(box, 'exec', 'nosuch', 'true')
     assert res.returncode == 125 and res.stderr == 'nsbox: failed to exec in container nosuch: it does not exist\n', res
@@ -241,9 +241,27 @@ def test_run_attached_detached_interactive_and_rm(box):
         assert nsbox(box, 'run').returncode == 2
         assert [n for n in ps(box, '-a') if n.startswith('run-')] == []  # the unnamed --rm ones are gone
         assert ok(box, 'rm', '-f', 'r1', 'r2') == 'r1\nr2\n'
+        _run_it(box)
     finally:
-        remove(box, 'r1', 'r2')
+        remove(box, 'r1', 'r2', 'rt')
         box.ansible.tasks([{'nsbox.runtime.volume': {'name': 'runvol', 'state': 'absent'}}])
+
+
+def _run_it(box):
+    """``run -it`` attached: the init's terminal is the command's pty (its size, typed input), the exit code is the container's."""
+    term = Terminal(box, 'nsbox run -it --rm --name rt busybox sh', rows=25, cols=90)
+    try:
+        if term.expect(r'# (\x1b\[6n)?$').group(1):
+            term.type('\x1b[1;5R')
+            time.sleep(0.3)
+        term.type('test -t 0 && test -t 1 && echo on-a-tty; stty size; read x; echo got-$x; exit 3\r')
+        term.expect(r'on-a-tty\r\n25 90\r\n')
+        term.type('typed\r')
+        term.expect(r'got-typed')
+        assert term.wait() == 3, term.seen
+    finally:
+        term.kill()
+    assert 'rt' not in ps(box, '-a')
 
 
 def _push(registry, fixtures, image, repo):

@@ -163,20 +163,48 @@ def _read_config_line(fd):
     return hostconfig.HostConfig(json.loads(data)['config']) if data.strip() else None
 
 
+def _read_handoff(fd):
+    """The starter's line on the sync socket {"config": ..., "console": bool}, and the terminal fd it carried (or None)."""
+    sock = socket.socket(fileno=os.dup(fd))
+    data, fds = b'', []
+    try:
+        while not data.endswith(b'\n'):
+            chunk, got, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+            fds += got
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    if not data.strip():
+        for extra in fds:
+            os.close(extra)
+        return None, None
+    line = json.loads(data)
+    console = fds.pop(0) if line.get('console') and fds else None
+    for extra in fds:
+        os.close(extra)
+    if console is not None:
+        os.set_inheritable(console, False)
+    return hostconfig.HostConfig(line['config']), console
+
+
 def cmd_supervise(args):
     """Internal: supervise one container (container/supervisor.py); its host config comes on the sync socket
-    (or, restarted by the restart policy, on --config-fd)."""
+    (with a terminal for its init from ``run -t``), or, restarted by the restart policy, on --config-fd."""
     from .container import store as cstore, supervisor  # pylint: disable=import-outside-toplevel
     if args.sync_fd is None and args.config_fd is None:
         raise NsboxError('supervise', 'container %s' % args.id, 'give --sync-fd or --config-fd')
+    console = None
     if args.config_fd is not None:
         cfg = _read_config_line(args.config_fd)
         os.close(args.config_fd)
     else:
-        cfg = _read_config_line(args.sync_fd)
+        cfg, console = _read_handoff(args.sync_fd)
     if cfg is None:
         return EXIT_FAILED
-    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt, restart=args.restart)
+    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt, restart=args.restart,
+                                console=console)
 
 
 def cmd_healthcheck(args):
@@ -478,21 +506,23 @@ def _run(args):
     from .container.store import ContainerError  # pylint: disable=import-outside-toplevel
     if args.rm and args.detach:
         raise ContainerError('run', 'image %s' % args.image, '--rm needs the container attached (no -d): nothing would remove it at its end')
-    if args.tty and args.interactive and not args.detach:
-        raise ContainerError('run', 'image %s' % args.image, '-it attached is not supported yet: use "run -d -it" and "exec -it NAME sh"')
     cfg = hostconfig.load(args.config)
     name = args.name or 'run-%s' % os.urandom(4).hex()
     if service.open_store(cfg).find(name) is not None:
         raise ContainerError('run', 'container %s' % name, 'the name is in use (remove it, or give another --name)')
-    out = service.ensure(cfg, name, run_options(args), state='started')
+    attach_tty = args.tty and not args.detach
+    out = service.ensure(cfg, name, run_options(args), state='present' if attach_tty else 'started')
     if args.detach:
         _out(out['container']['id'])
         return 0
     container = service.open_store(cfg).find(name)
-    feed = _stdin_feeder(container) if args.interactive else None
+    feed = _stdin_feeder(container) if args.interactive and not args.tty else None
     try:
-        _print_log(container, follow=True, feed=feed)
-        code = container.status().get('exit_code')
+        if attach_tty:
+            _run_on_terminal(cfg, container, args.interactive)
+        else:
+            _print_log(container, follow=True, feed=feed)
+        code = _exit_code(container)
     except KeyboardInterrupt:  # as docker run without a terminal: Ctrl-C stops the container
         store = service.open_store(cfg)
         with store.lock(), container.lock():
@@ -506,6 +536,38 @@ def _run(args):
         with store.lock(), container.lock():
             service.remove(cfg, store, container, force=True)
     return EXIT_NSBOX if code is None else code
+
+
+def _run_on_terminal(cfg, container, interactive):
+    """``run -t`` attached: the init's terminal is a pty of this command's (service.start's ``console``),
+    relayed as ``exec -it`` relays; returns once every process of the container let go of it."""
+    from .container import service  # pylint: disable=import-outside-toplevel
+    from . import cli_term, syscall  # pylint: disable=import-outside-toplevel
+    master, slave = syscall.open_pty()
+    try:
+        size_from = cli_term.terminal_fd(0, 1)
+        cli_term.copy_winsize(size_from, master)
+        try:
+            store = service.open_store(cfg)
+            with store.lock(), container.lock():
+                service.start(cfg, container, console=slave)
+        finally:
+            os.close(slave)
+        stdin = 0 if interactive else None
+        with cli_term.raw_mode(cli_term.terminal_fd(stdin)):
+            cli_term.relay(master, None, stdin=stdin, winsize_from=size_from)
+    finally:
+        os.close(master)
+
+
+def _exit_code(container, timeout=10.0):
+    """The exit code recorded once the container ended (its supervisor records it a moment after the end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = container.status()
+        if (not status['running'] and status['status'] != 'restarting') or time.monotonic() > deadline:
+            return status.get('exit_code')
+        time.sleep(0.05)
 
 
 class _StdinFeeder:

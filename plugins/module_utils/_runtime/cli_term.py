@@ -82,8 +82,9 @@ def _signals(child):
     old = {}
 
     def forward(signum, _frame):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signum)
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
     for sig in (signal.SIGCHLD, signal.SIGWINCH, signal.SIGINT):
         old[sig] = signal.signal(sig, lambda *_a: None)
     for sig in _FORWARDED:
@@ -101,7 +102,8 @@ def _signals(child):
 
 def relay(master, child, stdin=None, stdout=1, winsize_from=None):
     """Copy ``stdin`` (None: nothing is read) to the pty ``master`` and the master to ``stdout`` until
-    ``child`` (the pid process.enter returned) ends; returns its exit code. The caller holds no slave."""
+    ``child`` (the pid process.enter returned) ends; returns its exit code. The caller holds no slave.
+    ``child`` None (a container's init, not our child): until every slave is closed; returns None."""
     status = None
     reading = [fd for fd in (master, stdin) if fd is not None]
     with _signals(child) as wake:
@@ -134,6 +136,10 @@ def relay(master, child, stdin=None, stdout=1, winsize_from=None):
                     reading.remove(stdin)
                     with contextlib.suppress(OSError):
                         os.write(master, termios.tcgetattr(master)[6][termios.VEOF])
+            if child is None:
+                if master not in reading:
+                    break
+                continue
             pid, raw = os.waitpid(child, os.WNOHANG) if master in reading else os.waitpid(child, 0)
             if pid:
                 status = process.exit_code(raw)

@@ -134,8 +134,9 @@ def info(cfg, names=None, log_lines=0):
 
 
 # -- acting -------------------------------------------------------------------------------------
-def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT):
-    """Double fork + setsid + exec of ``nsbox supervise``; waits for its answer (running or an error)."""
+def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, console=None):
+    """Double fork + setsid + exec of ``nsbox supervise``; waits for its answer (running or an error).
+    ``console``: a terminal's slave fd, sent with the host config (SCM_RIGHTS), that the init gets as its stdio."""
     from ..install import library_argv  # pylint: disable=import-outside-toplevel
     argv = library_argv(['supervise', container.id, '--sync-fd', '3'] + (['--adopt'] if adopt else []),
                         what='the supervisor of container %s' % container.name)
@@ -163,7 +164,12 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT):
     theirs.close()
     os.waitpid(pid, 0)
     try:
-        ours.sendall(json.dumps({'config': cfg.data}).encode() + b'\n')
+        line = json.dumps({'config': cfg.data, 'console': console is not None}).encode() + b'\n'
+        if console is not None:  # the fd rides on the line's first bytes: the reader takes it with them (recvmsg)
+            sent = socket.send_fds(ours, [line], [console])
+            ours.sendall(line[sent:])
+        else:
+            ours.sendall(line)
         answer = _read_line(ours, timeout)
     finally:
         ours.close()
@@ -192,9 +198,17 @@ def _read_line(sock, timeout):
     return buf.decode('utf-8', 'replace').strip()
 
 
-def start(cfg, container):
-    """Start a stopped container, or adopt a running one whose supervisor died. Returns the action or None."""
+def start(cfg, container, console=None):
+    """Start a stopped container, or adopt a running one whose supervisor died. Returns the action or None.
+
+    ``console`` (``nsbox run -t`` attached): the slave of the caller's pseudo-terminal, which the init gets
+    as stdin, stdout and stderr and its controlling terminal instead of one of the supervisor's; its
+    output is then the caller's to show (not logged). Only for a stopped container with ``tty``.
+    """
     status = container.status()
+    if console is not None and (status['running'] or status['supervised'] or not container.config.get('tty')):
+        raise ContainerError('attach a terminal to', 'container %s' % container.name,
+                             'it is %s' % status['status'] if container.config.get('tty') else 'it was made without tty')
     if status['running']:
         if status['supervised']:
             return None
@@ -206,7 +220,7 @@ def start(cfg, container):
         _cleanup_dead(cfg, container)
     # A start by the user: the restart policy counts afresh, and a stop asked for before is over.
     container.write_state(stop_requested=False, restart_count=0, restart_delay=None)
-    _spawn_supervisor(cfg, container)
+    _spawn_supervisor(cfg, container, console=console)
     return 'started container %s' % container.name
 
 

@@ -86,3 +86,22 @@ def test_tree_size_counts_blocks_and_hard_links_once(tmp_path):
     one = os.lstat(tmp_path / 'd' / 'a').st_blocks * 512
     assert one <= size < 2 * one
     assert fsutil.tree_size(str(tmp_path / 'none')) == 0
+
+
+def test_relay_without_a_child_ends_when_every_slave_is_closed():
+    master, slave = syscall.open_pty('/dev/ptmx')
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: not ours to wait for, as a container's init is not
+        os.close(master)
+        os.write(slave, b'bye\n')
+        os._exit(0)  # pylint: disable=protected-access
+    os.close(slave)
+    try:
+        assert cli_term.relay(master, None, stdout=out_w) is None
+        os.close(out_w)
+        assert os.read(out_r, 100) == b'bye\r\n'
+    finally:
+        os.waitpid(pid, 0)
+        os.close(master)
+        os.close(out_r)
