@@ -10,7 +10,7 @@ equal to the files on disk, so a new file cannot be left out.
 from __future__ import annotations
 
 # pylint: disable=unused-import
-from . import cli, cli_term, cli_views, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
+from . import cli, cli_run, cli_term, cli_views, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
 from . import idmap, namespace_service, namespaces  # noqa: F401
 from .container import caps, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
 from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
@@ -32,6 +32,7 @@ MODULES = (
     'cgroups/v1',
     'cgroups/v2',
     'cli',
+    'cli_run',
     'cli_term',
     'cli_views',
     'config',

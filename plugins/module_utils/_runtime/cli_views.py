@@ -200,8 +200,8 @@ def pull_line(digest, status, done, total, width=30):
     if not total:
         return '%s %s' % (text, human_size(done))
     filled = min(width, int(width * done / total))
-    bar = '=' * filled + ('>' if filled < width else '') + ' ' * max(0, width - filled - 1)
-    return '%s [%s] %s/%s' % (text, bar, human_size(done), human_size(total))
+    drawn = '=' * filled + ('>' if filled < width else '') + ' ' * max(0, width - filled - 1)
+    return '%s [%s] %s/%s' % (text, drawn, human_size(done), human_size(total))
 
 
 def pull_plain(digest, status, done, total):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import cli, cli_term, cli_views as views
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import cli, cli_run, cli_term, cli_views as views
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import logs
 
 NOW = views.parse_time('2026-11-23T10:00:00.000000000Z')
@@ -131,11 +131,11 @@ def test_parser_takes_run_pull_prune_and_exec_it():
     assert args.interactive and args.tty and args.cmd == ['sh']
     args = p.parse_args(['run', '-d', '--name', 'w', '-e', 'A=1', '-e', 'B=x=y', '-p', '8080:80', '-v', 'data:/d', '--network', 'none',
                          '-it', 'busybox', 'sh', '-c', 'echo hi'])
-    assert cli.run_options(args) == {'image': 'busybox', 'tty': True, 'interactive': True, 'command': ['sh', '-c', 'echo hi'],
+    assert cli_run.run_options(args) == {'image': 'busybox', 'tty': True, 'interactive': True, 'command': ['sh', '-c', 'echo hi'],
                                      'env': {'A': '1', 'B': 'x=y'}, 'volumes': ['data:/d'], 'published_ports': ['8080:80'],
                                      'network_mode': 'none'}
     assert args.detach and args.name == 'w' and not args.rm
-    assert cli.run_options(p.parse_args(['run', 'busybox'])) == {'image': 'busybox', 'tty': False, 'interactive': False}
+    assert cli_run.run_options(p.parse_args(['run', 'busybox'])) == {'image': 'busybox', 'tty': False, 'interactive': False}
     args = p.parse_args(['pull', '-q', 'reg/x:1'])
     assert args.quiet and args.ref == 'reg/x:1' and args.func is cli.cmd_pull
     args = p.parse_args(['prune', '-a', '--volumes', '-f', '--format', 'json'])
@@ -197,10 +197,10 @@ def test_prune_text():
 def test_exit_codes_of_exec_and_run():
     from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container.process import ProcessError
     from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import NsboxError
-    assert cli._exit_for(ProcessError('find', 'the command x', 'not found', errno=errno.ENOENT)) == 127
-    assert cli._exit_for(ProcessError('exec', '/etc', 'Permission denied', errno=errno.EACCES)) == 126
-    assert cli._exit_for(ProcessError('exec', '/x', 'No such file', errno=errno.ENOENT)) == 127
-    assert cli._exit_for(NsboxError('exec in', 'container c', 'it does not exist')) == 125
+    assert cli_run.exit_for(ProcessError('find', 'the command x', 'not found', errno=errno.ENOENT)) == 127
+    assert cli_run.exit_for(ProcessError('exec', '/etc', 'Permission denied', errno=errno.EACCES)) == 126
+    assert cli_run.exit_for(ProcessError('exec', '/x', 'No such file', errno=errno.ENOENT)) == 127
+    assert cli_run.exit_for(NsboxError('exec in', 'container c', 'it does not exist')) == 125
 
 
 @pytest.mark.parametrize('verb', ['ps', 'images', 'logs', 'inspect', 'stats', 'start', 'stop', 'rm', 'exec', 'network', 'volume', 'run', 'pull',
