@@ -15,14 +15,14 @@ def _ship():  # pragma: no cover - never called
     that never runs too: these imports put the whole library in every module's payload
     without a module run importing (and, from a payload, compiling) all of it."""
     # pylint: disable=unused-import,import-outside-toplevel
-    from . import cli, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
-    from . import idmap, namespace_service, namespaces  # noqa: F401
+    from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, mountinfo  # noqa: F401
+    from . import namespace_service, namespaces, rootfs, syscall, units, version  # noqa: F401
+    from .cgroups import devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
     from .container import caps, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
     from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
-    from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
     from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
-    from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
     from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
+    from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
 
 
 MODULES = (
@@ -38,6 +38,8 @@ MODULES = (
     'cgroups/v1',
     'cgroups/v2',
     'cli',
+    'cli_run',
+    'cli_term',
     'cli_views',
     'codecache',
     'config',

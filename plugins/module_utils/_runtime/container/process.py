@@ -42,11 +42,11 @@ The spec is a plain JSON-able dict:
 - ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
   checked they are namespaced: net.*, IPC, kernel.domainname).
 - ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
-  one (a new session, TIOCSCTTY).
+  one (a new session, TIOCSCTTY); for ``enter`` too (``exec -t``).
 - ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
-no_new_privs, seccomp and rlimits.
+no_new_privs, seccomp, rlimits and terminal.
 """
 from __future__ import annotations
 
@@ -128,6 +128,7 @@ def check_spec(spec, full=True):
         seccomp_profiles.library()  # imported here, in the caller: a missing binding is a clear error, not a child's
     out['seccomp'] = profile
     out['rlimits'] = _rlimits(spec.get('rlimits'))
+    out['terminal'] = bool(spec.get('terminal'))
     if not full:
         return out
     sysctls = spec.get('sysctls') or {}
@@ -138,7 +139,6 @@ def check_spec(spec, full=True):
     if adj is not None and (isinstance(adj, bool) or not isinstance(adj, int) or not -1000 <= adj <= 1000):
         raise ConfigError('use', 'oom_score_adj %r' % (adj,), 'a whole number from -1000 to 1000')
     out['oom_score_adj'] = adj
-    out['terminal'] = bool(spec.get('terminal'))
     shm = spec.get('shm_size')
     if shm is not None and (isinstance(shm, bool) or not isinstance(shm, int) or shm < 4096):
         raise ConfigError('use', 'shm_size %r' % (shm,), 'bytes, at least 4096')
@@ -425,8 +425,7 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
     _close(*join.values())
     _install_stdio(stdio)
     if spec['terminal']:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        _take_terminal()
     flags = 0
     for ns_type, path in ns.items():
         if path is None and ns_type != 'pid':
@@ -450,6 +449,12 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
         mounts.remount_root_readonly()
     if spec['hostname']:
         socket.sethostname(spec['hostname'])
+
+
+def _take_terminal():  # pragma: no cover - forked child
+    """Make stdin (a terminal's slave) the controlling terminal of a new session led by this process."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _write_proc(path, value, what):  # pragma: no cover - forked child
@@ -634,6 +639,8 @@ def _enter_child(spec, stdio, err_w, sync_r):  # pragma: no cover - forked child
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
         _install_stdio(stdio)
+        if spec['terminal']:
+            _take_terminal()
         _become(spec, err_w, make_cwd=False)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
