@@ -180,7 +180,7 @@ def test_explicit_maps_and_a_changed_mode(box):
 ])
 def test_bad_maps_are_refused(box, args, text):
     res = box.run(**dict(BASE, name='uns-bad', **args))
-    assert res.get('failed') and text in res['msg'], res
+    assert res['_status'] == 'failed' and text in res['msg'], res
     assert box.info('uns-bad') is None
     assert _ranges(box) == {}
 
