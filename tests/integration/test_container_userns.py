@@ -142,17 +142,22 @@ def test_explicit_maps_and_a_changed_mode(box):
     uid = ['0:3500000000:65536']
     gid = ['0:3500100000:1000', '1000:3500200000:64536']
     try:
-        first = box.run(**dict(BASE, name='uns-x', uidmap=uid, gidmap=gid))
+        # SYS_ADMIN added: it counts in the container's user namespace, not over its mounts (the host's user namespace's)
+        first = box.run(**dict(BASE, name='uns-x', uidmap=uid, gidmap=gid, cap_add=['SYS_ADMIN']))
         assert first['_status'] == 'changed', first
         seen = box.execs('uns-x', {'uid': (['cat', '/proc/self/uid_map'], {}), 'gid': (['cat', '/proc/self/gid_map'], {}),
-                                   'touch': (['sh', '-c', 'touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f'], {})})
+                                   'touch': (['sh', '-c', 'touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f'], {}),
+                                   'mount': (['mount', '-t', 'tmpfs', 'x', '/tmp'], {}),
+                                   'umount': (['umount', '/proc/kcore'], {})})
+        for label in ('mount', 'umount'):
+            assert seen[label].get('rc') not in (0, None), seen[label]
         assert [line.split() for line in seen['uid']['stdout'].strip().splitlines()] == [['0', '3500000000', '65536']], seen
         assert [line.split() for line in seen['gid']['stdout'].strip().splitlines()] == [['0', '3500100000', '1000'],
                                                                                          ['1000', '3500200000', '64536']], seen
         assert seen['touch']['stdout'].strip() == '1000:1000', seen
         info = box.info('uns-x')['state']['userns']
         assert info['mode'] == 'private' and info['uid_map'] == [{'container_id': 0, 'host_id': 3500000000, 'size': 65536}], info
-        assert box.run(**dict(BASE, name='uns-x', uidmap=uid, gidmap=gid))['_status'] == 'ok'
+        assert box.run(**dict(BASE, name='uns-x', uidmap=uid, gidmap=gid, cap_add=['SYS_ADMIN']))['_status'] == 'ok'
         # Changing the mode recreates (check mode predicts it and changes nothing).
         predicted = box.run(check=True, **dict(BASE, name='uns-x', userns_mode='auto'))
         assert predicted['_status'] == 'changed' and 'recreated container uns-x' in predicted['actions'][0], predicted
