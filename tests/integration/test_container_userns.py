@@ -213,3 +213,31 @@ def test_the_chown_fallback(box, shared_dir):
     finally:
         _remove(box, ['uns-chown'])
         box.host.ssh("cat > %s <<'EOF'\n%s\nEOF" % (config, saved))
+
+
+def test_the_vfs_driver(box, shared_dir, fixtures):
+    """The vfs driver: its copy is the container's own, shifted in place (chown) whatever userns.rootfs says. Last in
+    this file: it sets the test host up again with vfs."""
+    vfs = setup(box.host, box.ansible, box.parent, {'busybox': fixtures.docker_archive}, storage_driver='vfs')
+    config = '/etc/nsbox/config.json'
+    saved = vfs.sh('cat %s' % config)
+    probe = 'stat -c "%u:%g" /bin/busybox / && echo x >> /etc/passwd && touch /shared/v-$(hostname)'
+    try:
+        for method in ('auto', 'idmapped'):
+            data = json.loads(saved)
+            data['userns'] = dict(data.get('userns') or {}, rootfs=method)
+            vfs.host.ssh("cat > %s <<'EOF'\n%s\nEOF" % (config, json.dumps(data)))
+            name = 'uns-vfs-' + method
+            res = vfs.run(**dict(BASE, name=name, hostname=name, userns_mode='auto', volumes=['%s:/shared' % shared_dir]))
+            assert res['_status'] == 'changed', res
+            userns = vfs.info(name)['state']['userns']
+            assert userns['rootfs'] == 'chown', userns
+            seen = vfs.exec(name, ['sh', '-c', probe])
+            assert seen['rc'] == 0 and seen['stdout'].split() == ['0:0', '0:0'], seen
+            assert os.stat(os.path.join(shared_dir, 'v-' + name)).st_uid == _first(userns['uid_map'])
+            copy = vfs.sh('stat -c %%u %s/containers/%s/upper/bin/busybox' % (DATA_ROOT, vfs.info(name)['id']))
+            assert int(copy) == _first(userns['uid_map']), copy
+            _remove(vfs, [name])
+    finally:
+        _remove(vfs, ['uns-vfs-auto', 'uns-vfs-idmapped'])
+        vfs.host.ssh("cat > %s <<'EOF'\n%s\nEOF" % (config, saved))

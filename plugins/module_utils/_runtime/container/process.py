@@ -47,8 +47,8 @@ The spec is a plain JSON-able dict:
 - ``userns``: None, or {uid_map, gid_map, rootfs: {method, overlay: {layers, options}}}: a user namespace
   (docs/container.md, "User namespaces"). The caller makes it with its maps, and the new net, ipc and uts
   namespaces inside it (userns.create); B joins those as root of the host, makes its mount namespace and
-  mounts as before (``rootfs.method`` idmapped: an idmapped clone of the rootfs, or an overlay of idmapped
-  layers, made in B's own mount namespace), and joins the user namespace last, after pivot_root.
+  mounts as before (``rootfs.method`` idmapped: the overlay again from idmapped layers, in B's own mount
+  namespace), and joins the user namespace last, after pivot_root.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
 no_new_privs, seccomp and rlimits.
@@ -195,8 +195,8 @@ def _check_userns(userns, ns):
     if 'pid' not in ns or ns['pid'] is not None:
         raise ConfigError('use', 'the user namespace', 'a container with a user namespace has a new pid namespace')
     rootfs = dict(userns.get('rootfs') or {'method': 'chown'})
-    if rootfs.get('method') not in ('idmapped', 'chown'):
-        raise ConfigError('use', 'the user namespace', 'rootfs method idmapped or chown, not %r' % (rootfs.get('method'),))
+    if rootfs.get('method') not in ('idmapped', 'chown') or (rootfs['method'] == 'idmapped' and not rootfs.get('overlay')):
+        raise ConfigError('use', 'the user namespace', 'rootfs method chown, or idmapped with the overlay, not %r' % (rootfs,))
     return {'uid_map': maps['uid_map'], 'gid_map': maps['gid_map'], 'rootfs': rootfs}
 
 
@@ -481,22 +481,19 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
 
 
 def _userns_rootfs(spec, userns_fd):  # pragma: no cover - forked child
-    """B, root of the host in its new mount namespace: the rootfs as the user namespace sees it. ``idmapped``: an
-    idmapped clone of the rootfs mount on itself, or (overlay, which cannot be idmapped itself) the overlay again from
-    an idmapped clone of the layers directory (the caller unmounted its own: one overlay per upper dir at a time).
-    ``chown``: the caller shifted the files already. All of it in this mount namespace only, gone with it."""
+    """B, root of the host in its new mount namespace: the rootfs as the user namespace sees it. ``idmapped``: the
+    overlay (which cannot be idmapped itself) mounted again from an idmapped clone of the layers directory, on the same
+    upper dir (the caller unmounted its own: one overlay per upper dir at a time), in this mount namespace only.
+    ``chown``: the caller shifted the files already."""
     plan = spec['userns']['rootfs']
     if plan['method'] != 'idmapped':
         return
     syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)  # nothing made here reaches the host
-    overlay = plan.get('overlay')
-    if overlay:
-        userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'])
-        os.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
-        syscall.mount('nsbox', spec['rootfs'], 'overlay', 0, overlay['options'])
-        os.chdir('/')
-    else:
-        userns_mod.idmapped_clone(spec['rootfs'], userns_fd, spec['rootfs'])
+    overlay = plan['overlay']
+    userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'])
+    os.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
+    syscall.mount('nsbox', spec['rootfs'], 'overlay', 0, overlay['options'])
+    os.chdir('/')
 
 
 def _enter_userns(userns, fd):  # pragma: no cover - forked child

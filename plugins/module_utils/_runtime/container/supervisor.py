@@ -209,23 +209,22 @@ def launch(cfg, store, container, stdio):
     return pid, manager
 
 
-def userns_method(cfg, container):
+def userns_method(cfg):
     """How the rootfs is made usable in the user namespace: the host config's ``userns.rootfs``; ``auto`` is
-    ``idmapped`` where the kernel idmaps the filesystem (overlay: the layers directory; vfs: the container's copy),
-    else ``chown``."""
+    ``idmapped`` where the kernel idmaps the layers' filesystem, else ``chown``. The vfs driver always shifts
+    its copy (chown): it is the container's own, and an idmapped clone of it would refuse root of the host
+    making the container's mount points in it (EOVERFLOW: host id 0 is not in the map)."""
+    if cfg['storage_driver'] != 'overlay':
+        return 'chown'
     method = cfg['userns']['rootfs']
     if method != 'auto':
         return method
-    if cfg['storage_driver'] == 'overlay':
-        probe = ImageStore(cfg.data_root, cfg['storage_driver']).layers_dir
-    else:
-        probe = container.rootfs
-    return 'idmapped' if userns_mod.idmap_supported(probe) else 'chown'
+    return 'idmapped' if userns_mod.idmap_supported(ImageStore(cfg.data_root, cfg['storage_driver']).layers_dir) else 'chown'
 
 
 def userns_settings(cfg, container):
     """The spec's ``userns`` (None without one), the rootfs prepared for its method (docs/container.md, "User
-    namespaces"). idmapped + overlay: the host's overlay is unmounted (the init mounts its own, of idmapped layers,
+    namespaces"). idmapped (overlay): the host's overlay is unmounted (the init mounts its own, of idmapped layers,
     on the same upper dir) and what the upper dir holds owned by unmapped ids (its root dir; what root of the host
     made there, such as the working dir) is shifted to the mapped ones. chown: every file of the mounted rootfs is
     shifted (overlay: copied up; the shared layers are never changed)."""
@@ -233,9 +232,9 @@ def userns_settings(cfg, container):
     if maps is None:
         return None
     uid_map, gid_map = maps
-    method = userns_method(cfg, container)
+    method = userns_method(cfg)
     rootfs = {'method': method}
-    if method == 'idmapped' and cfg['storage_driver'] == 'overlay':
+    if method == 'idmapped':
         spec = rootfs_mod.for_image(ImageStore(cfg.data_root, cfg['storage_driver']), container.config['image']['digest'],
                                     container.rootfs, container.path('upper'), container.path('work'))
         rootfs['overlay'] = {'layers': spec.cwd, 'options': spec.options()}
