@@ -16,6 +16,8 @@ import pytest
 
 from harness import images
 from harness.containers import DATA_ROOT, FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.runner import AnsibleRunner
+from harness.testhost import TestHost
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -213,6 +215,33 @@ def test_the_chown_fallback(box, shared_dir):
     finally:
         _remove(box, ['uns-chown'])
         box.host.ssh("cat > %s <<'EOF'\n%s\nEOF" % (config, saved))
+
+
+def test_a_bridged_container(fixtures, reaper):
+    """A bridged network namespace is made by the host before the init (the host's user namespace owns it): the
+    container still starts in its user namespace, gets its address, and sysfs shows its own interfaces. On a test host
+    with a network namespace of its own (bridges and rules live and die there)."""
+    host = TestHost('usernshost', netns=True).start()
+    ansible = AnsibleRunner([host])
+    parent = '/nsbox-test-%s' % secrets.token_hex(4)
+    try:
+        box = setup(host, ansible, parent, {'busybox': fixtures.docker_archive})
+        res = box.run(**dict(BASE, name='uns-br', userns_mode='auto', network_mode='bridge'))
+        assert res['_status'] == 'changed', res
+        seen = box.execs('uns-br', {'addr': (['ip', '-4', '-o', 'addr', 'show', 'eth0'], {}),
+                                    'sys': (['ls', '/sys/class/net'], {}), 'uid': (['cat', '/proc/self/uid_map'], {})})
+        assert ' 10.77.' in seen['addr']['stdout'], seen
+        assert sorted(seen['sys']['stdout'].split()) == ['eth0', 'lo'], seen
+        assert int(seen['uid']['stdout'].split()[1]) >= POOL_START, seen
+        assert box.run(**dict(BASE, name='uns-br', userns_mode='auto', network_mode='bridge'))['_status'] == 'ok'
+        _remove(box, ['uns-br'])
+        assert box.ansible.module('nsbox.runtime.network', {'name': 'nsbox0', 'state': 'absent'})['_status'] in ('changed', 'ok')
+    finally:
+        left = teardown(host, parent)
+        ansible.close()
+        host.stop()
+    reaper.check()
+    assert left == NOTHING, 'the test left these behind: %r' % left
 
 
 def test_the_vfs_driver(box, shared_dir, fixtures):
