@@ -333,6 +333,30 @@ options:
       - AppArmor and SELinux options are refused (not applied by nsbox).
     type: list
     elements: str
+  userns_mode:
+    description:
+      - V(host) (default) runs the container in the host's user namespace (its root is the host's root, held in
+        by capabilities, seccomp and the rest). V(auto) gives it a user namespace of its own with a range of 65536
+        host ids allocated from the pool in the host config (C(userns.pool), default from 2147483648 on, clear of
+        other ranges), freed when the container is removed; its root is that range's first id on the host.
+      - The rootfs is made usable through idmapped mounts where the kernel has them, else its files are shifted
+        (chown) into the range; see docs/container.md, "User namespaces".
+      - A user namespace needs private pid, ipc and uts namespaces and no O(privileged); O(network_mode=host) is refused.
+      - A change recreates the container.
+    type: str
+    choices: [host, auto]
+  uidmap:
+    description:
+      - An explicit uid map, Docker's and podman's C(container_id:host_id:size) entries; implies a user namespace
+        (leave O(userns_mode) out). Entries may not overlap, map host id 0, or reach into the pool of V(auto).
+      - A change recreates the container.
+    type: list
+    elements: str
+  gidmap:
+    description:
+      - An explicit gid map, as O(uidmap); defaults to O(uidmap).
+    type: list
+    elements: str
   log:
     description:
       - Logging of the container's stdout and stderr, a dict with C(driver) (V(json-file), Docker's
@@ -421,6 +445,13 @@ EXAMPLES = r'''
     security_opt:
       - seccomp=/etc/nsbox/seccomp/chrony.json
       - no-new-privileges
+
+- name: A container whose root is not root on the host (ids from the host's pool)
+  nsbox.runtime.container:
+    name: sandbox
+    image: busybox
+    command: sleep infinity
+    userns_mode: auto
 
 - name: Remove it
   nsbox.runtime.container:

@@ -160,6 +160,12 @@ CASES = {
                          seen_a=lambda o: o.split() == ['0', '2'], seen_b=lambda o: o.split() == ['1', '0']),
     'log': Case({'max_size': '1m'}, {'max_size': '2m', 'max_files': 2}, config=('log', {'driver': 'json-file', 'max_size': 1 << 20, 'max_files': 1},
                                                                                 {'driver': 'json-file', 'max_size': 2 << 20, 'max_files': 2})),
+    'userns_mode': Case('host', 'auto', probe='cat /proc/self/uid_map', seen_a=lambda o: o.split() == ['0', '0', '4294967295'],
+                        seen_b=lambda o: o.split()[0::2] == ['0', '65536'] and int(o.split()[1]) >= 1 << 31),
+    'uidmap': Case(['0:3500000000:65536'], ['0:3600000000:65536'], probe='cat /proc/self/uid_map /proc/self/gid_map',
+                   seen_a=lambda o: o.split() == ['0', '3500000000', '65536'] * 2, seen_b=lambda o: o.split() == ['0', '3600000000', '65536'] * 2),
+    'gidmap': Case(['0:3800000000:65536'], ['0:3900000000:65536'], base={'uidmap': ['0:3700000000:65536']}, probe='cat /proc/self/gid_map',
+                   seen_a=lambda o: o.split() == ['0', '3800000000', '65536'], seen_b=lambda o: o.split() == ['0', '3900000000', '65536']),
 }
 
 

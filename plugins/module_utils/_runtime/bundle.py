@@ -16,9 +16,9 @@ def _ship():  # pragma: no cover - never called
     without a module run importing (and, from a payload, compiling) all of it."""
     # pylint: disable=unused-import,import-outside-toplevel
     from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, mountinfo  # noqa: F401
-    from . import namespace_service, namespaces, rootfs, syscall, units, version  # noqa: F401
+    from . import namespace_service, namespaces, rootfs, syscall, units, userns, version  # noqa: F401
     from .cgroups import devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
-    from .container import caps, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
+    from .container import caps, health, idranges, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
     from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
     from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
     from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
@@ -46,6 +46,7 @@ MODULES = (
     'container/__init__',
     'container/caps',
     'container/health',
+    'container/idranges',
     'container/logs',
     'container/monitor',
     'container/mounts',
@@ -87,6 +88,7 @@ MODULES = (
     'rootfs',
     'syscall',
     'units',
+    'userns',
     'version',
     'volume/__init__',
     'volume/copyup',

@@ -29,7 +29,11 @@ DEFAULTS = {
     'log_driver': 'json-file',
     'registries': {'mirrors': {}, 'insecure': [], 'ca_files': {}},
     'proxies': {'http_proxy': None, 'https_proxy': None, 'no_proxy': None},
+    # userns_mode auto: the pool of host ids ("start:count", as /etc/subuid without names; container/idranges.py)
+    # and how a rootfs is made usable in a user namespace (auto: idmapped mounts where the kernel has them, else chown).
+    'userns': {'pool': ['2147483648:1073741824'], 'rootfs': 'auto'},
 }
+USERNS_ROOTFS = ('auto', 'idmapped', 'chown')
 
 CHOICES = {
     'storage_driver': ('overlay', 'vfs'),
@@ -96,6 +100,11 @@ def validate(data):
     _check_str_map('registries.ca_files', reg['ca_files'], str)
     if not isinstance(reg['insecure'], list) or not all(isinstance(x, str) for x in reg['insecure']):
         raise ConfigError('validate', 'host config', 'registries.insecure must be a list of registry hosts')
+    userns = cfg['userns']
+    if userns['rootfs'] not in USERNS_ROOTFS:
+        raise ConfigError('validate', 'host config', 'userns.rootfs must be one of %s, got %r' % (', '.join(USERNS_ROOTFS), userns['rootfs']))
+    if not isinstance(userns['pool'], list) or not userns['pool'] or not all(isinstance(x, str) and x.count(':') == 1 for x in userns['pool']):
+        raise ConfigError('validate', 'host config', 'userns.pool must be a list of "start:count" ranges')
     for key, value in cfg['proxies'].items():
         if value is not None and not isinstance(value, str):
             raise ConfigError('validate', 'host config', 'proxies.%s must be a string' % key)

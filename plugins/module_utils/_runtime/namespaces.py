@@ -269,6 +269,28 @@ def _joined_child(sock, fds, func, args, what):  # pragma: no cover - runs in a 
     os._exit(code)  # pylint: disable=protected-access
 
 
+def write_id_maps(pid, uid_map, gid_map, what, proc='/proc'):
+    """Write the maps of process ``pid``'s new user namespace from outside it: uid_map, then gid_map, each in
+    one write (the kernel takes one). Root of the parent namespace may map any ids with setgroups left at
+    "allow"; anyone else must deny setgroups(2) before writing a gid_map (user_namespaces(7)). Used for
+    named namespaces (below) and for containers (userns.py)."""
+    writes = [('uid_map', uid_map), ('gid_map', gid_map)]
+    if gid_map and os.geteuid() != 0:
+        writes.insert(1, ('setgroups', 'deny'))
+    for kind, value in writes:
+        if not value:
+            continue
+        text = value if isinstance(value, str) else format_id_map(value)  # 'deny' for setgroups
+        try:
+            fd = os.open('%s/%d/%s' % (proc, pid, kind), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise NamespaceError.from_oserror('write', 'the %s of %s' % (kind, what), exc)
+
+
 # -- functions run inside joined namespaces ---------------------------------------------------
 def read_own_id_maps():
     """Inside a user namespace: its maps as the parent namespace sees them."""
@@ -670,24 +692,7 @@ class NamespaceStore:
             _reap(pid)
 
     def _write_maps(self, pid, name, uid_map, gid_map):
-        """uid_map, then gid_map, each in one write (the kernel takes one). Root of the parent
-        namespace may map any ids with setgroups left at "allow"; anyone else must deny
-        setgroups(2) before writing a gid_map (user_namespaces(7))."""
-        writes = [('uid_map', uid_map), ('gid_map', gid_map)]
-        if gid_map and os.geteuid() != 0:
-            writes.insert(1, ('setgroups', 'deny'))
-        for kind, value in writes:
-            if not value:
-                continue
-            text = value if isinstance(value, str) else format_id_map(value)  # 'deny' for setgroups
-            try:
-                fd = os.open('%s/%d/%s' % (self.proc, pid, kind), os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, text.encode())
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise NamespaceError.from_oserror('write', 'the %s of the user namespace of %s' % (kind, name), exc)
+        write_id_maps(pid, uid_map, gid_map, 'the user namespace of %s' % name, self.proc)
 
     def _bind(self, source, target, ns_type, name):
         persist(source, target, 'the %s namespace of %s' % (ns_type, name))

@@ -39,8 +39,8 @@ FS_MAGIC = {
 
 # x86_64 and aarch64 (generic) numbers of syscalls glibc 2.36 has no wrapper for.
 _SYSCALLS = {
-    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 321, 'pivot_root': 155},
-    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'bpf': 280, 'pivot_root': 41},
+    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'move_mount': 429, 'bpf': 321, 'pivot_root': 155},
+    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'move_mount': 429, 'bpf': 280, 'pivot_root': 41},
 }
 
 
@@ -264,3 +264,49 @@ def open_pty(ptmx='/dev/ptmx'):
         os.close(master)
         raise
     return master, slave
+
+
+# -- idmapped mounts: open_tree(2), mount_setattr(2), move_mount(2) (Linux 5.12+) -------------------
+# Used by userns.py: a clone of a mount, given a user namespace's id mapping, attached elsewhere.
+OPEN_TREE_CLONE = 0x1
+AT_EMPTY_PATH, AT_RECURSIVE = 0x1000, 0x8000
+MOUNT_ATTR_IDMAP = 0x00100000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [('attr_set', ctypes.c_uint64), ('attr_clr', ctypes.c_uint64), ('propagation', ctypes.c_uint64),
+                ('userns_fd', ctypes.c_uint64)]
+
+
+def _new_mount_api(name):
+    nr = syscall_number(name)
+    if nr is None:
+        raise SyscallError('use', '%s(2)' % name, 'no syscall number known for %s' % platform.machine(), errno=_errno.ENOSYS)
+    return nr
+
+
+def open_tree_clone(path, recursive=True):
+    """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at ``path`` (O_CLOEXEC fd)."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    res = libc().syscall(ctypes.c_long(_new_mount_api('open_tree')), ctypes.c_int(-100), os.fsencode(path), ctypes.c_uint(flags))
+    if res < 0:
+        _raise('clone', 'the mount at %s' % path, path)
+    return res
+
+
+def mount_setattr_idmap(fd, userns_fd, recursive=True, what='a mount'):
+    """mount_setattr(2) MOUNT_ATTR_IDMAP on the detached mount ``fd``: ids seen through it are mapped
+    as ``userns_fd``'s user namespace maps them."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    if libc().syscall(ctypes.c_long(_new_mount_api('mount_setattr')), ctypes.c_int(fd), b'', ctypes.c_uint(flags),
+                      ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
+        _raise('idmap', what)
+
+
+def move_mount_fd(fd, target):
+    """move_mount(2) of the detached mount ``fd`` onto ``target``."""
+    if libc().syscall(ctypes.c_long(_new_mount_api('move_mount')), ctypes.c_int(fd), b'', ctypes.c_int(-100), os.fsencode(target),
+                      ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) != 0:
+        _raise('attach', 'a mount on %s' % target, target)

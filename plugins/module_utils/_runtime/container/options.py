@@ -25,7 +25,7 @@ from ..cgroups.resources import Resources, display
 from ..units import parse_size
 from ..errors import ConfigError
 from ..volume.store import validate_name as validate_volume_name
-from . import caps, policy, security
+from . import caps, idranges, policy, security
 
 SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -102,6 +102,9 @@ TABLE = (
     Option('privileged', 'bool', 'recreate'),
     Option('security_opt', 'list', 'recreate', elements='str'),
     Option('log', 'dict', 'recreate'),
+    Option('userns_mode', 'str', 'recreate', choices=list(idranges.MODES), field='userns.mode'),
+    Option('uidmap', 'list', 'recreate', elements='str', field='userns.uid_map'),
+    Option('gidmap', 'list', 'recreate', elements='str', field='userns.gid_map'),
 )
 OPTIONS = {opt.name: opt for opt in TABLE}
 RESOURCE_OPTIONS = tuple(opt.name for opt in TABLE if opt.field.startswith('resources.'))
@@ -650,6 +653,9 @@ def check(options, defaults=None):
         if isinstance(out['security_opt']['seccomp'], dict):
             raise ConfigError('use', 'security_opt seccomp=%s' % out['security_opt']['seccomp']['path'],
                               'a privileged container runs without seccomp: the profile would do nothing')
+    out['userns'] = idranges.parse_options(opts.get('userns_mode'), opts.get('uidmap'), opts.get('gidmap'),
+                                           (defaults or {}).get('userns_pool') or idranges.DEFAULT_POOL)
+    idranges.check_compatible(out)
     return out
 
 
@@ -717,6 +723,7 @@ def resolve(name, checked, image, image_config):
         'cap_drop': checked['cap_drop'],
         'privileged': checked['privileged'],
         'security_opt': checked['security_opt'],
+        'userns': checked['userns'],
     }
 
 
@@ -733,7 +740,8 @@ def resources_of(config):
 ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': False, 'interactive': False, 'ulimits': [],
                 'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None,
                 'networks': [], 'published_ports': [], 'dns': [], 'dns_search': [], 'dns_options': [], 'extra_hosts': {},
-                'cap_add': [], 'cap_drop': [], 'privileged': False, 'security_opt': security.DEFAULT_SECURITY}
+                'cap_add': [], 'cap_drop': [], 'privileged': False, 'security_opt': security.DEFAULT_SECURITY,
+                'userns': dict(idranges.HOST)}
 
 
 def value_of(config, field):

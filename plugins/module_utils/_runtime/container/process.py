@@ -44,6 +44,11 @@ The spec is a plain JSON-able dict:
 - ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
   one (a new session, TIOCSCTTY); for ``enter`` too (``exec -t``).
 - ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
+- ``userns``: None, or {uid_map, gid_map, rootfs: {method, overlay: {layers, options}}}: a user namespace
+  (docs/container.md, "User namespaces"). The caller makes it with its maps, and the new net, ipc and uts
+  namespaces inside it (userns.create); B joins those as root of the host, makes its mount namespace and
+  mounts as before (``rootfs.method`` idmapped: the overlay again from idmapped layers, in B's own mount
+  namespace), and joins the user namespace last, after pivot_root.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
 no_new_privs, seccomp, rlimits and terminal.
@@ -62,8 +67,9 @@ import socket
 import termios
 import time
 
-from .. import syscall
+from .. import syscall, userns as userns_mod
 from ..errors import ConfigError, NsboxError
+from ..idmap import parse_id_map
 from ..namespaces import JOIN_ORDER, proc_namespaces, process_stamp
 from . import caps, mounts
 from . import seccomp as seccomp_profiles
@@ -176,7 +182,22 @@ def check_spec(spec, full=True):
         mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
     for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
         out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
+    out['userns'] = _check_userns(spec.get('userns'), ns)
     return out
+
+
+def _check_userns(userns, ns):
+    if not userns:
+        return None
+    maps = {k: parse_id_map(userns.get(k), k) for k in ('uid_map', 'gid_map')}
+    if not maps['uid_map'] or not maps['gid_map']:
+        raise ConfigError('use', 'the user namespace', 'uid_map and gid_map are needed')
+    if 'pid' not in ns or ns['pid'] is not None:
+        raise ConfigError('use', 'the user namespace', 'a container with a user namespace has a new pid namespace')
+    rootfs = dict(userns.get('rootfs') or {'method': 'chown'})
+    if rootfs.get('method') not in ('idmapped', 'chown') or (rootfs['method'] == 'idmapped' and not rootfs.get('overlay')):
+        raise ConfigError('use', 'the user namespace', 'rootfs method chown, or idmapped with the overlay, not %r' % (rootfs,))
+    return {'uid_map': maps['uid_map'], 'gid_map': maps['gid_map'], 'rootfs': rootfs}
 
 
 def _rlimits(items):
@@ -319,6 +340,9 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
                     join[ns_type] = os.open(ns[ns_type], os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as exc:
                     raise ProcessError.from_oserror('open', 'the %s namespace to join' % ns_type, exc) from None
+        if spec['userns']:  # made here, owning the new namespaces that hold no process; B joins them
+            owned = ['user'] + [t for t in ('net', 'ipc', 'uts') if t in ns and ns[t] is None]
+            join.update(userns_mod.create(spec['userns']['uid_map'], spec['userns']['gid_map'], owned))
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -420,17 +444,19 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
     """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
     ns = spec['namespaces']
     for ns_type in JOIN_ORDER:
-        if ns_type in join and ns_type != 'pid':
-            syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns[ns_type]))
-    _close(*join.values())
+        if ns_type in join and ns_type not in ('pid', 'user'):  # the user namespace last, after pivot_root
+            syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns.get(ns_type) or 'of the user namespace'))
+    _close(*[fd for ns_type, fd in join.items() if ns_type != 'user'])
     _install_stdio(stdio)
     if spec['terminal']:
         _take_terminal()
     flags = 0
     for ns_type, path in ns.items():
-        if path is None and ns_type != 'pid':
+        if path is None and ns_type != 'pid' and ns_type not in join:
             flags |= _NS_FLAGS[ns_type]
     syscall.unshare(flags | syscall.CLONE_NEWNS)
+    if spec['userns']:
+        _userns_rootfs(spec, join['user'])
     if spec['loopback'] and 'net' in ns and ns['net'] is None:
         syscall.link_up('lo')
     # /proc/sys/{net,kernel/ipc ones} are the opener's namespaces': these are the container's now.
@@ -449,6 +475,34 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
         mounts.remount_root_readonly()
     if spec['hostname']:
         socket.sethostname(spec['hostname'])
+    if spec['userns']:
+        _enter_userns(spec['userns'], join.pop('user'))
+
+
+def _userns_rootfs(spec, userns_fd):  # pragma: no cover - forked child
+    """B, root of the host in its new mount namespace: the rootfs as the user namespace sees it. ``idmapped``: the
+    overlay (which cannot be idmapped itself) mounted again from an idmapped clone of the layers directory, on the same
+    upper dir (the caller unmounted its own: one overlay per upper dir at a time), in this mount namespace only.
+    ``chown``: the caller shifted the files already."""
+    plan = spec['userns']['rootfs']
+    if plan['method'] != 'idmapped':
+        return
+    syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)  # nothing made here reaches the host
+    overlay = plan['overlay']
+    userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'])
+    os.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
+    syscall.mount('nsbox', spec['rootfs'], 'overlay', 0, overlay['options'])
+    os.chdir('/')
+
+
+def _enter_userns(userns, fd):  # pragma: no cover - forked child
+    """B joins its user namespace (the last namespace: after it, B has no capability over the host's), then
+    becomes its root where the map has one, so what it creates before the user switch is owned by mapped ids."""
+    syscall.setns(fd, syscall.CLONE_NEWUSER, 'the user namespace of the container')
+    _close(fd)
+    if userns_mod.map_id(0, userns['uid_map']) is not None and userns_mod.map_id(0, userns['gid_map']) is not None:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
 
 
 def _take_terminal():  # pragma: no cover - forked child

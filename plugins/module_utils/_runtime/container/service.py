@@ -17,11 +17,12 @@ import socket
 import time
 
 from ..errors import ConfigError, NsboxError
+from ..idmap import map_dicts
 from ..image.reference import Reference
 from ..image.store import ImageStore
 from ..namespaces import Holder
 from ..volume import service as volume_service
-from . import health as health_mod, logs, mounts, options, process, security, supervisor, users
+from . import health as health_mod, idranges, logs, mounts, options, process, security, supervisor, users
 from .store import ContainerError, ContainerStore, now
 
 SUPERVISOR_TIMEOUT = 60.0
@@ -114,6 +115,12 @@ def describe(cfg, container, log_lines=0):
                               for i, ep in enumerate((att or {}).get('endpoints') or ())}
         status['ports'] = ['%s:%d->%d/%s' % (p['host_ip'], p['host_port'], p['container_port'], p['protocol'])
                            for p in (att or {}).get('ports') or ()]
+    userns = container.config.get('userns') or idranges.HOST
+    if userns['mode'] != 'host':
+        maps = idranges.maps_of(cfg, container) if userns['mode'] != 'auto' or idranges.RangeStore(cfg).get(container.id) else None
+        status['userns'] = {'mode': userns['mode'], 'uid_map': map_dicts(maps[0]) if maps else None,
+                            'gid_map': map_dicts(maps[1]) if maps else None,
+                            'rootfs': container.read_state().get('userns_rootfs')}
     out = {'id': container.id, 'name': container.name, 'image': container.config['image'], 'state': status,
            'config': options.display_config(container.config)}
     if status['running']:
@@ -309,6 +316,8 @@ def remove(cfg, store, container, force=True):
         actions.append(action)
     supervisor.teardown(cfg, container)
     store.delete(container)
+    if (container.config.get('userns') or {}).get('mode') == 'auto':
+        idranges.RangeStore(cfg).release(container.id)  # its record is gone: the range is free already, this tidies the file
     actions.append('removed container %s' % container.name)
     return actions
 
@@ -368,7 +377,8 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if isinstance(healthy_wait_timeout, bool) or not isinstance(healthy_wait_timeout, (int, float)) or healthy_wait_timeout < 0:
             raise ConfigError('use', 'healthy_wait_timeout %r' % (healthy_wait_timeout,), 'expected seconds, 0 or more')
     store = open_store(cfg)
-    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name']}
+    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'],
+                'userns_pool': cfg['userns']['pool']}
     checked = options.check(opts or {}, defaults) if state != 'absent' else None
     compare = options.parse_comparisons(comparisons)
     pulled = None
@@ -477,6 +487,13 @@ def _create(cfg, store, wanted, start_it, undo=True):
     except NsboxError:
         volume_service.remove_created(cfg, made)
         raise
+    if wanted['userns']['mode'] == 'auto':
+        try:
+            idranges.RangeStore(cfg).allocate(container.id)  # now, so info shows it; valid while the record exists
+        except NsboxError:
+            store.delete(container)
+            volume_service.remove_created(cfg, made)
+            raise
     if start_it:
         with container.lock():
             try:

@@ -26,14 +26,16 @@ import signal
 import socket
 import time
 
-from .. import mountinfo, rootfs as rootfs_mod
+from .. import mountinfo, rootfs as rootfs_mod, userns as userns_mod
 from ..cgroups.layout import Layout, for_config
 from ..errors import NsboxError
+from ..idmap import map_dicts
+from ..image.store import ImageStore
 from ..namespaces import boot_id, process_stamp
 from ..volume import service as volume_service
 from ..volume.store import data_path as volume_data_path
 from ..network import etc_files
-from . import health as health_mod, monitor, mounts, policy, process, security, users
+from . import health as health_mod, idranges, monitor, mounts, policy, process, security, users
 from .options import resources_of
 from .store import ContainerError, now
 
@@ -199,11 +201,49 @@ def launch(cfg, store, container, stdio):
         user = users.resolve(container.config['user'], _read_in_root(container.rootfs, '/etc/passwd'),
                              _read_in_root(container.rootfs, '/etc/group'), container.config.get('group_add') or ())
         spec = process_spec(store, container, user)
+        spec['userns'] = userns_settings(cfg, container)
         pid = process.start(spec, stdio, lambda p: manager.add_procs([p]))
     except BaseException:
         teardown(cfg, container, manager)
         raise
     return pid, manager
+
+
+def userns_method(cfg):
+    """How the rootfs is made usable in the user namespace: the host config's ``userns.rootfs``; ``auto`` is
+    ``idmapped`` where the kernel idmaps the layers' filesystem, else ``chown``. The vfs driver always shifts
+    its copy (chown): it is the container's own, and an idmapped clone of it would refuse root of the host
+    making the container's mount points in it (EOVERFLOW: host id 0 is not in the map)."""
+    if cfg['storage_driver'] != 'overlay':
+        return 'chown'
+    method = cfg['userns']['rootfs']
+    if method != 'auto':
+        return method
+    return 'idmapped' if userns_mod.idmap_supported(ImageStore(cfg.data_root, cfg['storage_driver']).layers_dir) else 'chown'
+
+
+def userns_settings(cfg, container):
+    """The spec's ``userns`` (None without one), the rootfs prepared for its method (docs/container.md, "User
+    namespaces"). idmapped (overlay): the host's overlay is unmounted (the init mounts its own, of idmapped layers,
+    on the same upper dir) and what the upper dir holds owned by unmapped ids (its root dir; what root of the host
+    made there, such as the working dir) is shifted to the mapped ones. chown: every file of the mounted rootfs is
+    shifted (overlay: copied up; the shared layers are never changed)."""
+    maps = idranges.maps_of(cfg, container)
+    if maps is None:
+        return None
+    uid_map, gid_map = maps
+    method = userns_method(cfg)
+    rootfs = {'method': method}
+    if method == 'idmapped':
+        spec = rootfs_mod.for_image(ImageStore(cfg.data_root, cfg['storage_driver']), container.config['image']['digest'],
+                                    container.rootfs, container.path('upper'), container.path('work'))
+        rootfs['overlay'] = {'layers': spec.cwd, 'options': spec.options()}
+        rootfs_mod.ensure(cfg, container.rootfs, upper=container.path('upper'), work=container.path('work'), state='unmounted')
+        userns_mod.shift_tree(container.path('upper'), uid_map, gid_map)
+    elif method == 'chown':
+        userns_mod.shift_tree(container.rootfs, uid_map, gid_map)
+    container.write_state(userns_rootfs=method)
+    return {'uid_map': map_dicts(uid_map), 'gid_map': map_dicts(gid_map), 'rootfs': rootfs}
 
 
 def oom_kills(manager):
