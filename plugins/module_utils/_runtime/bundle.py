@@ -18,6 +18,7 @@ from .cgroups import devices, layout, manager, resources, service as cgroup_serv
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
 from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
+from .oci import cli as oci_cli, runtime as oci_runtime, spec as oci_spec  # noqa: F401
 
 MODULES = (
     '__init__',
@@ -75,6 +76,10 @@ MODULES = (
     'network/nft',
     'network/service',
     'network/store',
+    'oci/__init__',
+    'oci/cli',
+    'oci/runtime',
+    'oci/spec',
     'rootfs',
     'syscall',
     'units',

@@ -44,9 +44,18 @@ The spec is a plain JSON-able dict:
 - ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
   one (a new session, TIOCSCTTY).
 - ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
+- ``umask``: int or None (inherited from the caller); set before the exec.
+- ``devices``: [{path, type: c|b|p, major, minor, mode, uid, gid}] device nodes made under /dev
+  (mounts.py; OCI's linux.devices), beside the fixed ones every container gets.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
-no_new_privs, seccomp and rlimits.
+no_new_privs, seccomp, rlimits and umask.
+
+**The barrier** (``start(..., barrier=PATH)``; the OCI runtime's create/start split, as runc's
+exec.fifo): B opens the FIFO at PATH (O_PATH) before pivot_root, does everything but the exec,
+reports "ready" and blocks opening the FIFO for writing. ``start`` returns then: the init exists
+in its namespaces and cgroup but has not exec'd the command. Whoever opens the FIFO for reading
+(:func:`release_barrier`) lets it go on to the exec; a signal ends it while it waits.
 """
 from __future__ import annotations
 
@@ -76,6 +85,7 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'net': syscall.CLONE_NEWNET, 'pid': syscall.CLONE_NEWPID, 'cgroup': syscall.CLONE_NEWCGROUP,
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
+_READY = b'ready'  # B at the barrier (not JSON: an error report is)
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
 # Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
 _RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
@@ -128,6 +138,10 @@ def check_spec(spec, full=True):
         seccomp_profiles.library()  # imported here, in the caller: a missing binding is a clear error, not a child's
     out['seccomp'] = profile
     out['rlimits'] = _rlimits(spec.get('rlimits'))
+    umask = spec.get('umask')
+    if umask is not None and (isinstance(umask, bool) or not isinstance(umask, int) or not 0 <= umask <= 0o777):
+        raise ConfigError('use', 'umask %r' % (umask,), 'a mode from 0 to 0777')
+    out['umask'] = umask
     if not full:
         return out
     sysctls = spec.get('sysctls') or {}
@@ -176,6 +190,7 @@ def check_spec(spec, full=True):
         mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
     for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
         out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
+    out['devices'] = [mounts.check_device(d) for d in spec.get('devices') or ()]
     return out
 
 
@@ -277,6 +292,38 @@ def _read_all(fd, timeout, what):
         chunks.append(data)
 
 
+def _read_ready(fd, timeout, what):
+    """With a barrier: the first report is "ready" (B waits at the barrier) or an error (read to EOF)."""
+    if not select.select([fd], [], [], timeout)[0]:
+        raise ProcessError('start', what, 'no answer within %.0f s' % timeout, errno=errno.ETIMEDOUT)
+    data = os.read(fd, 65536)
+    if data == _READY:
+        return b''
+    if data.startswith(_READY):
+        data = data[len(_READY):]
+    return data + _read_all(fd, timeout, what) if data else b''
+
+
+def release_barrier(path, pid, start_time=None, timeout=TIMEOUT):
+    """Open the barrier FIFO at ``path`` for reading: the init ``pid`` waiting at it goes on to its exec.
+    Returns once it passed (its byte read); ProcessError if it died (or was never there) meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ProcessError.from_oserror('open', 'the start barrier of process %d' % pid, exc) from None
+    try:
+        deadline = time.monotonic() + timeout
+        while not select.select([fd], [], [], 0.05)[0]:
+            stamp = process_stamp(pid)
+            if stamp is None or stamp[0] in ('Z', 'X', 'x') or (start_time is not None and stamp[1] != start_time):
+                raise ProcessError('start', 'process %d' % pid, 'it ended before it was started', errno=errno.ESRCH)
+            if time.monotonic() > deadline:
+                raise ProcessError('start', 'process %d' % pid, 'it did not pass its barrier within %.0f s' % timeout, errno=errno.ETIMEDOUT)
+        os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
 def _reap(pid):
     """waitpid when ``pid`` is our child (B only is when we are a subreaper); quiet otherwise."""
     try:
@@ -303,12 +350,15 @@ def _close(*fds):
 
 
 # -- start ---------------------------------------------------------------------------------------
-def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
+def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None):
     """Start a container's init (see the module docstring); returns its host pid once it has
-    exec'd. ``stdio``: three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its
-    cgroup before it unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError
-    for a bad spec); nothing of the child is left then."""
+    exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec). ``stdio``:
+    three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its cgroup before it
+    unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError for a bad spec);
+    nothing of the child is left then."""
     spec = check_spec(spec)
+    if barrier is not None:
+        _abs_path(barrier, 'the start barrier')
     ns = spec['namespaces']
     join = {}
     ends = []
@@ -325,7 +375,7 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
         ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
-            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w)
+            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, barrier)
         _close(err_w, sync_r, pid_w)
         ends = [err_r, sync_w, pid_r]
         try:
@@ -342,7 +392,10 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
             os.write(sync_w, _GO)
             _close(sync_w)
             ends.remove(sync_w)
-            report = _read_all(err_r, timeout, 'the container process')
+            if barrier is None:
+                report = _read_all(err_r, timeout, 'the container process')
+            else:
+                report = _read_ready(err_r, timeout, 'the container process')
         except BaseException:
             _kill(pid)
             raise
@@ -362,7 +415,7 @@ def _not_dumpable():  # pragma: no cover - forked child
     syscall.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
 
 
-def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
+def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, barrier):  # pragma: no cover - forked child
     """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
     try:
         _close(err_r, sync_w, pid_r)
@@ -375,7 +428,7 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _container_child(spec, join, stdio, err_w, sync_r)
+            _container_child(spec, join, stdio, err_w, sync_r, barrier)
         os.write(pid_w, b'%d' % child)
         os._exit(0)  # pylint: disable=protected-access
     except BaseException as exc:  # pylint: disable=broad-except
@@ -383,15 +436,18 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
     os._exit(127)  # pylint: disable=protected-access
 
 
-def _container_child(spec, join, stdio, err_w, sync_r):  # pragma: no cover - forked child
+def _container_child(spec, join, stdio, err_w, sync_r, barrier):  # pragma: no cover - forked child
     """B: wait for "go", then become the container (exec) or report why not; never returns."""
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:  # the caller gave up (EOF): nothing to report
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
+        barrier_fd = None
+        if barrier is not None:  # opened now, while the host's tree is visible (O_PATH: no waiting)
+            barrier_fd = _move_high(os.open(barrier, os.O_PATH | os.O_CLOEXEC))
         _make_container(spec, join, stdio)
-        _become(spec, err_w, make_cwd=True)
+        _become(spec, err_w, make_cwd=True, barrier_fd=barrier_fd)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
     os._exit(127)  # pylint: disable=protected-access
@@ -477,7 +533,15 @@ def _set_rlimits(rlimits):  # pragma: no cover - forked child
                                '%s (a hard limit above %s needs CAP_SYS_RESOURCE)' % (exc, 'unlimited' if now == resource.RLIM_INFINITY else now)) from None
 
 
-def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
+def _wait_at_barrier(err_w, barrier_fd):  # pragma: no cover - forked child
+    """Report "ready", then block until the FIFO is opened for reading (release_barrier), pass a byte."""
+    os.write(err_w, _READY)
+    fd = os.open('/proc/self/fd/%d' % barrier_fd, os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b'0')
+    _close(fd, barrier_fd)
+
+
+def _become(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
     """B, common to start and enter: cwd, user, capabilities, no_new_privs, signals, fds, exec."""
     cwd = spec['cwd']
     try:
@@ -513,6 +577,10 @@ def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
             except (OSError, ValueError):
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if spec.get('umask') is not None:
+        os.umask(spec['umask'])
+    if barrier_fd is not None:
+        _wait_at_barrier(err_w, barrier_fd)
     _close_fds(keep=err_w)
     if flt is not None:
         seccomp_profiles.load(flt)  # the last step: nothing after it but execve
@@ -536,13 +604,15 @@ def _close_fds(keep):  # pragma: no cover - forked child
 
 
 # -- enter (container_exec) -----------------------------------------------------------------------
-def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None):
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False):
     """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
     Returns the pid of A, which waits for the command and ends with its status: the caller
     (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
     command's own pid before it execs. ``start_time`` (clock ticks, /proc/<pid>/stat): when
     given, the target must still be that very process once its namespaces are open (a reused
-    pid is refused). Raises ProcessError when the command cannot be run."""
+    pid is refused). ``detach``: A does not wait; it exits once B runs, and B's pid is returned
+    (B is orphaned to the caller's subreaper, as ``runc exec --detach``). Raises ProcessError when
+    the command cannot be run."""
     spec = check_spec(spec, full=False)
     own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
     if theirs.get('mnt') in (None, own.get('mnt')):
@@ -568,7 +638,7 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
-            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w)
+            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, detach)
         _close(err_w, sync_r, pid_w)
         ends = [err_r, sync_w, pid_r]
         try:
@@ -585,13 +655,16 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         if report:
             _reap(intermediate)
             raise error_from_wire(report)
+        if detach:
+            _reap(intermediate)
+            return int(pid_text)
         return intermediate
     finally:
         _close(*ends)
         _close(*join.values())
 
 
-def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
+def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, detach):  # pragma: no cover - forked child
     """A: join every namespace of the target, fork B, wait for it, end with its status."""
     try:
         _close(err_r, sync_w, pid_r)
@@ -610,6 +683,8 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
         os.write(pid_w, b'%d' % child)
         _close(pid_w)
+        if detach:
+            os._exit(0)  # pylint: disable=protected-access
         _exit_like(os.waitpid(child, 0)[1])
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
