@@ -158,7 +158,7 @@ def parser():
     p.add_argument('--debug', action='store_true', help='accepted')
     p.add_argument('--log-level', default=None, help='accepted')
     p.add_argument('--rootless', default=None, help='accepted (nsbox runs as root)')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    sub = p.add_subparsers(dest='verb', metavar='COMMAND')
     _create_flags(_verb(sub, 'create', cmd_create, 'create a container up to its start barrier'))
     _create_flags(_verb(sub, 'run', cmd_run, 'create, start, wait for and delete a container; exits with its code'))
     _verb(sub, 'start', cmd_start, 'start a created container (its init execs the process)')
@@ -189,7 +189,7 @@ def main(argv=None):
     if args.version:
         sys.stdout.write('%s version %s\nspec: %s\n' % (PROG, VERSION, OCI_VERSION))
         raise SystemExit(0)
-    if not args.command:
+    if not args.verb:
         parser().print_usage(sys.stderr)
         raise SystemExit(2)
     try:
