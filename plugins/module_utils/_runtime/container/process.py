@@ -214,6 +214,8 @@ def find_executable(name, env):
     regular file in PATH of ``env`` (a dict). Runs in the container (after pivot_root and the
     user switch, so access is checked as the container's user)."""
     if '/' in name:
+        if not os.path.isfile(name):  # found out now, not by the exec (with a barrier, that is after create returned)
+            raise ProcessError('exec', name, 'no such file', path=name, errno=errno.ENOENT)
         return name
     denied = None
     for directory in (env.get('PATH') or DEFAULT_PATH).split(':'):
