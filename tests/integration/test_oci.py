@@ -5,7 +5,6 @@ on the busybox test rootfs, real namespaces, cgroups and processes; podman end t
 its runtime. The CLI is the installed wrapper (a private install in the test's own directory)."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -18,38 +17,24 @@ import time
 
 import pytest
 
-from harness.images import FixtureImages, busybox_rootfs_bytes
+from harness import oci as ocih
+from harness.images import FixtureImages
 from harness.podman import PrivatePodman
-from harness.runner import collections_path
 
 CGROUP_PARENT = '/nsbox-test-oci-%d' % os.getpid()
 
 
 @pytest.fixture(scope='module')
 def installed():
-    """nsbox and nsbox-oci installed into a private directory (the library's own install code, D1)."""
+    """nsbox-oci installed into a private directory, and the busybox rootfs every bundle uses (read-only)."""
     if os.geteuid() != 0:
         pytest.skip('the OCI runtime runs as root')
     work = tempfile.mkdtemp(prefix='nsbox-oci-test-')
-    code = ('import sys; sys.path.insert(0, sys.argv[1]); '
-            'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import install; '
-            "install.LibraryInstall(sys.argv[2] + '/lib', sys.argv[2] + '/bin/nsbox', python='/usr/bin/python3').apply()")
-    subprocess.run([sys.executable, '-c', code, collections_path(work), work], check=True)
-    rootfs = os.path.join(work, 'rootfs')
-    os.mkdir(rootfs)
-    with tarfile.open(fileobj=io.BytesIO(busybox_rootfs_bytes())) as tar:
-        tar.extractall(rootfs)  # noqa: S202 - our own archive
-    yield {'work': work, 'oci': os.path.join(work, 'bin', 'nsbox-oci'), 'rootfs': rootfs}
-    _remove_cgroups(CGROUP_PARENT)
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def _remove_cgroups(parent):
-    for hierarchy in os.listdir('/sys/fs/cgroup'):
-        top = os.path.join('/sys/fs/cgroup', hierarchy, parent.lstrip('/'))
-        if os.path.isdir(top):
-            for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda e: -e[0].count('/')):
-                os.rmdir(dirpath)
+    try:
+        yield {'work': work, 'oci': ocih.install_private(work), 'rootfs': ocih.busybox_rootfs(os.path.join(work, 'rootfs'))}
+    finally:
+        ocih.remove_cgroups(CGROUP_PARENT)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class Oci:
@@ -90,45 +75,16 @@ class Oci:
             time.sleep(0.02)
 
     def bundle(self, name, args, **edit):
-        """A bundle as `runc spec` writes it (minus the terminal), args and edits applied."""
+        """A bundle as `runc spec` writes it (minus the terminal), args and edits (a__b: config[a][b]) applied."""
         path = os.path.join(self.dir, name)
-        os.makedirs(path)
-        config = {
-            'ociVersion': '1.0.2',
-            'process': {'terminal': False, 'user': {'uid': 0, 'gid': 0}, 'args': args, 'cwd': '/',
-                        'env': ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'],
-                        'capabilities': {k: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']
-                                         for k in ('bounding', 'effective', 'permitted', 'ambient')},
-                        'rlimits': [{'type': 'RLIMIT_NOFILE', 'hard': 1024, 'soft': 1024}], 'noNewPrivileges': True},
-            'root': {'path': self.rootfs, 'readonly': True},
-            'hostname': 'box-' + name,
-            'mounts': [
-                {'destination': '/proc', 'type': 'proc', 'source': 'proc'},
-                {'destination': '/dev', 'type': 'tmpfs', 'source': 'tmpfs', 'options': ['nosuid', 'strictatime', 'mode=755', 'size=65536k']},
-                {'destination': '/dev/pts', 'type': 'devpts', 'source': 'devpts',
-                 'options': ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5']},
-                {'destination': '/dev/shm', 'type': 'tmpfs', 'source': 'shm', 'options': ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k']},
-                {'destination': '/dev/mqueue', 'type': 'mqueue', 'source': 'mqueue', 'options': ['nosuid', 'noexec', 'nodev']},
-                {'destination': '/sys', 'type': 'sysfs', 'source': 'sysfs', 'options': ['nosuid', 'noexec', 'nodev', 'ro']},
-                {'destination': '/tmp', 'type': 'tmpfs', 'source': 'tmpfs', 'options': ['nosuid', 'nodev']},
-            ],
-            'linux': {
-                'cgroupsPath': '%s/%s' % (CGROUP_PARENT, name),
-                'resources': {'devices': [{'allow': False, 'access': 'rwm'}], 'memory': {'limit': 64 << 20}, 'pids': {'limit': 100}},
-                'namespaces': [{'type': t} for t in ('pid', 'network', 'ipc', 'uts', 'mount', 'cgroup')],
-                'maskedPaths': ['/proc/kcore', '/proc/keys', '/sys/firmware'],
-                'readonlyPaths': ['/proc/bus', '/proc/sys', '/proc/sysrq-trigger'],
-            },
-        }
+        config = ocih.config(self.rootfs, args, '%s/%s' % (CGROUP_PARENT, name), 'box-' + name)
         for key, value in edit.items():
             node = config
             *parents, last = key.split('__')
             for part in parents:
                 node = node.setdefault(part, {})
             node[last] = value
-        with open(os.path.join(path, 'config.json'), 'w') as f:
-            json.dump(config, f, indent=1)
-        return path
+        return ocih.write_bundle(path, config)
 
     def cleanup(self):
         if os.path.isdir(self.root):
@@ -379,7 +335,7 @@ def podman(installed):
     pm('load', '-i', images.docker_archive)
     yield pm
     pm.reset()
-    _remove_cgroups(CGROUP_PARENT + '-podman')
+    ocih.remove_cgroups(CGROUP_PARENT + '-podman')
 
 
 def test_podman_with_nsbox_as_its_runtime(installed, podman, reaper):

@@ -26,6 +26,8 @@ class Mount:
 
 def unescape(field):
     """mountinfo writes space, tab, newline and backslash as \\ooo octal escapes."""
+    if '\\' not in field:  # the common case, without the walk (a host has hundreds of fields)
+        return field
     out, i = [], 0
     while i < len(field):
         code = field[i + 1:i + 4]
@@ -40,6 +42,8 @@ def unescape(field):
 
 def _split_options(text):
     """Comma-separated options; overlay's lowerdir may hold escaped commas ('\\,'), kept together."""
+    if '\\,' not in text:
+        return [o for o in text.split(',') if o]
     out, cur, i = [], [], 0
     while i < len(text):
         if text[i] == '\\' and i + 1 < len(text) and text[i + 1] == ',':

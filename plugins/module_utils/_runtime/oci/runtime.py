@@ -28,7 +28,7 @@ import socket
 import subprocess
 
 from .. import fsutil
-from ..cgroups.layout import manager_for
+from ..cgroups.layout import Layout, manager_for
 from ..cgroups.resources import Resources
 from ..container import process
 from ..errors import ConfigError, NsboxError
@@ -79,8 +79,12 @@ class OciContainer:
         fsutil.write_json(self.state_path, self.record, 0o600)
 
     def manager(self):
+        """The cgroup manager, on the hierarchies recorded at create (read from mountinfo once per container, not per verb)."""
         path, driver = self.record['cgroup']
-        return manager_for(path, driver)
+        if not self.record.get('layout'):
+            self.record['layout'] = Layout.detect().to_dict()
+        layout = self.record['layout']
+        return manager_for(path, driver, Layout(layout['mode'], layout['unified'], layout['v1']))
 
     @property
     def pid(self):
