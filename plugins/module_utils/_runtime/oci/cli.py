@@ -18,7 +18,7 @@ import sys
 from ..errors import NsboxError
 from ..version import VERSION
 from . import runtime
-from .spec import OCI_VERSION
+from .runtime import OCI_VERSION
 
 PROG = 'nsbox-oci'
 

@@ -14,6 +14,10 @@ our intermediate exits (it is a child subreaper; without one the host's init ado
 status is re-derived on every read, as runc does: the init's pid *and* its start time (a reused
 pid is not the container), the barrier (``created`` while it exists), the freezer (``paused``).
 
+The container code (process.py and what it imports) and the spec translation are imported by
+the verbs that need them, not by ``state``, ``kill``, ``delete``: podman calls those often, and
+every import is compiled again on each call (zipimport keeps no bytecode).
+
 Status: creating (create is under way: its own pid is recorded) -> created -> running (paused)
 -> stopped. A create that fails removes everything it made.
 """
@@ -30,15 +34,24 @@ import subprocess
 from .. import fsutil
 from ..cgroups.layout import Layout, manager_for
 from ..cgroups.resources import Resources
-from ..container import process
 from ..errors import ConfigError, NsboxError
 from ..namespaces import boot_id, process_stamp
-from . import spec as ocispec
 
+OCI_VERSION = '1.0.2'  # of the runtime spec, as state and features report it
 DEFAULT_ROOT = '/run/nsbox-oci'
 SCHEMA_VERSION = 1
 HOOK_TIMEOUT = 60.0  # seconds, when a hook names none
 _ID_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.')
+
+
+def _process():
+    from ..container import process  # pylint: disable=import-outside-toplevel
+    return process
+
+
+def _ocispec():
+    from . import spec  # pylint: disable=import-outside-toplevel
+    return spec
 
 
 class OciError(NsboxError):
@@ -110,7 +123,7 @@ class OciContainer:
     def state(self):
         """The runtime spec's state object."""
         status = self.status()
-        return {'ociVersion': ocispec.OCI_VERSION, 'id': self.id, 'status': status,
+        return {'ociVersion': OCI_VERSION, 'id': self.id, 'status': status,
                 'pid': self.pid if status in ('created', 'running', 'paused') else 0,
                 'bundle': self.record['bundle'], 'annotations': self.record.get('annotations') or {},
                 'created': self.record.get('created'), 'owner': ''}
@@ -155,7 +168,7 @@ def _run_hook_inside(container, hook, state):
     try:
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            pid = process.enter(container.pid, spec, (read_end, null, 2), lambda p: manager.add_procs([p]),
+            pid = _process().enter(container.pid, spec, (read_end, null, 2), lambda p: manager.add_procs([p]),
                                 start_time=container.record['start_time'])
         finally:
             os.close(null)
@@ -167,7 +180,7 @@ def _run_hook_inside(container, hook, state):
             pass
         os.close(write_end)
         write_end = None
-        code = process.wait_status(pid)
+        code = _process().wait_status(pid)
     finally:
         for fd in (read_end, write_end):
             if fd is not None:
@@ -212,8 +225,8 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
     """Set the container up to its barrier (status created); returns the init's pid."""
     bundle = os.path.abspath(bundle)
     container = OciContainer(root, container_id)
-    config = ocispec.load(bundle)
-    plan = ocispec.translate(config, bundle, container.id, systemd_cgroup)
+    config = _ocispec().load(bundle)
+    plan = _ocispec().translate(config, bundle, container.id, systemd_cgroup)
     spec = plan['spec']
     if spec['terminal'] and not console_socket:
         raise ConfigError('use', 'process.terminal', 'a terminal needs --console-socket')
@@ -236,7 +249,7 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
         manager = container.manager()
         manager.apply(resources)
         console = _console(console_socket)
-        pid = process.start(spec, (console[1],) * 3 if console else stdio, lambda p: manager.add_procs([p]), barrier=container.fifo)
+        pid = _process().start(spec, (console[1],) * 3 if console else stdio, lambda p: manager.add_procs([p]), barrier=container.fifo)
         stamp = process_stamp(pid)
         container.record.update(pid=pid, start_time=stamp[1] if stamp else None, status='created')
         container.save()
@@ -282,7 +295,7 @@ def start(root, container_id):
     state = container.state()
     for hook in container.record['hooks'].get('startContainer') or ():
         _run_hook_inside(container, hook, state)
-    process.release_barrier(container.fifo, container.pid, container.record['start_time'])
+    _process().release_barrier(container.fifo, container.pid, container.record['start_time'])
     try:
         os.unlink(container.fifo)
     except FileNotFoundError:
@@ -365,7 +378,7 @@ def read_process_file(path):
 def process_from_bundle(root, container_id, command):
     """``exec ID COMMAND...``: the bundle's process (env, user, cwd, capabilities) running COMMAND, without a terminal."""
     container = OciContainer(root, container_id).load()
-    data = dict(ocispec.load(container.record['bundle']).get('process') or {})
+    data = dict(_ocispec().load(container.record['bundle']).get('process') or {})
     data.update(args=list(command), terminal=False)
     return data
 
@@ -375,16 +388,16 @@ def exec_process(root, container_id, data, pid_file=None, detach=False, console_
     runs, with ``detach``)."""
     container = OciContainer(root, container_id).load()
     container.need('exec', 'running')
-    spec = ocispec.process_of(data, 'the process file')
-    config = ocispec.load(container.record['bundle'])
+    spec = _ocispec().process_of(data, 'the process file')
+    config = _ocispec().load(container.record['bundle'])
     linux = config.get('linux') or {}
-    spec['seccomp'] = ocispec.seccomp_profiles.parse_profile(linux['seccomp'], 'linux.seccomp') if linux.get('seccomp') else None
+    spec['seccomp'] = _ocispec().seccomp_profiles.parse_profile(linux['seccomp'], 'linux.seccomp') if linux.get('seccomp') else None
     if spec['terminal'] and not console_socket:
         raise ConfigError('use', 'process.terminal', 'a terminal needs --console-socket')
     manager = container.manager()
     console = _console(console_socket)
     try:
-        pid = process.enter(container.pid, spec, (console[1],) * 3 if console else stdio, lambda p: manager.add_procs([p]),
+        pid = _process().enter(container.pid, spec, (console[1],) * 3 if console else stdio, lambda p: manager.add_procs([p]),
                             start_time=container.record['start_time'], detach=detach)
         if console:
             send_console(console_socket, console[0])
@@ -395,7 +408,7 @@ def exec_process(root, container_id, data, pid_file=None, detach=False, console_
     _write_pid_file(pid_file, pid)
     if detach:
         return 0
-    return process.wait_status(pid)
+    return _process().wait_status(pid)
 
 
 def list_ids(root):

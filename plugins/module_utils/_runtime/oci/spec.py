@@ -25,7 +25,6 @@ from ..container import caps, mounts
 from ..container import seccomp as seccomp_profiles
 from ..cgroups.resources import DeviceRule
 
-OCI_VERSION = '1.0.2'
 HOOK_KINDS = ('prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop')
 # OCI namespace type -> the library's (process.NS_TYPES)
 NAMESPACES = {'pid': 'pid', 'network': 'net', 'mount': 'mnt', 'ipc': 'ipc', 'uts': 'uts', 'cgroup': 'cgroup'}
