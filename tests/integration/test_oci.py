@@ -255,36 +255,68 @@ def test_pause_and_resume(oci):
     oci('delete', '--force', 'frz')
 
 
-def test_console_socket_receives_the_pty_master(oci):
-    bundle = oci.bundle('tty', ['sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; read line; echo got:$line'], process__terminal=True)
+def _with_console(oci, args):
+    """Run nsbox-oci ``args`` + ``--console-socket S`` with S a real unix socket; returns (exit code, the pty master received)."""
     sock_path = os.path.join(oci.dir, 'console.sock')
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(sock_path)
     server.listen(1)
     try:
-        create = subprocess.Popen([oci.bin, '--root', oci.root, 'create', '--bundle', bundle, '--console-socket', sock_path, 'tty'],  # pylint: disable=consider-using-with
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        server.settimeout(30)
-        conn, _addr = server.accept()
-        _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
-        conn.close()
-        assert create.wait(30) == 0, create.stderr.read()
+        with tempfile.TemporaryFile(dir=oci.dir) as err:
+            proc = subprocess.Popen([oci.bin, '--root', oci.root] + args[:1] + ['--console-socket', sock_path] + args[1:],  # pylint: disable=consider-using-with
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            server.settimeout(30)
+            conn, _addr = server.accept()
+            _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+            conn.close()
+            code = proc.wait(30)
+            err.seek(0)
+            assert len(fds) == 1, err.read()
     finally:
         server.close()
-    assert len(fds) == 1
-    master = fds[0]
+    return code, fds[0]
+
+
+def _read_until(fd, want, timeout=10):
+    seen = b''
+    deadline = time.monotonic() + timeout
+    while want not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(fd, 1024)
+        except OSError:  # EIO: the last slave closed
+            break
+    return seen
+
+
+def test_console_socket_receives_the_pty_master(oci):
+    bundle = oci.bundle('tty', ['sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo x > /dev/tty && echo on-a-tty; read line; echo got:$line'],
+                        process__terminal=True)
+    code, master = _with_console(oci, ['create', '--bundle', bundle, 'tty'])
+    assert code == 0
     try:
         oci('start', 'tty')
         os.write(master, b'typed\n')
-        seen = b''
-        deadline = time.monotonic() + 10
-        while b'got:typed' not in seen and time.monotonic() < deadline:
-            seen += os.read(master, 1024)
-        assert b'on-a-tty' in seen and b'got:typed' in seen, seen
+        seen = _read_until(master, b'got:typed')
+        assert b'on-a-tty' in seen and b'got:typed' in seen, seen  # /dev/tty: the pty is its controlling terminal
     finally:
         os.close(master)
     oci.wait_status('tty', 'stopped')
     oci('delete', 'tty')
+    # exec with a terminal: the same, for a process run in a running container.
+    oci('create', '--bundle', oci.bundle('ttyexec', ['sleep', '100']), 'ttyexec')
+    oci('start', 'ttyexec')
+    proc_file = os.path.join(oci.dir, 'tty-process.json')
+    with open(proc_file, 'w') as f:
+        json.dump({'args': ['sh', '-c', 'echo x > /dev/tty && echo exec-on-a-tty'], 'env': ['PATH=/bin'], 'cwd': '/', 'terminal': True,
+                   'user': {'uid': 0, 'gid': 0}}, f)
+    code, master = _with_console(oci, ['exec', '--process', proc_file, 'ttyexec'])
+    try:
+        assert code == 0 and b'exec-on-a-tty' in _read_until(master, b'exec-on-a-tty')
+    finally:
+        os.close(master)
+    oci('delete', '--force', 'ttyexec')
 
 
 def test_bad_bundles_fail_clearly_and_leave_nothing(oci):

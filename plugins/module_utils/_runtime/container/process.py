@@ -49,7 +49,7 @@ The spec is a plain JSON-able dict:
   (mounts.py; OCI's linux.devices), beside the fixed ones every container gets.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
-no_new_privs, seccomp, rlimits and umask.
+no_new_privs, seccomp, rlimits, umask and terminal.
 
 **The barrier** (``start(..., barrier=PATH)``; the OCI runtime's create/start split, as runc's
 exec.fifo): B opens the FIFO at PATH (O_PATH) before pivot_root, does everything but the exec,
@@ -142,6 +142,7 @@ def check_spec(spec, full=True):
     if umask is not None and (isinstance(umask, bool) or not isinstance(umask, int) or not 0 <= umask <= 0o777):
         raise ConfigError('use', 'umask %r' % (umask,), 'a mode from 0 to 0777')
     out['umask'] = umask
+    out['terminal'] = bool(spec.get('terminal'))
     if not full:
         return out
     sysctls = spec.get('sysctls') or {}
@@ -152,7 +153,6 @@ def check_spec(spec, full=True):
     if adj is not None and (isinstance(adj, bool) or not isinstance(adj, int) or not -1000 <= adj <= 1000):
         raise ConfigError('use', 'oom_score_adj %r' % (adj,), 'a whole number from -1000 to 1000')
     out['oom_score_adj'] = adj
-    out['terminal'] = bool(spec.get('terminal'))
     shm = spec.get('shm_size')
     if shm is not None and (isinstance(shm, bool) or not isinstance(shm, int) or shm < 4096):
         raise ConfigError('use', 'shm_size %r' % (shm,), 'bytes, at least 4096')
@@ -711,6 +711,9 @@ def _enter_child(spec, stdio, err_w, sync_r):  # pragma: no cover - forked child
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
         _install_stdio(stdio)
+        if spec['terminal']:  # a session of its own with its pty as the controlling terminal (docker exec -t)
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         _become(spec, err_w, make_cwd=False)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
