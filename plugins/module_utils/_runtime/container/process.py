@@ -215,7 +215,7 @@ def find_executable(name, env):
     user switch, so access is checked as the container's user)."""
     if '/' in name:
         if not os.path.isfile(name):  # found out now, not by the exec (with a barrier, that is after create returned)
-            raise ProcessError('exec', name, 'no such file', path=name, errno=errno.ENOENT)
+            raise ProcessError.from_oserror('exec', name, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name))
         return name
     denied = None
     for directory in (env.get('PATH') or DEFAULT_PATH).split(':'):
