@@ -230,8 +230,8 @@ def test_exec_into_a_running_container(oci):
                    'user': {'uid': 0, 'gid': 0}, 'terminal': False}, f)
     res = oci('exec', '--process', proc_file, 'ex', check=False)
     assert res.returncode == 7
-    foo, host, pid = res.stdout.split()
-    assert (foo, host) == ('bar', 'box-ex') and int(pid) > 1  # in the container's pid namespace
+    env_value, host, pid = res.stdout.split()
+    assert (env_value, host) == ('bar', 'box-ex') and int(pid) > 1  # in the container's pid namespace
     assert oci('exec', 'ex', 'cat', '/proc/1/cmdline').stdout.startswith('sleep')
     pid_file = os.path.join(oci.dir, 'exec.pid')
     oci('exec', '--detach', '--pid-file', pid_file, '--process', proc_file, 'ex')
@@ -265,8 +265,8 @@ def _with_console(oci, args):
     server.listen(1)
     try:
         with tempfile.TemporaryFile(dir=oci.dir) as err:
-            proc = subprocess.Popen([oci.bin, '--root', oci.root] + args[:1] + ['--console-socket', sock_path] + args[1:],  # pylint: disable=consider-using-with
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            argv = [oci.bin, '--root', oci.root] + args[:1] + ['--console-socket', sock_path] + args[1:]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)  # pylint: disable=consider-using-with
             server.settimeout(30)
             conn, _addr = server.accept()
             _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
@@ -291,7 +291,7 @@ def _read_until(fd, want, timeout=10):
 
 
 def test_console_socket_receives_the_pty_master(oci):
-    bundle = oci.bundle('tty', ['sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo x > /dev/tty && echo on-a-tty; read line; echo got:$line'],
+    bundle = oci.bundle('tty', ['sh', '-c', 'tty; [ -t 1 ] && echo x > /dev/tty && echo on-a-tty; read line; echo got:$line'],
                         process__terminal=True)
     code, master = _with_console(oci, ['create', '--bundle', bundle, 'tty'])
     assert code == 0
@@ -300,6 +300,7 @@ def test_console_socket_receives_the_pty_master(oci):
         os.write(master, b'typed\n')
         seen = _read_until(master, b'got:typed')
         assert b'on-a-tty' in seen and b'got:typed' in seen, seen  # /dev/tty: the pty is its controlling terminal
+        assert b'/dev/pts/0' in seen  # from the container's own devpts, as runc makes it
     finally:
         os.close(master)
     oci.wait_status('tty', 'stopped')
@@ -309,11 +310,11 @@ def test_console_socket_receives_the_pty_master(oci):
     oci('start', 'ttyexec')
     proc_file = os.path.join(oci.dir, 'tty-process.json')
     with open(proc_file, 'w') as f:
-        json.dump({'args': ['sh', '-c', 'echo x > /dev/tty && echo exec-on-a-tty'], 'env': ['PATH=/bin'], 'cwd': '/', 'terminal': True,
+        json.dump({'args': ['sh', '-c', 'echo x > /dev/tty && echo exec-on-a-$(tty)'], 'env': ['PATH=/bin'], 'cwd': '/', 'terminal': True,
                    'user': {'uid': 0, 'gid': 0}}, f)
     code, master = _with_console(oci, ['exec', '--process', proc_file, 'ttyexec'])
     try:
-        assert code == 0 and b'exec-on-a-tty' in _read_until(master, b'exec-on-a-tty')
+        assert code == 0 and b'exec-on-a-/dev/pts/0' in _read_until(master, b'exec-on-a-/dev/pts/0')  # the container's first pty
     finally:
         os.close(master)
     oci('delete', '--force', 'ttyexec')

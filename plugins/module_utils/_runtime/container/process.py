@@ -56,6 +56,12 @@ exec.fifo): B opens the FIFO at PATH (O_PATH) before pivot_root, does everything
 reports "ready" and blocks opening the FIFO for writing. ``start`` returns then: the init exists
 in its namespaces and cgroup but has not exec'd the command. Whoever opens the FIFO for reading
 (:func:`release_barrier`) lets it go on to the exec; a signal ends it while it waits.
+
+**The console socket** (``start``/``enter(..., console_socket=PATH)``; OCI's --console-socket, as runc):
+the caller connects to the unix socket at PATH; B, inside the container (after pivot_root; for
+enter, in its mount namespace), opens a pty from the container's own devpts (/dev/ptmx), makes
+the slave its stdio and controlling terminal (owned by the process's user) and sends the master
+over the socket (SCM_RIGHTS, the slave's name as the message). ``stdio`` is then not used.
 """
 from __future__ import annotations
 
@@ -68,6 +74,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import termios
 import time
 
@@ -86,6 +93,7 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
 _READY = b'ready'  # B at the barrier (not JSON: an error report is)
+_TIOCGPTN, _TIOCSPTLCK = 0x80045430, 0x40045431  # linux/asm-generic/ioctls.h
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
 # Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
 _RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
@@ -352,9 +360,43 @@ def _close(*fds):
 
 
 # -- start ---------------------------------------------------------------------------------------
-def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None):
+def _connect_console(path):
+    """The connected console socket's fd (O_CLOEXEC), or None; connected here, in the caller, where PATH is visible."""
+    if path is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise ProcessError.from_oserror('connect to', 'the console socket %s' % path, exc) from None
+    return sock.detach()
+
+
+def _console_pty(sock_fd, uid):  # pragma: no cover - forked child
+    """In the container's mount namespace: a pty of its own devpts; the slave becomes stdio and the controlling
+    terminal of a new session, the master goes over the console socket."""
+    master = os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack('i', 0))
+    name = '/dev/pts/%d' % struct.unpack('I', fcntl.ioctl(master, _TIOCGPTN, b'\0' * 4))[0]
+    slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    os.fchown(slave, uid, -1)
+    os.setsid()
+    for target in (0, 1, 2):
+        os.dup2(slave, target, inheritable=True)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        socket.send_fds(sock, [name.encode()], [master])
+    finally:
+        sock.close()
+        _close(master, slave)
+
+
+def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socket=None):
     """Start a container's init (see the module docstring); returns its host pid once it has
-    exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec). ``stdio``:
+    exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec; ``console_socket``:
+    see the module docstring). ``stdio``:
     three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its cgroup before it
     unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError for a bad spec);
     nothing of the child is left then."""
@@ -365,6 +407,8 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None):
     join = {}
     ends = []
     try:
+        console = _connect_console(console_socket)
+        ends.append(console)
         for ns_type in JOIN_ORDER:
             if ns.get(ns_type) is not None:
                 try:
@@ -374,11 +418,11 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None):
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-        ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
+        ends += [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
-            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, barrier)
-        _close(err_w, sync_r, pid_w)
+            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, {'barrier': barrier, 'console': console})
+        _close(err_w, sync_r, pid_w, console)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the container process')
@@ -417,7 +461,7 @@ def _not_dumpable():  # pragma: no cover - forked child
     syscall.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
 
 
-def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, barrier):  # pragma: no cover - forked child
+def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
     """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
     try:
         _close(err_r, sync_w, pid_r)
@@ -430,7 +474,7 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _container_child(spec, join, stdio, err_w, sync_r, barrier)
+            _container_child(spec, join, stdio, err_w, sync_r, side)
         os.write(pid_w, b'%d' % child)
         os._exit(0)  # pylint: disable=protected-access
     except BaseException as exc:  # pylint: disable=broad-except
@@ -438,7 +482,7 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
     os._exit(127)  # pylint: disable=protected-access
 
 
-def _container_child(spec, join, stdio, err_w, sync_r, barrier):  # pragma: no cover - forked child
+def _container_child(spec, join, stdio, err_w, sync_r, side):  # pragma: no cover - forked child
     """B: wait for "go", then become the container (exec) or report why not; never returns."""
     try:
         err_w = _move_high(err_w)
@@ -446,9 +490,10 @@ def _container_child(spec, join, stdio, err_w, sync_r, barrier):  # pragma: no c
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
         barrier_fd = None
-        if barrier is not None:  # opened now, while the host's tree is visible (O_PATH: no waiting)
-            barrier_fd = _move_high(os.open(barrier, os.O_PATH | os.O_CLOEXEC))
-        _make_container(spec, join, stdio)
+        if side['barrier'] is not None:  # opened now, while the host's tree is visible (O_PATH: no waiting)
+            barrier_fd = _move_high(os.open(side['barrier'], os.O_PATH | os.O_CLOEXEC))
+        console = _move_high(side['console']) if side['console'] is not None else None
+        _make_container(spec, join, stdio, console)
         _become(spec, err_w, make_cwd=True, barrier_fd=barrier_fd)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
@@ -474,7 +519,7 @@ def _install_stdio(stdio):  # pragma: no cover - forked child
     _close(*highs)
 
 
-def _make_container(spec, join, stdio):  # pragma: no cover - forked child
+def _make_container(spec, join, stdio, console=None):  # pragma: no cover - forked child
     """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
     ns = spec['namespaces']
     for ns_type in JOIN_ORDER:
@@ -482,7 +527,7 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
             syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns[ns_type]))
     _close(*join.values())
     _install_stdio(stdio)
-    if spec['terminal']:
+    if spec['terminal'] and console is None:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     flags = 0
@@ -508,6 +553,8 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
         mounts.remount_root_readonly()
     if spec['hostname']:
         socket.sethostname(spec['hostname'])
+    if console is not None:
+        _console_pty(console, spec['user']['uid'])
 
 
 def _write_proc(path, value, what):  # pragma: no cover - forked child
@@ -606,14 +653,15 @@ def _close_fds(keep):  # pragma: no cover - forked child
 
 
 # -- enter (container_exec) -----------------------------------------------------------------------
-def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False):
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False, console_socket=None):
     """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
     Returns the pid of A, which waits for the command and ends with its status: the caller
     (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
     command's own pid before it execs. ``start_time`` (clock ticks, /proc/<pid>/stat): when
     given, the target must still be that very process once its namespaces are open (a reused
     pid is refused). ``detach``: A does not wait; it exits once B runs, and B's pid is returned
-    (B is orphaned to the caller's subreaper, as ``runc exec --detach``). Raises ProcessError when
+    (B is orphaned to the caller's subreaper, as ``runc exec --detach``). ``console_socket``: see the
+    module docstring. Raises ProcessError when
     the command cannot be run."""
     spec = check_spec(spec, full=False)
     own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
@@ -634,14 +682,16 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         stamp = process_stamp(target_pid)
         if stamp is None or stamp[0] in ('Z', 'X', 'x') or (start_time is not None and stamp[1] != start_time):
             raise ProcessError('enter', 'process %d' % target_pid, 'it is no longer running', errno=errno.ESRCH)
+        console = _connect_console(console_socket)
+        ends.append(console)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-        ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
+        ends += [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
-            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, detach)
-        _close(err_w, sync_r, pid_w)
+            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, {'detach': detach, 'console': console})
+        _close(err_w, sync_r, pid_w, console)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the command in process %d' % target_pid)
@@ -666,7 +716,7 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         _close(*join.values())
 
 
-def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, detach):  # pragma: no cover - forked child
+def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
     """A: join every namespace of the target, fork B, wait for it, end with its status."""
     try:
         _close(err_r, sync_w, pid_r)
@@ -678,14 +728,14 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _enter_child(spec, stdio, err_w, sync_r)
-        _close(err_w, sync_r)
+            _enter_child(spec, stdio, err_w, sync_r, side['console'])
+        _close(err_w, sync_r, side['console'])
         _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
         os.write(pid_w, b'%d' % child)
         _close(pid_w)
-        if detach:
+        if side['detach']:
             os._exit(0)  # pylint: disable=protected-access
         _exit_like(os.waitpid(child, 0)[1])
     except BaseException as exc:  # pylint: disable=broad-except
@@ -704,14 +754,16 @@ def _exit_like(status):  # pragma: no cover - forked child
     os._exit(exit_code(status))  # pylint: disable=protected-access
 
 
-def _enter_child(spec, stdio, err_w, sync_r):  # pragma: no cover - forked child
+def _enter_child(spec, stdio, err_w, sync_r, console):  # pragma: no cover - forked child
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
         _install_stdio(stdio)
-        if spec['terminal']:  # a session of its own with its pty as the controlling terminal (docker exec -t)
+        if console is not None:
+            _console_pty(_move_high(console), spec['user']['uid'])
+        elif spec['terminal']:  # a session of its own with its pty as the controlling terminal (docker exec -t)
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         _become(spec, err_w, make_cwd=False)

@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 
 from .. import fsutil
@@ -152,7 +151,8 @@ def run_hooks(container, kind, state, strict=True):
         except OSError as exc:
             code, detail = None, exc.strerror or str(exc)
         if code != 0:
-            err = OciError('run', '%s hook %s' % (kind, hook['path']), 'exit code %s%s' % (code, ': ' + detail if detail else '') if code is not None else detail)
+            cause = detail if code is None else 'exit code %s%s' % (code, ': ' + detail if detail else '')
+            err = OciError('run', '%s hook %s' % (kind, hook['path']), cause)
             if strict:
                 raise err
             failures.append(err)
@@ -169,7 +169,7 @@ def _run_hook_inside(container, hook, state):
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
             pid = _process().enter(container.pid, spec, (read_end, null, 2), lambda p: manager.add_procs([p]),
-                                start_time=container.record['start_time'])
+                                   start_time=container.record['start_time'])
         finally:
             os.close(null)
         os.close(read_end)
@@ -199,28 +199,6 @@ def _write_pid_file(path, pid):
         fsutil.atomic_write(os.path.abspath(path), str(pid).encode(), 0o644)
 
 
-def _console(console_socket):
-    """A pty for the container: (master, slave). The master goes to ``console_socket`` after the start."""
-    if not console_socket:
-        return None
-    master, slave = os.openpty()
-    os.set_inheritable(master, False)
-    os.set_inheritable(slave, False)
-    return master, slave
-
-
-def send_console(console_socket, master):
-    """Send the pty master over the unix socket (SCM_RIGHTS), as runc does for --console-socket."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(console_socket)
-        socket.send_fds(sock, [b'/dev/ptmx'], [master])
-    except OSError as exc:
-        raise OciError.from_oserror('send', 'the console to %s' % console_socket, exc) from None
-    finally:
-        sock.close()
-
-
 def create(root, container_id, bundle, pid_file=None, console_socket=None, systemd_cgroup=False, stdio=(0, 1, 2)):
     """Set the container up to its barrier (status created); returns the init's pid."""
     bundle = os.path.abspath(bundle)
@@ -241,31 +219,24 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
                         'creator': os.getpid(), 'creator_start': me[1] if me else None, 'boot_id': boot_id(), 'created': _now(),
                         'annotations': plan['annotations'], 'cgroup': list(plan['cgroup']), 'hooks': plan['hooks'],
                         'spec': {'capabilities': spec['capabilities']}, 'pid': 0, 'start_time': None}
-    manager = console = None
+    manager = None
     try:
         container.save()
         os.mkfifo(container.fifo, 0o622)
         os.chmod(container.fifo, 0o622)  # whatever the umask: the container's user must be able to open it
         manager = container.manager()
         manager.apply(resources)
-        console = _console(console_socket)
-        pid = _process().start(spec, (console[1],) * 3 if console else stdio, lambda p: manager.add_procs([p]), barrier=container.fifo)
+        pid = _process().start(spec, stdio, lambda p: manager.add_procs([p]), barrier=container.fifo, console_socket=console_socket)
         stamp = process_stamp(pid)
         container.record.update(pid=pid, start_time=stamp[1] if stamp else None, status='created')
         container.save()
         state = container.state()
         run_hooks(container, 'createRuntime', state)
         run_hooks(container, 'createContainer', state)
-        if console:
-            send_console(console_socket, console[0])
         _write_pid_file(pid_file, pid)
     except BaseException:
         _destroy(container, manager)
         raise
-    finally:
-        if console:
-            os.close(console[0])
-            os.close(console[1])
     return pid
 
 
@@ -395,16 +366,8 @@ def exec_process(root, container_id, data, pid_file=None, detach=False, console_
     if spec['terminal'] and not console_socket:
         raise ConfigError('use', 'process.terminal', 'a terminal needs --console-socket')
     manager = container.manager()
-    console = _console(console_socket)
-    try:
-        pid = _process().enter(container.pid, spec, (console[1],) * 3 if console else stdio, lambda p: manager.add_procs([p]),
-                            start_time=container.record['start_time'], detach=detach)
-        if console:
-            send_console(console_socket, console[0])
-    finally:
-        if console:
-            os.close(console[0])
-            os.close(console[1])
+    pid = _process().enter(container.pid, spec, stdio, lambda p: manager.add_procs([p]), start_time=container.record['start_time'],
+                           detach=detach, console_socket=console_socket)
     _write_pid_file(pid_file, pid)
     if detach:
         return 0

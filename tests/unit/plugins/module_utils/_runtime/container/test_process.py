@@ -80,7 +80,7 @@ def test_find_executable(tmp_path):
     assert process.find_executable('tool', env) == str(second / 'tool')
     (first / 'x').write_text('')
     assert process.find_executable(str(first / 'x'), env) == str(first / 'x')  # with a slash: as given
-    with pytest.raises(process.ProcessError, match=r'failed to exec ./x/y: No such file or directory \(./x/y\)'):  # known before the exec (a barrier waits before it)
+    with pytest.raises(process.ProcessError, match=r'failed to exec ./x/y: No such file or directory \(./x/y\)'):  # known before the exec
         process.find_executable('./x/y', env)
     with pytest.raises(process.ProcessError, match=r'failed to find the command dir: executable file not found in \$PATH') as info:
         process.find_executable('dir', env)
