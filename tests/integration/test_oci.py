@@ -10,8 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 
