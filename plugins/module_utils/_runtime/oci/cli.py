@@ -106,6 +106,8 @@ def cmd_resume(args):
 
 
 def cmd_exec(args):
+    if args.preserve_fds:
+        raise runtime.ConfigError('use', '--preserve-fds %d' % args.preserve_fds, 'passing extra file descriptors is not supported by nsbox')
     if args.process:
         data = runtime.read_process_file(args.process)
     elif args.command:

@@ -235,7 +235,10 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
         run_hooks(container, 'createContainer', state)
         _write_pid_file(pid_file, pid)
     except BaseException:
-        _destroy(container, manager)
+        try:
+            _destroy(container, manager)
+        except NsboxError:
+            pass  # the create's own error is the one to report; what could not be removed is in it or after it
         raise
     return pid
 
