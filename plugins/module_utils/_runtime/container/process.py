@@ -55,7 +55,7 @@ no_new_privs, seccomp, rlimits, umask and terminal.
 exec.fifo): B opens the FIFO at PATH (O_PATH) before pivot_root, does everything but the exec,
 reports "ready" and blocks opening the FIFO for writing. ``start`` returns then: the init exists
 in its namespaces and cgroup but has not exec'd the command. Whoever opens the FIFO for reading
-(:func:`release_barrier`) lets it go on to the exec; a signal ends it while it waits.
+(``barrier.release``) lets it go on to the exec; a signal ends it while it waits.
 
 **The console socket** (``start``/``enter(..., console_socket=PATH)``; OCI's --console-socket, as runc):
 the caller connects to the unix socket at PATH; B, inside the container (after pivot_root; for
@@ -81,7 +81,7 @@ import time
 from .. import syscall
 from ..errors import ConfigError, NsboxError
 from ..namespaces import JOIN_ORDER, proc_namespaces, process_stamp
-from . import caps, mounts
+from . import barrier, caps, mounts
 from . import seccomp as seccomp_profiles
 
 NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
@@ -92,7 +92,7 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'net': syscall.CLONE_NEWNET, 'pid': syscall.CLONE_NEWPID, 'cgroup': syscall.CLONE_NEWCGROUP,
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
-_READY = b'ready'  # B at the barrier (not JSON: an error report is)
+_READY = barrier.READY  # B at the barrier (not JSON: an error report is)
 _TIOCGPTN, _TIOCSPTLCK = 0x80045430, 0x40045431  # linux/asm-generic/ioctls.h
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
 # Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
@@ -312,26 +312,6 @@ def _read_ready(fd, timeout, what):
     if data.startswith(_READY):
         data = data[len(_READY):]
     return data + _read_all(fd, timeout, what) if data else b''
-
-
-def release_barrier(path, pid, start_time=None, timeout=TIMEOUT):
-    """Open the barrier FIFO at ``path`` for reading: the init ``pid`` waiting at it goes on to its exec.
-    Returns once it passed (its byte read); ProcessError if it died (or was never there) meanwhile."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ProcessError.from_oserror('open', 'the start barrier of process %d' % pid, exc) from None
-    try:
-        deadline = time.monotonic() + timeout
-        while not select.select([fd], [], [], 0.05)[0]:
-            stamp = process_stamp(pid)
-            if stamp is None or stamp[0] in ('Z', 'X', 'x') or (start_time is not None and stamp[1] != start_time):
-                raise ProcessError('start', 'process %d' % pid, 'it ended before it was started', errno=errno.ESRCH)
-            if time.monotonic() > deadline:
-                raise ProcessError('start', 'process %d' % pid, 'it did not pass its barrier within %.0f s' % timeout, errno=errno.ETIMEDOUT)
-        os.read(fd, 1)
-    finally:
-        os.close(fd)
 
 
 def _reap(pid):
@@ -583,7 +563,7 @@ def _set_rlimits(rlimits):  # pragma: no cover - forked child
 
 
 def _wait_at_barrier(err_w, barrier_fd):  # pragma: no cover - forked child
-    """Report "ready", then block until the FIFO is opened for reading (release_barrier), pass a byte."""
+    """Report "ready", then block until the FIFO is opened for reading (barrier.release), pass a byte."""
     os.write(err_w, _READY)
     fd = os.open('/proc/self/fd/%d' % barrier_fd, os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b'0')

@@ -3,7 +3,7 @@
 """The OCI runtime's verbs on the library: create, start, state, kill, delete, exec, pause, resume.
 
 Every step is the container code's own: ``process.start`` (with its barrier) makes the init,
-``process.enter`` runs exec and the startContainer hooks, ``process.release_barrier`` is start,
+``process.enter`` runs exec and the startContainer hooks, ``barrier.release`` is start,
 the cgroup manager (cgroups/) holds limits, freezes, kills and removes. This file only keeps the
 state of OCI containers and runs the hooks.
 
@@ -269,7 +269,8 @@ def start(root, container_id):
     state = container.state()
     for hook in container.record['hooks'].get('startContainer') or ():
         _run_hook_inside(container, hook, state)
-    _process().release_barrier(container.fifo, container.pid, container.record['start_time'])
+    from ..container import barrier  # pylint: disable=import-outside-toplevel
+    barrier.release(container.fifo, container.pid, container.record['start_time'])
     try:
         os.unlink(container.fifo)
     except FileNotFoundError:
