@@ -24,3 +24,21 @@ def _collection_on_path():
 
 _collection_on_path()
 sys.path.insert(0, TESTS)  # the harness package
+
+
+def _hypothesis_profile():
+    """No wall-clock limits on property tests: CI machines are shared and slow at times.
+
+    Hypothesis's per-example deadline and its "input generation is slow" health check measure
+    the machine's load, not the code: they made the unit suite fail on a loaded 2-core host.
+    Loaded before the test modules are imported, so their own @settings inherit it.
+    """
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # sanity's environments have no hypothesis
+        return
+    settings.register_profile('nsbox', deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile('nsbox')
+
+
+_hypothesis_profile()

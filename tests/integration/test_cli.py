@@ -117,7 +117,7 @@ def test_ps_images_logs_inspect_stats_exec_and_the_lifecycle(box):
         res = nsbox(box, 'exec', 'web', 'sh', '-c', 'echo hi; echo oops >&2; exit 3')
         assert (res.returncode, res.stdout, res.stderr) == (3, 'hi\n', 'oops\n')
         res = nsbox(box, 'exec', 'job', 'true')
-        assert res.returncode == 1 and res.stderr.startswith('nsbox: failed to exec in container job: it is not running'), res
+        assert res.returncode == 125 and res.stderr.startswith('nsbox: failed to exec in container job: it is not running'), res
         # volume ls, network ls (this host has no networks of its own)
         lines = ok(box, 'volume', 'ls').splitlines()
         assert lines[0].split() == ['NAME', 'DRIVER', 'CONTAINERS'] and ['clivol', 'local', 'web'] in [line.split() for line in lines]

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``nsbox`` host command: a thin front on the library, for people and scripts.
 
-Exit codes: 0 success, 1 the operation failed (message on stderr), 2 bad usage.
+Exit codes: 0 success, 1 the operation failed (message on stderr), 2 bad usage; ``exec`` and ``run``
+exit with their command's code, and with 125/126/127 for their own failures (cli_run.py).
 """
 from __future__ import annotations
 
@@ -59,7 +60,40 @@ def _rows(facts):
         ('Overlay', 'yes' if facts['overlay'] else 'no'),
         ('Idmapped mounts', 'yes' if facts['idmapped_mounts'] else 'no'),
         ('Python', '%s %s' % (facts['python']['executable'], facts['python']['version'])),
+        ('Containers', '%d (running %d, stopped %d)' % (facts['containers']['total'], facts['containers']['running'], facts['containers']['stopped'])),
+        ('Images', facts['images']),
+        ('Security options', ' '.join(facts['security']['options'])),
     ]
+
+
+def _counts(cfg):
+    """How many containers (running or not, as their status is re-derived) and images the data-root holds."""
+    from .container import service  # pylint: disable=import-outside-toplevel
+    from .image import service as images  # pylint: disable=import-outside-toplevel
+    running = stopped = 0
+    for container in service.open_store(cfg).all():
+        try:
+            up = container.status()['running']
+        except NsboxError:
+            up = False
+        running, stopped = running + bool(up), stopped + (not up)
+    return {'containers': {'total': running + stopped, 'running': running, 'stopped': stopped},
+            'images': len(images.list_images(cfg))}
+
+
+def _security():
+    """What a container gets unless its config says otherwise (container/security.py), and whether seccomp can be had here."""
+    from .container import security, seccomp  # pylint: disable=import-outside-toplevel
+    try:
+        seccomp.library()
+        binding = True
+    except NsboxError:
+        binding = False
+    default = security.DEFAULT_SECURITY
+    options = ['seccomp' + ('' if binding else ' (binding missing: python3-seccomp)'), 'profile=%s' % default['seccomp'],
+               'no_new_privs' + ('' if default['no_new_privileges'] else '=false')]
+    return {'seccomp': {'available': binding, 'default_profile': default['seccomp']},
+            'no_new_privs_default': default['no_new_privileges'], 'options': options}
 
 
 def cmd_info(args):
@@ -68,6 +102,7 @@ def cmd_info(args):
     cfg = hostconfig.load(args.config)
     facts = hostinfo.gather(cfg)
     facts.update(version=VERSION, library=_archive(), config=cfg.path, config_exists=cfg.exists)
+    facts.update(_counts(cfg), security=_security())
     if args.format == 'json':
         _out(json.dumps(facts, indent=2, sort_keys=True))
         return 0
@@ -126,20 +161,48 @@ def _read_config_line(fd):
     return hostconfig.HostConfig(json.loads(data)['config']) if data.strip() else None
 
 
+def _read_handoff(fd):
+    """The starter's line on the sync socket {"config": ..., "console": bool}, and the terminal fd it carried (or None)."""
+    sock = socket.socket(fileno=os.dup(fd))
+    data, fds = b'', []
+    try:
+        while not data.endswith(b'\n'):
+            chunk, got, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+            fds += got
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    if not data.strip():
+        for extra in fds:
+            os.close(extra)
+        return None, None
+    line = json.loads(data)
+    console = fds.pop(0) if line.get('console') and fds else None
+    for extra in fds:
+        os.close(extra)
+    if console is not None:
+        os.set_inheritable(console, False)
+    return hostconfig.HostConfig(line['config']), console
+
+
 def cmd_supervise(args):
     """Internal: supervise one container (container/supervisor.py); its host config comes on the sync socket
-    (or, restarted by the restart policy, on --config-fd)."""
+    (with a terminal for its init from ``run -t``), or, restarted by the restart policy, on --config-fd."""
     from .container import store as cstore, supervisor  # pylint: disable=import-outside-toplevel
     if args.sync_fd is None and args.config_fd is None:
         raise NsboxError('supervise', 'container %s' % args.id, 'give --sync-fd or --config-fd')
+    console = None
     if args.config_fd is not None:
         cfg = _read_config_line(args.config_fd)
         os.close(args.config_fd)
     else:
-        cfg = _read_config_line(args.sync_fd)
+        cfg, console = _read_handoff(args.sync_fd)
     if cfg is None:
         return EXIT_FAILED
-    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt, restart=args.restart)
+    return supervisor.supervise(cfg, cstore.ContainerStore(cfg), args.id, args.sync_fd, adopt=args.adopt, restart=args.restart,
+                                console=console)
 
 
 def cmd_healthcheck(args):
@@ -216,45 +279,27 @@ def _find(cfg, name, verb):
     return container
 
 
-def _write_entry(entry):
-    stream = sys.stderr if entry['stream'] == 'stderr' else sys.stdout
-    stream.write(entry['log'])
-    stream.flush()
+def _interactive():
+    from . import cli_run  # pylint: disable=import-outside-toplevel
+    return cli_run
 
 
 def cmd_logs(args):
-    from .container import logs  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
     container = _find(cfg, args.name, 'show the logs of')
-    path, max_files = container.log_path, container.config['log']['max_files']
-    follower = logs.Follower(path) if args.follow else None
     try:
-        history = logs.tail(path, args.tail, max_files)
-        for entry in history:
-            _write_entry(entry)
-        if follower is None:
-            return 0
-        follower.skip(history)
-        while True:
-            ended = not os.path.isdir(container.path()) or not _running(container)
-            for entry in follower.read():  # after the end was seen: what was written before it
-                _write_entry(entry)
-            if ended:
-                return 0
-            time.sleep(0.2)
+        _interactive().print_log(container, args.tail, args.follow)
     except KeyboardInterrupt:
-        return 0
-    finally:
-        if follower is not None:
-            follower.close()
+        pass
+    return 0
 
 
-def _running(container):
-    try:
-        status = container.status()
-    except NsboxError:
-        return False
-    return status['running'] or status['status'] == 'restarting'
+def cmd_exec(args):
+    return _interactive().exec_verb(args)
+
+
+def cmd_run(args):
+    return _interactive().run_verb(args)
 
 
 def cmd_inspect(args):
@@ -350,16 +395,68 @@ def cmd_rm(args):
     return _lifecycle(args, remove)
 
 
-def cmd_exec(args):
-    from .container import service  # pylint: disable=import-outside-toplevel
+def cmd_pull(args):
+    """``image``'s pull (the host config's registries and mirrors), drawn: a bar per layer on a terminal,
+    one line per layer and step otherwise, only the reference with ``--quiet``."""
+    from .image import service  # pylint: disable=import-outside-toplevel
+    from . import cli_term  # pylint: disable=import-outside-toplevel
+    views = _views()
     cfg = hostconfig.load(args.config)
-    env = dict(item.partition('=')[::2] for item in args.env or ())
-    out = service.exec_in(cfg, args.name, args.cmd, env=env or None, user=args.user, workdir=args.workdir)
-    sys.stdout.write(out['stdout'])
-    sys.stdout.flush()
-    sys.stderr.write(out['stderr'])
+    board = None if args.quiet or not sys.stdout.isatty() else cli_term.Board(sys.stdout)
+    steps = {}
+
+    def progress(digest, status, done, total):
+        if args.quiet:
+            return
+        if board is not None:  # a new step is drawn at once; a download's bytes at most every 0.1 s
+            if board.set(digest, views.pull_line(digest, status, done, total)):
+                board.draw(force=steps.get(digest) != status)
+            steps[digest] = status
+            return
+        line = views.pull_plain(digest, status, done, total)
+        if line is not None:
+            _out(line)
+            sys.stdout.flush()
+    if not args.quiet:
+        _out('Pulling %s' % args.ref)
+    out = service.pull(cfg, args.ref, platform=args.platform, progress=progress)
+    if board is not None:
+        board.draw(force=True)
+    if args.quiet:
+        _out(args.ref)
+    else:
+        for line in views.pull_summary(args.ref, out['image']['digest'], out['changed']):
+            _out(line)
+    return 0
+
+
+def cmd_prune(args):
+    """Stopped containers, then images by their references (dangling, or with --all every one no container
+    uses) and the blobs and layers nothing refers to, unused networks, with --volumes unused volumes."""
+    from .container import service as containers  # pylint: disable=import-outside-toplevel
+    from .image import service as images  # pylint: disable=import-outside-toplevel
+    from .network import service as networks  # pylint: disable=import-outside-toplevel
+    from .volume import service as volumes  # pylint: disable=import-outside-toplevel
+    if not args.force and not _confirm(_views().prune_warning(args.all, args.volumes)):
+        _out('nsbox: nothing removed (answer y, or give -f)', sys.stderr)
+        return EXIT_FAILED
+    cfg = hostconfig.load(args.config)
+    out = {'containers': containers.prune(cfg)}
+    out['images'] = images.prune(cfg, all_unused=args.all)
+    out['networks'] = networks.prune(cfg)
+    out['volumes'] = volumes.prune(cfg) if args.volumes else []
+    out['reclaimed'] = sum(c['size'] for c in out['containers']) + out['images']['size'] + sum(v['size'] for v in out['volumes'])
+    if args.format == 'json':
+        _print_json(out)
+    else:
+        _out(_views().prune_text(out))
+    return 0
+
+
+def _confirm(warning):
+    sys.stderr.write(warning + '\nAre you sure you want to continue? [y/N] ')
     sys.stderr.flush()
-    return out['rc']
+    return sys.stdin.readline().strip().lower() in ('y', 'yes')
 
 
 def cmd_network_ls(args):
@@ -415,17 +512,46 @@ def _user_verbs(sub):
     sp = _verb(sub, 'rm', cmd_rm, 'remove containers')
     sp.add_argument('-f', '--force', action='store_true', help='remove running containers too (killed)')
     sp.add_argument('names', nargs='+', metavar='NAME', help='the containers')
-    sp = _verb(sub, 'exec', cmd_exec, 'run a command in a running container (no tty); exits with its exit code')
+    sp = _verb(sub, 'exec', cmd_exec, 'run a command in a running container; exits with its exit code '
+               '(125 nsbox failed, 126 the command cannot be run, 127 not found)')
+    sp.add_argument('-i', '--interactive', action='store_true', help='keep stdin open: the command reads this command\'s input')
+    sp.add_argument('-t', '--tty', action='store_true', help='give the command a terminal (a pty in the container)')
     sp.add_argument('-e', '--env', action='append', metavar='KEY=VALUE', help='set an environment variable')
     sp.add_argument('-u', '--user', default=None, help='user[:group] to run as (default: the container\'s)')
     sp.add_argument('-w', '--workdir', default=None, help='working directory (default: the container\'s)')
     sp.add_argument('name', help='the container')
     sp.add_argument('cmd', nargs=argparse.REMAINDER, metavar='COMMAND', help='the command and its arguments')
+    _run_verb(sub)
+    sp = _verb(sub, 'prune', cmd_prune, 'remove stopped containers, unused images, layers and networks (and volumes)')
+    sp.add_argument('-a', '--all', action='store_true', help='every image no container uses (not only untagged ones)')
+    sp.add_argument('--volumes', action='store_true', help='also the volumes no container mounts')
+    sp.add_argument('-f', '--force', action='store_true', help='do not ask')
+    _format_arg(sp)
+    sp = _verb(sub, 'pull', cmd_pull, 'pull an image from its registry (a progress bar per layer on a terminal)')
+    sp.add_argument('-q', '--quiet', action='store_true', help='print only the reference when done')
+    sp.add_argument('--platform', default=None, help='os/arch[/variant] (default: this host\'s)')
+    sp.add_argument('ref', metavar='REFERENCE', help='the image, as registry/repository:tag or @sha256:...')
     for noun, func in (('network', cmd_network_ls), ('volume', cmd_volume_ls)):
         sp = sub.add_parser(noun, help='manage %ss (ls)' % noun, description='%ss of this host' % noun)
         nsub = sp.add_subparsers(dest='subcommand', metavar='COMMAND')
         nsub.required = True
         _format_arg(_verb(nsub, 'ls', func, 'list %ss' % noun))
+
+
+def _run_verb(sub):
+    sp = _verb(sub, 'run', cmd_run, 'create and start a container (pulling its image when missing); attached, exits with its exit code '
+               '(125 nsbox failed)')
+    sp.add_argument('-d', '--detach', action='store_true', help='start it and print its id (else: stream its output until it ends)')
+    sp.add_argument('--name', default=None, help='the container\'s name (default: run-<random hex>)')
+    sp.add_argument('--rm', action='store_true', help='remove it when it ends (attached only)')
+    sp.add_argument('-e', '--env', action='append', metavar='KEY=VALUE', help='set an environment variable')
+    sp.add_argument('-p', '--publish', action='append', metavar='[IP:]HOST:CONTAINER[/PROTO]', help='publish a port (bridge networks)')
+    sp.add_argument('-v', '--volume', action='append', metavar='SRC:DST[:OPTS]', help='a volume name or host path, and where it goes')
+    sp.add_argument('--network', default=None, metavar='MODE|NETWORK', help='none, host, bridge or a network\'s name (default: the host config\'s)')
+    sp.add_argument('-i', '--interactive', action='store_true', help='keep the container\'s stdin open (attached: fed from this command\'s)')
+    sp.add_argument('-t', '--tty', action='store_true', help='give the container a terminal (its output is logged as one stream)')
+    sp.add_argument('image', help='the image reference')
+    sp.add_argument('cmd', nargs=argparse.REMAINDER, metavar='COMMAND', help='the command (default: the image\'s)')
 
 
 def parser():

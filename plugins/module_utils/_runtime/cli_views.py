@@ -186,3 +186,59 @@ def network_table(networks):
 def volume_table(volumes):
     return table(('NAME', 'DRIVER', 'CONTAINERS'),
                  [(v['Name'], v.get('Driver') or 'local', ', '.join(v.get('UsedBy') or ()) or '-') for v in volumes])
+
+
+# -- nsbox pull ------------------------------------------------------------------------------------
+PULL_STATUS = {'exists': 'Already exists', 'downloading': 'Downloading', 'downloaded': 'Download complete', 'unpacked': 'Pull complete'}
+
+
+def pull_line(digest, status, done, total, width=30):
+    """One layer's line, as ``docker pull`` draws it: ``3f4a1c2b9e0d: Downloading [=====>    ] 1.2MB/3.4MB``."""
+    text = '%s: %s' % (short_id(digest), PULL_STATUS.get(status, status))
+    if status != 'downloading':
+        return text
+    if not total:
+        return '%s %s' % (text, human_size(done))
+    filled = min(width, int(width * done / total))
+    drawn = '=' * filled + ('>' if filled < width else '') + ' ' * max(0, width - filled - 1)
+    return '%s [%s] %s/%s' % (text, drawn, human_size(done), human_size(total))
+
+
+def pull_plain(digest, status, done, total):
+    """Without a terminal: one line per layer and step (no per-chunk lines), or None for a chunk."""
+    if status == 'downloading':
+        return None
+    line = pull_line(digest, status, done, total)
+    return '%s (%s)' % (line, human_size(total)) if status == 'downloaded' else line
+
+
+def pull_summary(ref, digest, changed):
+    return ['Digest: %s' % digest, 'Status: %s for %s' % ('Downloaded newer image' if changed else 'Image is up to date', ref)]
+
+
+# -- nsbox prune -----------------------------------------------------------------------------------
+def prune_warning(all_images, volumes):
+    items = ['all stopped containers', 'all unused networks (not the default one)',
+             'all images without at least one container using them' if all_images else 'all dangling (untagged, unused) images',
+             'the image layers and blobs nothing refers to then']
+    if volumes:
+        items.append('all volumes not used by at least one container')
+    return 'WARNING! This will remove:\n' + ''.join('  - %s\n' % i for i in items)
+
+
+def prune_text(out):
+    """What ``nsbox prune`` removed, by kind, and the space reclaimed (``docker system prune``'s form)."""
+    lines = []
+
+    def section(title, items):
+        if items:
+            lines.extend(['%s:' % title] + list(items) + [''])
+    section('Deleted containers', ['%s (%s)' % (c['name'], short_id(c['id'])) for c in out['containers']])
+    section('Untagged images', out['images']['untagged'])
+    section('Deleted images', out['images']['images'])
+    section('Deleted layers', out['images']['layers'])
+    section('Deleted blobs', [short_id(b) for b in out['images']['blobs']])
+    section('Deleted networks', out['networks'])
+    section('Deleted volumes', [v['name'] for v in out['volumes']])
+    lines.append('Total reclaimed space: %s' % human_size(out['reclaimed']))
+    return '\n'.join(lines)

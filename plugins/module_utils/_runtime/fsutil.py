@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 
 from .errors import NsboxError, SchemaError
@@ -115,3 +116,30 @@ def makedirs(path, mode):
         os.chmod(path, mode)
         changed = True
     return changed
+
+
+def tree_size(path):
+    """Bytes a file or tree takes on disk (allocated blocks, hard links once, mounts below not crossed): what removing it frees."""
+    try:
+        top = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    seen, total = set(), 0
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            continue
+        if st.st_dev != top.st_dev:
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                stack.extend(os.path.join(current, name) for name in os.listdir(current))
+            except OSError:
+                pass
+    return total

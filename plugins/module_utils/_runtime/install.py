@@ -17,10 +17,11 @@ import hashlib
 import io
 import os
 import pkgutil
-import re
+import shutil
 import sys
 import zipfile
 
+from . import codecache
 from .errors import InstallError
 from .fsutil import atomic_symlink, atomic_write, locked, makedirs
 from .version import VERSION
@@ -31,8 +32,8 @@ OCI_NAME = 'nsbox-oci'  # beside BIN_PATH
 PACKAGE = 'nsbox_runtime'
 KEEP = 3  # installed versions kept for processes still running an older one
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
-_MAIN = b'from nsbox_runtime.cli import main\nmain()\n'
-_PYZ_RE = re.compile(r'^nsbox-[0-9A-Za-z.+-]+-[0-9a-f]{12}\.pyz$')
+_MAIN = (b'import sys\nfrom nsbox_runtime import codecache\ncodecache.install(sys.argv[0])\n'
+         b'from nsbox_runtime.cli import main\nmain()\n')
 
 
 def library_argv(args, library=None, what='a runtime process'):
@@ -161,8 +162,13 @@ class LibraryInstall:
     def _prune(self):
         """Drop old zipapps beyond the KEEP newest: zipimport re-reads its archive, so a
         process started from an older version needs that file while it runs."""
-        old = [n for n in os.listdir(self.lib_dir) if _PYZ_RE.match(n) and n != self.name]
+        old = [n for n in os.listdir(self.lib_dir) if codecache.PYZ_RE.match(n) and n != self.name]
         old.sort(key=lambda n: os.stat(os.path.join(self.lib_dir, n)).st_mtime, reverse=True)
         for name in old[KEEP - 1:]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.lib_dir, name))
+        cache = os.path.join(self.lib_dir, codecache.CACHE_DIR)
+        for entry in os.listdir(cache) if os.path.isdir(cache) else ():
+            owner = codecache.owner_pyz(entry)
+            if owner is None or not os.path.exists(os.path.join(self.lib_dir, owner)):
+                shutil.rmtree(os.path.join(cache, entry), ignore_errors=True)

@@ -3,6 +3,8 @@
 """/proc/<pid>/mountinfo, parsed once for everyone (overlay mounts, cgroup hierarchies, persisted namespaces)."""
 from __future__ import annotations
 
+import re
+
 from .errors import NsboxError
 
 
@@ -24,40 +26,22 @@ class Mount:
         return None
 
 
+_ESCAPE = re.compile(r'\\([0-7]{3})')
+_UNESCAPED_COMMA = re.compile(r'(?<!\\),')
+
+
 def unescape(field):
     """mountinfo writes space, tab, newline and backslash as \\ooo octal escapes."""
-    if '\\' not in field:  # the common case, without the walk (a host has hundreds of fields)
+    if '\\' not in field:  # nearly every field: no copy, no scan
         return field
-    out, i = [], 0
-    while i < len(field):
-        code = field[i + 1:i + 4]
-        if field[i] == '\\' and len(code) == 3 and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return ''.join(out)
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _split_options(text):
     """Comma-separated options; overlay's lowerdir may hold escaped commas ('\\,'), kept together."""
     if '\\,' not in text:
         return [o for o in text.split(',') if o]
-    out, cur, i = [], [], 0
-    while i < len(text):
-        if text[i] == '\\' and i + 1 < len(text) and text[i + 1] == ',':
-            cur.append(',')
-            i += 2
-            continue
-        if text[i] == ',':
-            out.append(''.join(cur))
-            cur = []
-        else:
-            cur.append(text[i])
-        i += 1
-    out.append(''.join(cur))
-    return [o for o in out if o]
+    return [o.replace('\\,', ',') for o in _UNESCAPED_COMMA.split(text) if o]
 
 
 def parse(text):

@@ -16,6 +16,7 @@ import fcntl
 import os
 import platform
 import socket
+import stat
 import struct
 
 from .errors import SyscallError
@@ -232,3 +233,34 @@ def link_up(name):
             fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack('16sh22x', os.fsencode(name), flags | IFF_UP))
     except OSError as exc:
         raise SyscallError.from_oserror('bring up', 'interface %s' % name, exc) from None
+
+
+TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441  # asm-generic/ioctls.h: unlock a pty; open its slave (Linux 4.13+)
+PTMX_RDEV = os.makedev(5, 2)
+
+
+def open_pty(ptmx='/dev/ptmx'):
+    """(master, slave) of a new pseudo-terminal from the multiplexer at ``ptmx``, both O_CLOEXEC.
+
+    Given a devpts instance's ``ptmx`` (a container's ``/proc/<pid>/root/dev/pts/ptmx``), the pair
+    belongs to that instance: the slave is a ``/dev/pts/N`` inside the container, so ``tty`` there
+    names it. The slave comes from TIOCGPTPEER, never from a path the container could swap.
+    """
+    try:
+        master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SyscallError.from_oserror('open', 'the pseudo-terminal multiplexer %s' % ptmx, exc) from None
+    try:
+        st = os.fstat(master)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != PTMX_RDEV:
+            raise SyscallError('use', 'pseudo-terminal multiplexer %s' % ptmx, 'it is not the ptmx device (5:2)', errno=_errno.ENOTTY)
+        os.set_blocking(master, True)
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack('i', 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        os.close(master)
+        raise SyscallError.from_oserror('open', 'a pseudo-terminal of %s' % ptmx, exc) from None
+    except SyscallError:
+        os.close(master)
+        raise
+    return master, slave

@@ -42,7 +42,7 @@ The spec is a plain JSON-able dict:
 - ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
   checked they are namespaced: net.*, IPC, kernel.domainname).
 - ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
-  one (a new session, TIOCSCTTY).
+  one (a new session, TIOCSCTTY); for ``enter`` too (``exec -t``).
 - ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
 - ``umask``: int or None (inherited from the caller); set before the exec.
 - ``devices``: [{path, type: c|b|p, major, minor, mode, uid, gid}] device nodes made under /dev
@@ -74,7 +74,6 @@ import resource
 import select
 import signal
 import socket
-import struct
 import termios
 import time
 
@@ -93,7 +92,6 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
 _READY = barrier.READY  # B at the barrier (not JSON: an error report is)
-_TIOCGPTN, _TIOCSPTLCK = 0x80045430, 0x40045431  # linux/asm-generic/ioctls.h
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
 # Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
 _RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
@@ -356,18 +354,14 @@ def _connect_console(path):
 def _console_pty(sock_fd, uid):  # pragma: no cover - forked child
     """In the container's mount namespace: a pty of its own devpts; the slave becomes stdio and the controlling
     terminal of a new session, the master goes over the console socket."""
-    master = os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack('i', 0))
-    name = '/dev/pts/%d' % struct.unpack('I', fcntl.ioctl(master, _TIOCGPTN, b'\0' * 4))[0]
-    slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    master, slave = syscall.open_pty('/dev/ptmx')
     os.fchown(slave, uid, -1)
-    os.setsid()
     for target in (0, 1, 2):
         os.dup2(slave, target, inheritable=True)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    _take_terminal()
     sock = socket.socket(fileno=sock_fd)
     try:
-        socket.send_fds(sock, [name.encode()], [master])
+        socket.send_fds(sock, [b'/dev/ptmx'], [master])  # the message is informational (runc sends the slave's name)
     finally:
         sock.close()
         _close(master, slave)
@@ -508,8 +502,7 @@ def _make_container(spec, join, stdio, console=None):  # pragma: no cover - fork
     _close(*join.values())
     _install_stdio(stdio)
     if spec['terminal'] and console is None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        _take_terminal()
     flags = 0
     for ns_type, path in ns.items():
         if path is None and ns_type != 'pid':
@@ -535,6 +528,12 @@ def _make_container(spec, join, stdio, console=None):  # pragma: no cover - fork
         socket.sethostname(spec['hostname'])
     if console is not None:
         _console_pty(console, spec['user']['uid'])
+
+
+def _take_terminal():  # pragma: no cover - forked child
+    """Make stdin (a terminal's slave) the controlling terminal of a new session led by this process."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _write_proc(path, value, what):  # pragma: no cover - forked child
@@ -743,9 +742,8 @@ def _enter_child(spec, stdio, err_w, sync_r, console):  # pragma: no cover - for
         _install_stdio(stdio)
         if console is not None:
             _console_pty(_move_high(console), spec['user']['uid'])
-        elif spec['terminal']:  # a session of its own with its pty as the controlling terminal (docker exec -t)
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        elif spec['terminal']:
+            _take_terminal()
         _become(spec, err_w, make_cwd=False)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)

@@ -134,8 +134,9 @@ def info(cfg, names=None, log_lines=0):
 
 
 # -- acting -------------------------------------------------------------------------------------
-def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT):
-    """Double fork + setsid + exec of ``nsbox supervise``; waits for its answer (running or an error)."""
+def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, console=None):
+    """Double fork + setsid + exec of ``nsbox supervise``; waits for its answer (running or an error).
+    ``console``: a terminal's slave fd, sent with the host config (SCM_RIGHTS), that the init gets as its stdio."""
     from ..install import library_argv  # pylint: disable=import-outside-toplevel
     argv = library_argv(['supervise', container.id, '--sync-fd', '3'] + (['--adopt'] if adopt else []),
                         what='the supervisor of container %s' % container.name)
@@ -163,7 +164,12 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT):
     theirs.close()
     os.waitpid(pid, 0)
     try:
-        ours.sendall(json.dumps({'config': cfg.data}).encode() + b'\n')
+        line = json.dumps({'config': cfg.data, 'console': console is not None}).encode() + b'\n'
+        if console is not None:  # the fd rides on the line's first bytes: the reader takes it with them (recvmsg)
+            sent = socket.send_fds(ours, [line], [console])
+            ours.sendall(line[sent:])
+        else:
+            ours.sendall(line)
         answer = _read_line(ours, timeout)
     finally:
         ours.close()
@@ -192,9 +198,17 @@ def _read_line(sock, timeout):
     return buf.decode('utf-8', 'replace').strip()
 
 
-def start(cfg, container):
-    """Start a stopped container, or adopt a running one whose supervisor died. Returns the action or None."""
+def start(cfg, container, console=None):
+    """Start a stopped container, or adopt a running one whose supervisor died. Returns the action or None.
+
+    ``console`` (``nsbox run -t`` attached): the slave of the caller's pseudo-terminal, which the init gets
+    as stdin, stdout and stderr and its controlling terminal instead of one of the supervisor's; its
+    output is then the caller's to show (not logged). Only for a stopped container with ``tty``.
+    """
     status = container.status()
+    if console is not None and (status['running'] or status['supervised'] or not container.config.get('tty')):
+        raise ContainerError('attach a terminal to', 'container %s' % container.name,
+                             'it is %s' % status['status'] if container.config.get('tty') else 'it was made without tty')
     if status['running']:
         if status['supervised']:
             return None
@@ -206,7 +220,7 @@ def start(cfg, container):
         _cleanup_dead(cfg, container)
     # A start by the user: the restart policy counts afresh, and a stop asked for before is over.
     container.write_state(stop_requested=False, restart_count=0, restart_delay=None)
-    _spawn_supervisor(cfg, container)
+    _spawn_supervisor(cfg, container, console=console)
     return 'started container %s' % container.name
 
 
@@ -297,6 +311,24 @@ def remove(cfg, store, container, force=True):
     store.delete(container)
     actions.append('removed container %s' % container.name)
     return actions
+
+
+def prune(cfg):
+    """Remove every container that is not running (exited, created; none its supervisor may restart):
+    [{'id', 'name', 'size'}] with the bytes its directory took (its writable layer, logs)."""
+    from ..fsutil import tree_size  # pylint: disable=import-outside-toplevel
+    store = open_store(cfg)
+    gone = []
+    with store.lock():
+        for container in store.all():
+            with container.lock():
+                status = container.status()
+                if status['running'] or status['supervised'] or status['status'] == 'restarting':
+                    continue
+                size = tree_size(container.path())
+                remove(cfg, store, container, force=False)
+                gone.append({'id': container.id, 'name': container.name, 'size': size})
+    return gone
 
 
 def apply_live(cfg, container, wanted):
@@ -546,8 +578,7 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
 
 
 # -- exec ----------------------------------------------------------------------------------------
-def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, timeout=None):
-    """Run ``command`` inside running container ``name``: {'rc', 'stdout', 'stderr'} (bytes decoded as UTF-8)."""
+def _exec_target(cfg, name):
     store = open_store(cfg)
     container = store.find(name)
     if container is None:
@@ -555,10 +586,13 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
     status = container.status()
     if not status['running']:
         raise ContainerError('exec in', 'container %s' % name, 'it is not running (%s)' % status['status'])
+    return container, status['pid']
+
+
+def _exec_spec(container, pid, command, env, user, workdir, terminal):
     args = options.check({'command': command})['command'] if command is not None else None
     if not args:
         raise ConfigError('use', 'command', 'give the command to run')
-    pid = status['pid']
     root = '/proc/%d/root' % pid
     passwd = _read(root, '/etc/passwd')
     group = _read(root, '/etc/group')
@@ -569,23 +603,56 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
         key, _sep, value = item.partition('=')
         merged[key] = value
     merged.setdefault('HOME', who['home'])
+    if terminal:
+        merged.setdefault('TERM', 'xterm')  # as docker exec -t
     merged.update(extra)
-    spec = {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
+    return {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
             'cwd': workdir or container.config.get('working_dir') or '/',
-            'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')},
+            'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')}, 'terminal': terminal,
             **{k: v for k, v in security.process_settings(container.config).items() if k in ('capabilities', 'no_new_privs', 'seccomp')},
             'rlimits': container.config.get('ulimits') or []}
+
+
+def exec_start(cfg, name, command, stdio, env=None, user=None, workdir=None, terminal=False):
+    """Start ``command`` in running container ``name`` with ``stdio`` (three fds; with ``terminal`` a pty
+    slave that becomes its controlling terminal). Returns (pid to :func:`process.wait_status` on, the
+    command's own pids, as a list the caller may kill with :func:`kill_tree`). The caller closes ``stdio``."""
+    container, pid = _exec_target(cfg, name)
+    spec = _exec_spec(container, pid, command, env, user, workdir, terminal)
     manager = supervisor.cgroup_of(cfg, container)
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
     command_pids = []
 
     def join(p):
         command_pids.append(p)
         manager.add_procs([p])
+    return process.enter(pid, spec, stdio, join), command_pids
+
+
+def exec_pty(cfg, name):
+    """(master, slave) of a pseudo-terminal for ``exec -t`` in running container ``name``: from the
+    container's own devpts (``tty`` inside names ``/dev/pts/N``), else — no devpts there — the host's."""
+    from .. import syscall  # pylint: disable=import-outside-toplevel
+    _container, pid = _exec_target(cfg, name)
     try:
-        child = process.enter(pid, spec, (in_r, out_w, err_w), join)
+        return syscall.open_pty(mounts.secure_join('/proc/%d/root' % pid, '/dev/pts/ptmx'))
+    except NsboxError:
+        master, slave = os.openpty()
+        os.set_inheritable(master, False)
+        os.set_inheritable(slave, False)
+        return master, slave
+
+
+def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, timeout=None):
+    """Run ``command`` inside running container ``name``: {'rc', 'stdout', 'stderr'} (bytes decoded as UTF-8)."""
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        child, command_pids = exec_start(cfg, name, command, (in_r, out_w, err_w), env=env, user=user, workdir=workdir)
+    except BaseException:
+        for fd in (in_w, out_r, err_r):
+            os.close(fd)
+        raise
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)

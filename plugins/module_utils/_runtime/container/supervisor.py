@@ -268,14 +268,17 @@ def _open_fifos(container, create):
     return fds
 
 
-def container_stdio(container):
+def container_stdio(container, console=None):
     """({stream: fd} to relay into the log, (stdin, stdout, stderr) for the init, closed by the caller after the start).
 
+    ``console``: a terminal's slave from whoever started it (``nsbox run -t``): all three, nothing to relay.
     ``tty``: a pseudo-terminal; the init gets the slave as all three (its controlling terminal),
     the master is relayed as stdout (Docker's tty logs). Otherwise FIFOs for stdout and stderr;
     stdin is /dev/null, or with ``interactive`` a FIFO the init holds open for reading and
     writing, so a read waits for input instead of seeing end-of-file (``docker run -i``).
     """
+    if console is not None:
+        return {}, (console, console, console)
     if container.config.get('tty'):
         master, slave = os.openpty()
         os.set_inheritable(master, False)
@@ -293,9 +296,9 @@ def container_stdio(container):
     return fds, (stdin, writers[0], writers[1])
 
 
-def _record_start(cfg, store, container, me, stdio_for=None):
+def _record_start(cfg, store, container, me, stdio_for=None, console=None):
     """Launch the init and record it running; returns (fds to relay, pid, cgroup manager)."""
-    fds, stdio = container_stdio(container)
+    fds, stdio = container_stdio(container, console)
     try:
         pid, manager = launch(cfg, store, container, stdio)
     except BaseException:
@@ -403,9 +406,10 @@ def _restart_cancelled(container):
             container.write_state(status='exited', supervisor=None)
 
 
-def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False):
+def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False, console=None):
     """The supervisor's life (``nsbox supervise``); returns an exit code for the CLI.
 
+    ``console``: the first start's stdio (service.start's), closed once the init has it; a restart makes its own.
     ``restart``: started again by the restart policy (no one waits for an answer): the container's
     lock is taken first, and a stop asked for meanwhile ends it without starting anything.
     """
@@ -437,7 +441,8 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False):
                 finally:
                     os.close(lock)
             else:
-                fds, pid, manager = _record_start(cfg, store, container, me)
+                fds, pid, manager = _record_start(cfg, store, container, me, console=console)
+                console = None  # _record_start closed it (the init holds it)
         except NsboxError as exc:
             if not adopt:
                 container.write_state(status='exited', pid=None, exit_code=None, error=exc.message, finished_at=now(),

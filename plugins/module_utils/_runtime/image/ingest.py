@@ -93,9 +93,14 @@ class Plan:
     def changed(self):
         return not self.up_to_date
 
-    def apply(self):
-        """Fetch, verify, unpack and tag; returns (record, actions)."""
+    def apply(self, progress=None):
+        """Fetch, verify, unpack and tag; returns (record, actions).
+
+        ``progress(layer digest, status, bytes done, bytes total)`` hears of each layer: ``exists``
+        (already in the store), ``downloading`` (after every chunk), ``downloaded``, ``unpacked``.
+        """
         store = self.store
+        report = progress or (lambda *_a: None)
         actions = []
         with store.staging() as stage:
             for digest, data in self.blobs.items():
@@ -107,14 +112,18 @@ class Plan:
             chains = chain_ids(diff_ids)
             fetched = unpacked = 0
             for i, desc in enumerate(self.layer_descs):
-                if store.has_layer(chains[i]) and store.has_blob(desc['digest']):
+                digest, size = desc['digest'], desc['size']
+                if store.has_layer(chains[i]) and store.has_blob(digest):
+                    report(digest, 'exists', size, size)
                     continue
-                if not store.has_blob(desc['digest']):
+                if not store.has_blob(digest):
                     with self.source.open_blob(desc) as stream:
-                        stage.fetch_blob(desc['digest'], desc['size'], stream)
+                        stage.fetch_blob(digest, size, stream, lambda n, d=digest, t=size: report(d, 'downloading', n, t))
                     fetched += 1
-                if stage.unpack_layer(desc['digest'], desc.get('mediaType'), diff_ids[i], chains[i - 1] if i else None, chains[i]):
+                report(digest, 'downloaded', size, size)
+                if stage.unpack_layer(digest, desc.get('mediaType'), diff_ids[i], chains[i - 1] if i else None, chains[i]):
                     unpacked += 1
+                report(digest, 'unpacked', size, size)
             if fetched or unpacked:
                 actions.append('fetched %d and unpacked %d of %d layers from %s' % (fetched, unpacked, len(self.layer_descs), self.source.describe))
         record = {

@@ -26,12 +26,12 @@ def open_store(cfg, check_mode=False):
     return store
 
 
-def _result(plan, check_mode):
+def _result(plan, check_mode, progress=None):
     before = plan.current['manifest_digest'] if plan.current else None
     out = {'changed': plan.changed, 'actions': [],
            'diff': {'before': {plan.key: before}, 'after': {plan.key: plan.manifest_digest}}}
     if plan.changed and not check_mode:
-        record, out['actions'] = plan.apply()
+        record, out['actions'] = plan.apply(progress)
     else:
         record = plan.current if not plan.changed else {'manifest_digest': plan.manifest_digest, 'config_digest': plan.config_desc['digest'],
                                                         'id': plan.config_desc['digest'], 'layers': plan.layer_descs}
@@ -42,7 +42,8 @@ def _result(plan, check_mode):
 
 
 def pull(cfg, name, platform=None, auth=None, insecure=None, validate_certs=True, ca_path=None,
-         client_cert=None, client_key=None, check_mode=False):
+         client_cert=None, client_key=None, check_mode=False, progress=None):
+    """Pull ``name`` (the host config's mirrors first); ``progress``: see ingest.Plan.apply (``nsbox pull``)."""
     ref = Reference.parse(name)
     want = parse_platform(platform)
     store = open_store(cfg, check_mode)
@@ -58,7 +59,7 @@ def pull(cfg, name, platform=None, auth=None, insecure=None, validate_certs=True
             if host == ref.registry:
                 raise
             continue
-        out = _result(plan, check_mode)
+        out = _result(plan, check_mode, progress)
         out['requests'] = client.requests
         return out
     raise errors[-1]
@@ -119,6 +120,22 @@ def remove(cfg, name, prune=False, check_mode=False):
             out['changed'] = True
             out['actions'].append('pruned %d blobs and %d layers' % (len(gone['blobs']), len(gone['layers'])))
     return out
+
+
+def prune(cfg, all_unused=False):
+    """Garbage found from references (DESIGN D3): images no container uses lose their tags with
+    ``all_unused`` (else only untagged ones go), then blobs and layers no image needs are deleted.
+    {'untagged': [references], 'images': [manifest digests], 'blobs', 'layers', 'size': bytes freed}."""
+    # Imported here: the container package is not needed by any other image operation.
+    from ..container.store import ContainerStore  # pylint: disable=import-outside-toplevel
+    store = open_store(cfg)
+    in_use = ContainerStore(cfg).images_in_use()
+    idx = store.index()
+    keys = sorted(k for k, d in idx['references'].items() if d not in in_use) if all_unused else []
+    untagged = store.untag(keys, in_use)
+    images = sorted(set(idx['images']) - set(store.index()['images']))
+    gone = store.prune()
+    return {'untagged': untagged, 'images': images, 'blobs': gone['blobs'], 'layers': gone['layers'], 'size': gone['size']}
 
 
 def describe(store, record, references=None):

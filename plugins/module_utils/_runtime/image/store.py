@@ -28,7 +28,7 @@ import time
 
 from .. import mountinfo
 from ..errors import NsboxError
-from ..fsutil import fsync_dir, locked, read_json, write_json
+from ..fsutil import fsync_dir, locked, read_json, tree_size, write_json
 from ..hostsetup import DATA_ROOT_MODE, DATA_SUBDIRS, write_store
 from . import layer as layerlib
 
@@ -85,8 +85,9 @@ class Staging:
             _rmtree(self.path)
         os.close(self._fd)
 
-    def fetch_blob(self, digest, size, stream):
-        """Copy ``stream`` into the store as blob ``digest``, checking size and hash on the way."""
+    def fetch_blob(self, digest, size, stream, progress=None):
+        """Copy ``stream`` into the store as blob ``digest``, checking size and hash on the way.
+        ``progress(bytes so far)`` is called after every chunk (``nsbox pull``'s bars)."""
         if self.store.has_blob(digest):
             return self.store.blob_path(digest)
         want = hex_of(digest)
@@ -103,6 +104,8 @@ class Staging:
                         raise StoreError('fetch', 'blob %s' % digest, 'more than the %d bytes its descriptor declares' % size)
                     h.update(chunk)
                     f.write(chunk)
+                    if progress is not None:
+                        progress(n)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
@@ -348,9 +351,10 @@ class ImageStore:
         return dead_blobs, dead_layers
 
     def prune(self, extra_layers=()):
-        """Delete unreferenced blobs and layers (under the lock); returns what went."""
+        """Delete unreferenced blobs and layers (under the lock); returns what went and the bytes freed."""
         with self.lock():
             dead_blobs, dead_layers = self.garbage(extra_layers)
+            freed = sum(tree_size(self.blob_path(d)) for d in dead_blobs) + sum(tree_size(self.layer_path(c)) for c in dead_layers)
             for digest in dead_blobs:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.blob_path(digest))
@@ -364,4 +368,4 @@ class ImageStore:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(self.links_dir, meta['link']))
                 _rmtree(doomed)
-        return {'blobs': dead_blobs, 'layers': dead_layers}
+        return {'blobs': dead_blobs, 'layers': dead_layers, 'size': freed}

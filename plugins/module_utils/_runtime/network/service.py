@@ -183,6 +183,21 @@ def info(cfg, names=None):
     return {'networks': [view(store, n) for n in found], 'missing': [x for x in (names or []) if store.get(x) is None]}
 
 
+def prune(cfg):
+    """Remove the networks no container uses (attached, or named in a container's config); the host's
+    default network stays (it is made again on first use anyway). The names removed."""
+    from ..container.store import ContainerStore  # pylint: disable=import-outside-toplevel
+    store = NetworkStore(cfg)
+    named = {n['name'] for c in ContainerStore(cfg).all() for n in c.config.get('networks') or ()}
+    gone = []
+    for net in store.all():
+        if net['name'] == store.default['name'] or net['name'] in named or store.users(net['name']):
+            continue
+        if ensure(cfg, net['name'], state='absent')['changed']:
+            gone.append(net['name'])
+    return gone
+
+
 # -- containers ---------------------------------------------------------------------------------
 def check_ports_free(store, cid, ports):
     """Published ports not taken by another container nor by a socket of the host (a bind test, released at once)."""

@@ -132,6 +132,21 @@ def info(cfg, name=None):
     return {'volumes': [v.inspect(users(containers, v.name)) for v in store.all()]}
 
 
+def prune(cfg):
+    """Remove the volumes no container (in any state) mounts: [{'name', 'size'}] with the bytes each took."""
+    from ..fsutil import tree_size  # pylint: disable=import-outside-toplevel
+    store = open_store(cfg)
+    containers = ContainerStore(cfg).all()
+    gone = []
+    for volume in store.all():
+        if users(containers, volume.name):
+            continue
+        size = tree_size(data_path(cfg.data_root, volume.name))
+        if ensure(cfg, volume.name, state='absent')['changed']:
+            gone.append({'name': volume.name, 'size': size})
+    return gone
+
+
 # -- for the container code -------------------------------------------------------------------
 def create_missing(cfg, config, check_mode=False):
     """The named volumes a container config mounts that do not exist yet, created (as Docker does

@@ -3,11 +3,12 @@
 """The host command's tables and texts (pure: ``now`` is given), and its argument parsing."""
 from __future__ import annotations
 
+import errno
 import json
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import cli, cli_views as views
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import cli, cli_run, cli_term, cli_views as views
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import logs
 
 NOW = views.parse_time('2026-11-23T10:00:00.000000000Z')
@@ -124,7 +125,86 @@ def test_parser_takes_the_verbs():
         assert exc.value.code == 2
 
 
-@pytest.mark.parametrize('verb', ['ps', 'images', 'logs', 'inspect', 'stats', 'start', 'stop', 'rm', 'exec', 'network', 'volume'])
+def test_parser_takes_run_pull_prune_and_exec_it():
+    p = cli.parser()
+    args = p.parse_args(['exec', '-it', 'c', 'sh'])
+    assert args.interactive and args.tty and args.cmd == ['sh']
+    args = p.parse_args(['run', '-d', '--name', 'w', '-e', 'A=1', '-e', 'B=x=y', '-p', '8080:80', '-v', 'data:/d', '--network', 'none',
+                         '-it', 'busybox', 'sh', '-c', 'echo hi'])
+    assert cli_run.run_options(args) == {'image': 'busybox', 'tty': True, 'interactive': True, 'command': ['sh', '-c', 'echo hi'],
+                                         'env': {'A': '1', 'B': 'x=y'}, 'volumes': ['data:/d'], 'published_ports': ['8080:80'],
+                                         'network_mode': 'none'}
+    assert args.detach and args.name == 'w' and not args.rm
+    assert cli_run.run_options(p.parse_args(['run', 'busybox'])) == {'image': 'busybox', 'tty': False, 'interactive': False}
+    args = p.parse_args(['pull', '-q', 'reg/x:1'])
+    assert args.quiet and args.ref == 'reg/x:1' and args.func is cli.cmd_pull
+    args = p.parse_args(['prune', '-a', '--volumes', '-f', '--format', 'json'])
+    assert args.all and args.volumes and args.force and args.format == 'json'
+
+
+def test_pull_lines():
+    digest = 'sha256:' + 'ab' * 32
+    assert views.pull_line(digest, 'downloading', 500, 1000, width=10) == 'abababababab: Downloading [=====>    ] 500B/1kB'
+    assert views.pull_line(digest, 'downloading', 1000, 1000, width=10) == 'abababababab: Downloading [==========] 1kB/1kB'
+    assert views.pull_line(digest, 'downloading', 0, 1000, width=4) == 'abababababab: Downloading [>   ] 0B/1kB'
+    assert views.pull_line(digest, 'exists', 10, 10) == 'abababababab: Already exists'
+    assert views.pull_plain(digest, 'downloading', 5, 10) is None
+    assert views.pull_plain(digest, 'downloaded', 2500000, 2500000) == 'abababababab: Download complete (2.5MB)'
+    assert views.pull_plain(digest, 'unpacked', 1, 1) == 'abababababab: Pull complete'
+    assert views.pull_summary('r:1', 'sha256:d', False) == ['Digest: sha256:d', 'Status: Image is up to date for r:1']
+
+
+def test_board_redraws_in_place_and_throttles():
+    class Out:
+        text = ''
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+    clock = [0.0]
+    out = Out()
+    board = cli_term.Board(out, interval=0.1, clock=lambda: clock[0])
+    assert board.set('a', 'a: 1') and board.set('b', 'b: 1')
+    board.draw()
+    assert out.text == '\r\x1b[2Ka: 1\n\r\x1b[2Kb: 1\n'
+    assert not board.set('a', 'a: 1') and board.set('a', 'a: 2')
+    board.draw()  # too soon: nothing drawn
+    assert out.text.count('a:') == 1
+    clock[0] = 0.2
+    board.draw()
+    assert out.text.endswith('\x1b[2A\r\x1b[2Ka: 2\n\r\x1b[2Kb: 1\n')
+    board.set('a', 'a: 3')
+    board.draw(force=True)
+    assert out.text.endswith('\x1b[2A\r\x1b[2Ka: 3\n\r\x1b[2Kb: 1\n')
+
+
+def test_prune_text():
+    out = {'containers': [{'id': 'c' * 64, 'name': 'old', 'size': 4096}],
+           'images': {'untagged': ['reg/x:1'], 'images': ['sha256:' + 'd' * 64], 'blobs': ['sha256:' + 'e' * 64], 'layers': [],
+                      'size': 2000000},
+           'networks': [], 'volumes': [{'name': 'v', 'size': 0}], 'reclaimed': 2004096}
+    assert views.prune_text(out).splitlines() == [
+        'Deleted containers:', 'old (cccccccccccc)', '', 'Untagged images:', 'reg/x:1', '', 'Deleted images:', 'sha256:' + 'd' * 64, '',
+        'Deleted blobs:', 'eeeeeeeeeeee', '', 'Deleted volumes:', 'v', '', 'Total reclaimed space: 2.004MB']
+    empty = {'containers': [], 'images': {'untagged': [], 'images': [], 'blobs': [], 'layers': [], 'size': 0}, 'networks': [],
+             'volumes': [], 'reclaimed': 0}
+    assert views.prune_text(empty) == 'Total reclaimed space: 0B'
+    assert views.prune_warning(True, True).count('  - ') == 5 and 'dangling' in views.prune_warning(False, False)
+
+
+def test_exit_codes_of_exec_and_run():
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container.process import ProcessError
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import NsboxError
+    assert cli_run.exit_for(ProcessError('find', 'the command x', 'not found', errno=errno.ENOENT)) == 127
+    assert cli_run.exit_for(ProcessError('exec', '/etc', 'Permission denied', errno=errno.EACCES)) == 126
+    assert cli_run.exit_for(ProcessError('exec', '/x', 'No such file', errno=errno.ENOENT)) == 127
+    assert cli_run.exit_for(NsboxError('exec in', 'container c', 'it does not exist')) == 125
+
+
+@pytest.mark.parametrize('verb', ['ps', 'images', 'logs', 'inspect', 'stats', 'start', 'stop', 'rm', 'exec', 'network', 'volume', 'run', 'pull',
+                                  'prune', 'info', 'version'])
 def test_every_verb_has_help(verb, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.parser().parse_args([verb, '--help'])

@@ -8,7 +8,7 @@ import os
 import subprocess
 import zipfile
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import bundle, install
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import bundle, codecache, install
 
 LIB = os.path.dirname(os.path.abspath(bundle.__file__))
 
@@ -73,3 +73,46 @@ def test_old_versions_are_pruned_beyond_keep(tmp_path):
     left = sorted(os.listdir(libdir))
     assert 'unrelated.pyz' in left and lib.name in left
     assert [n for n in left if n.startswith('nsbox-0.0.')] == ['nsbox-0.0.3-000000000003.pyz', 'nsbox-0.0.4-000000000004.pyz']
+
+
+def _cache_files(lib):
+    directory = os.path.join(lib.lib_dir, codecache.CACHE_DIR, '%s.%s' % (lib.name, _tag_of_host_python()))  # the nsbox command's python
+    return directory, sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def _tag_of_host_python():
+    return subprocess.run(['/usr/bin/python3', '-c', 'import sys; print(sys.implementation.cache_tag)'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_installed_zipapp_keeps_its_compiled_code_beside_it(tmp_path):
+    """The first process compiles and caches each module it imports; the next loads them; a damaged entry is compiled again."""
+    lib = install.LibraryInstall(str(tmp_path / 'lib'), str(tmp_path / 'bin' / 'nsbox'), python='/usr/bin/python3')
+    lib.apply()
+    nsbox = str(tmp_path / 'bin' / 'nsbox')
+    assert subprocess.run([nsbox, 'version'], capture_output=True, text=True, check=True).stdout.strip() == 'nsbox %s' % install.VERSION
+    directory, files = _cache_files(lib)
+    assert 'nsbox_runtime.cli.pyc' in files and 'nsbox_runtime.version.pyc' in files
+    assert not [n for n in files if n.endswith('.tmp')]
+    with open(os.path.join(directory, 'nsbox_runtime.cli.pyc'), 'wb') as f:
+        f.write(b'not marshal data')
+    assert subprocess.run([nsbox, 'version'], capture_output=True, text=True, check=True).stdout.strip() == 'nsbox %s' % install.VERSION
+    with open(os.path.join(directory, 'nsbox_runtime.cli.pyc'), 'rb') as f:
+        assert f.read() != b'not marshal data'
+
+
+def test_unversioned_zipapp_is_not_cached(tmp_path):
+    assert codecache.cache_dir(str(tmp_path / 'current.pyz')) is None
+    assert codecache.cache_dir(str(tmp_path / 'nsbox-0.1.0-0123456789ab.pyz')).startswith(str(tmp_path / 'cache' / 'nsbox-0.1.0-0123456789ab.pyz.'))
+    assert codecache.owner_pyz('nsbox-0.1.0-0123456789ab.pyz.cpython-311') == 'nsbox-0.1.0-0123456789ab.pyz'
+    assert codecache.owner_pyz('something-else') is None
+
+
+def test_cache_of_a_pruned_zipapp_goes_with_it(tmp_path):
+    libdir = tmp_path / 'lib'
+    (libdir / 'cache' / 'nsbox-0.0.1-000000000001.pyz.cpython-311').mkdir(parents=True)
+    (libdir / 'cache' / 'stray').mkdir()
+    lib = install.LibraryInstall(str(libdir), str(tmp_path / 'nsbox'))
+    (libdir / 'cache' / (lib.name + '.cpython-311')).mkdir()
+    lib.apply()
+    assert os.listdir(libdir / 'cache') == [lib.name + '.cpython-311']
