@@ -4,7 +4,7 @@
 
 The init's side is in process.py; the release is here, apart, because the one who releases (the
 OCI runtime's ``start``, a process of its own) needs nothing else of the container process code,
-and every module imported from the zipapp is compiled again on each call.
+and every call of the OCI command line is a new interpreter that pays for each import again.
 """
 from __future__ import annotations
 

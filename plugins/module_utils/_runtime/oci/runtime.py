@@ -16,7 +16,7 @@ pid is not the container), the barrier (``created`` while it exists), the freeze
 
 The container code (process.py and what it imports) and the spec translation are imported by
 the verbs that need them, not by ``state``, ``kill``, ``delete``: podman calls those often, and
-every import is compiled again on each call (zipimport keeps no bytecode).
+every call is a new interpreter that pays for each import again.
 
 Status: creating (create is under way: its own pid is recorded) -> created -> running (paused)
 -> stopped. A create that fails removes everything it made.
