@@ -22,12 +22,13 @@ from common import REPO, format_result, run_measure, write_chart  # noqa: E402  
 import measures_ansible  # noqa: E402  pylint: disable=wrong-import-position
 import measures_basic  # noqa: E402  pylint: disable=wrong-import-position
 import measures_density  # noqa: E402  pylint: disable=wrong-import-position
+import measures_oci  # noqa: E402  pylint: disable=wrong-import-position
 
 MEASURES = {
     'host-noop': measures_basic.HostNoop, 'cli-start': measures_basic.CliStart, 'image-pull': measures_basic.ImagePull,
     'bridge-run': measures_basic.BridgeRun, 'module-start': measures_ansible.ModuleStart,
     'noop-converge': measures_ansible.NoopConverge, 'supervisor-memory': measures_density.SupervisorMemory,
-    'start-slope': measures_density.StartSlope,
+    'start-slope': measures_density.StartSlope, 'oci': measures_oci.OciLifecycle,
 }
 
 

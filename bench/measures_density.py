@@ -123,7 +123,7 @@ class StartSlope(Measure):
     def extra(self):
         if len(self.times) < 2:
             return {}
-        slope, _ = statistics.linear_regression(range(len(self.times)), self.times)
+        slope = statistics.linear_regression(range(len(self.times)), self.times).slope
         return {'slope over all starts (ms per running container)': round(slope * 1000, 3)}
 
     def teardown(self):

@@ -18,10 +18,11 @@ def _ship():  # pragma: no cover - never called
     from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, mountinfo  # noqa: F401
     from . import namespace_service, namespaces, rootfs, syscall, units, userns, version  # noqa: F401
     from .cgroups import devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
-    from .container import caps, health, idranges, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
+    from .container import barrier, caps, health, idranges, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
     from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
     from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
     from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
+    from .oci import cli as oci_cli, runtime, spec  # noqa: F401
     from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
 
 
@@ -44,6 +45,7 @@ MODULES = (
     'codecache',
     'config',
     'container/__init__',
+    'container/barrier',
     'container/caps',
     'container/health',
     'container/idranges',
@@ -85,6 +87,10 @@ MODULES = (
     'network/nft',
     'network/service',
     'network/store',
+    'oci/__init__',
+    'oci/cli',
+    'oci/runtime',
+    'oci/spec',
     'rootfs',
     'syscall',
     'units',

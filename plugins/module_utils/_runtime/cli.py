@@ -565,6 +565,7 @@ def parser():
         sp.add_argument('--format', choices=('table', 'json'), default='table', help='output format')
         sp.set_defaults(func=func)
     _user_verbs(sub)
+    sub.add_parser('oci', help='the OCI runtime command line (nsbox oci --help; also nsbox-oci)', add_help=False)
     # Internal, so without help= (argparse then lists it nowhere): `ns-hold NAME --sync-fd FD`.
     hold = sub.add_parser('ns-hold')
     hold.add_argument('name', help='the namespace set held (shown by ps)')
@@ -591,6 +592,10 @@ def parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['oci']:  # the OCI runtime command line (nsbox-oci): a front of its own
+        from .oci.cli import main as oci_main  # pylint: disable=import-outside-toplevel
+        oci_main(argv[1:])
     args = parser().parse_args(argv)
     try:
         code = args.func(args)

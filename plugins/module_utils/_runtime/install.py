@@ -5,7 +5,8 @@
 A module's payload is deleted when the module returns, so whatever must keep running
 (supervisors, systemd units, the CLIs) execs an installed copy instead:
 ``/usr/local/lib/nsbox/nsbox-<version>-<sha>.pyz`` with ``current.pyz`` pointing at
-it and the wrapper ``/usr/local/bin/nsbox``. The zipapp is built from the running
+it and the wrappers ``/usr/local/bin/nsbox`` and ``/usr/local/bin/nsbox-oci`` (the OCI runtime
+command line: ``nsbox oci``, a path that podman's ``--runtime`` can take). The zipapp is built from the running
 library's own source, byte for byte reproducibly, so "already installed" is a hash
 comparison; every write is atomic and done under a lock.
 """
@@ -27,6 +28,7 @@ from .version import VERSION
 
 LIB_DIR = '/usr/local/lib/nsbox'
 BIN_PATH = '/usr/local/bin/nsbox'
+OCI_NAME = 'nsbox-oci'  # beside BIN_PATH
 PACKAGE = 'nsbox_runtime'
 KEEP = 3  # installed versions kept for processes still running an older one
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
@@ -66,13 +68,14 @@ def build_pyz():
     return buf.getvalue()
 
 
-def wrapper_script(current, python):
+def wrapper_script(current, python, verb=None):
     """The ``nsbox`` command. It resolves ``current.pyz`` once, before Python starts:
     zipimport re-opens its archive by path for every import, so a process that ran
     ``current.pyz`` itself could read half of one version and half of the next when
-    an install flips the link under it. A versioned file never changes."""
-    return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I "$(readlink -f %s)" "$@"\n'
-            % (VERSION, python, current)).encode()
+    an install flips the link under it. A versioned file never changes. ``verb``: put
+    before the arguments (``oci`` for ``nsbox-oci``)."""
+    return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I "$(readlink -f %s)" %s"$@"\n'
+            % (VERSION, python, current, verb + ' ' if verb else '')).encode()
 
 
 class LibraryInstall:
@@ -88,6 +91,8 @@ class LibraryInstall:
         self.path = os.path.join(lib_dir, self.name)
         self.current = os.path.join(lib_dir, 'current.pyz')
         self.wrapper = wrapper_script(self.current, self.python)
+        self.oci_bin_path = os.path.join(os.path.dirname(bin_path), OCI_NAME)
+        self.oci_wrapper = wrapper_script(self.current, self.python, 'oci')
 
     def info(self):
         return {'version': VERSION, 'sha256': self.sha256, 'path': self.path,
@@ -107,10 +112,11 @@ class LibraryInstall:
         except OSError:
             return False
 
-    def _wrapper_ok(self):
+    def _wrapper_ok(self, path=None, content=None):
+        path, content = (path, content) if path else (self.bin_path, self.wrapper)
         try:
-            with open(self.bin_path, 'rb') as f:
-                return f.read() == self.wrapper and os.access(self.bin_path, os.X_OK)
+            with open(path, 'rb') as f:
+                return f.read() == content and os.access(path, os.X_OK)
         except OSError:
             return False
 
@@ -127,6 +133,8 @@ class LibraryInstall:
             todo.append('point %s at %s' % (self.current, self.name))
         if not self._wrapper_ok():
             todo.append('write %s' % self.bin_path)
+        if not self._wrapper_ok(self.oci_bin_path, self.oci_wrapper):
+            todo.append('write %s' % self.oci_bin_path)
         return todo
 
     def apply(self):
@@ -144,6 +152,8 @@ class LibraryInstall:
                 if not self._wrapper_ok():
                     os.makedirs(os.path.dirname(self.bin_path), 0o755, exist_ok=True)
                     atomic_write(self.bin_path, self.wrapper, 0o755)
+                if not self._wrapper_ok(self.oci_bin_path, self.oci_wrapper):
+                    atomic_write(self.oci_bin_path, self.oci_wrapper, 0o755)
                 self._prune()
         except OSError as exc:
             raise InstallError.from_oserror('install', 'the nsbox library in %s' % self.lib_dir, exc)

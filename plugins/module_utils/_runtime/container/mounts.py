@@ -8,7 +8,7 @@ container (``/`` rslave first, so nothing propagates back to the host), binds th
 itself (pivot_root needs a mount point) and mounts, in the rootfs: /proc, /sys (+ cgroup2 on
 a pure v2 host), /dev (tmpfs, nodes, symlinks, pts, shm, mqueue), the user's mounts in their
 order (the caller sorts them, parents first, as Docker does), the init binary at /dev/init,
-then Docker's masked and read-only paths.
+the extra device nodes of the spec (OCI's linux.devices), then Docker's masked and read-only paths.
 
 Every target goes through :func:`secure_join`: an image is untrusted and may plant symlinks
 (``/etc -> /``, ``../../..``) so that a mount would land on the host; targets are resolved as
@@ -252,6 +252,48 @@ def _user_mount(root, mount):
             syscall.mount(None, path, None, propagation)
 
 
+_DEVICE_TYPES = {'c': stat.S_IFCHR, 'u': stat.S_IFCHR, 'b': stat.S_IFBLK, 'p': stat.S_IFIFO}
+
+
+def check_device(device):
+    """A device node of the spec ({path, type, major, minor, mode, uid, gid}, OCI's form) checked, defaults filled."""
+    what = 'device %r' % (device,)
+    if not isinstance(device, dict) or device.get('type') not in _DEVICE_TYPES:
+        raise ConfigError('use', what, 'a device is {path, type (c, b, u or p), major, minor, fileMode/mode, uid, gid}')
+    path = device.get('path')
+    if not isinstance(path, str) or not path.startswith('/dev/') or '\0' in path:
+        raise ConfigError('use', what, 'its path is under /dev')
+    out = {'path': path, 'type': device['type']}
+    for key, default in (('major', 0), ('minor', 0), ('mode', 0o666), ('uid', 0), ('gid', 0)):
+        value = device.get(key, default)
+        if value is None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError('use', what, '%s is a whole number, not %r' % (key, value))
+        out[key] = value
+    if device['type'] != 'p' and 'major' not in device:
+        raise ConfigError('use', what, 'a character or block device needs major and minor')
+    return out
+
+
+def make_device(root, device):
+    """Create one device node in the container's /dev (mknod; without CAP_MKNOD a bind of the host's node)."""
+    path = secure_join(root, device['path'])
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    if os.path.lexists(path):
+        os.unlink(path)
+    kind = _DEVICE_TYPES[device['type']]
+    try:
+        os.mknod(path, kind | (device['mode'] & 0o7777), os.makedev(device['major'], device['minor']))
+    except PermissionError:
+        _bind(root, device['path'], device['path'], syscall.MS_BIND, is_dir=False)
+        return
+    except OSError as exc:
+        raise MountError.from_oserror('create', 'device %s' % device['path'], exc) from None
+    os.chown(path, device['uid'], device['gid'])
+    os.chmod(path, device['mode'] & 0o7777)
+
+
 def mask(root, path, null):
     """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory; a
     missing path is skipped (not every kernel has every /proc file)."""
@@ -288,6 +330,8 @@ def prepare(spec):
         _user_mount(root, mount)
     if spec.get('init'):
         _bind(root, spec['init'], '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
+    for device in spec.get('devices') or ():
+        make_device(root, device)
     null = os.path.join(root, 'dev', 'null')
     for path in spec.get('masked_paths', MASKED_PATHS):
         mask(root, path, null)

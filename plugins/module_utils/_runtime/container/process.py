@@ -49,9 +49,24 @@ The spec is a plain JSON-able dict:
   namespaces inside it (userns.create); B joins those as root of the host, makes its mount namespace and
   mounts as before (``rootfs.method`` idmapped: the overlay again from idmapped layers, in B's own mount
   namespace), and joins the user namespace last, after pivot_root.
+- ``umask``: int or None (inherited from the caller); set before the exec.
+- ``devices``: [{path, type: c|b|p, major, minor, mode, uid, gid}] device nodes made under /dev
+  (mounts.py; OCI's linux.devices), beside the fixed ones every container gets.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
-no_new_privs, seccomp, rlimits and terminal.
+no_new_privs, seccomp, rlimits, umask and terminal.
+
+**The barrier** (``start(..., barrier=PATH)``; the OCI runtime's create/start split, as runc's
+exec.fifo): B opens the FIFO at PATH (O_PATH) before pivot_root, does everything but the exec,
+reports "ready" and blocks opening the FIFO for writing. ``start`` returns then: the init exists
+in its namespaces and cgroup but has not exec'd the command. Whoever opens the FIFO for reading
+(``barrier.release``) lets it go on to the exec; a signal ends it while it waits.
+
+**The console socket** (``start``/``enter(..., console_socket=PATH)``; OCI's --console-socket, as runc):
+the caller connects to the unix socket at PATH; B, inside the container (after pivot_root; for
+enter, in its mount namespace), opens a pty from the container's own devpts (/dev/ptmx), makes
+the slave its stdio and controlling terminal (owned by the process's user) and sends the master
+over the socket (SCM_RIGHTS, the slave's name as the message). ``stdio`` is then not used.
 """
 from __future__ import annotations
 
@@ -71,7 +86,7 @@ from .. import syscall, userns as userns_mod
 from ..errors import ConfigError, NsboxError
 from ..idmap import parse_id_map
 from ..namespaces import JOIN_ORDER, proc_namespaces, process_stamp
-from . import caps, mounts
+from . import barrier, caps, mounts
 from . import seccomp as seccomp_profiles
 
 NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
@@ -82,6 +97,7 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'net': syscall.CLONE_NEWNET, 'pid': syscall.CLONE_NEWPID, 'cgroup': syscall.CLONE_NEWCGROUP,
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
+_READY = barrier.READY  # B at the barrier (not JSON: an error report is)
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
 # Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
 _RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
@@ -134,6 +150,10 @@ def check_spec(spec, full=True):
         seccomp_profiles.library()  # imported here, in the caller: a missing binding is a clear error, not a child's
     out['seccomp'] = profile
     out['rlimits'] = _rlimits(spec.get('rlimits'))
+    umask = spec.get('umask')
+    if umask is not None and (isinstance(umask, bool) or not isinstance(umask, int) or not 0 <= umask <= 0o777):
+        raise ConfigError('use', 'umask %r' % (umask,), 'a mode from 0 to 0777')
+    out['umask'] = umask
     out['terminal'] = bool(spec.get('terminal'))
     if not full:
         return out
@@ -183,6 +203,7 @@ def check_spec(spec, full=True):
     for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
         out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
     out['userns'] = _check_userns(spec.get('userns'), ns)
+    out['devices'] = [mounts.check_device(d) for d in spec.get('devices') or ()]
     return out
 
 
@@ -220,6 +241,8 @@ def find_executable(name, env):
     regular file in PATH of ``env`` (a dict). Runs in the container (after pivot_root and the
     user switch, so access is checked as the container's user)."""
     if '/' in name:
+        if not os.path.isfile(name):  # found out now, not by the exec (with a barrier, that is after create returned)
+            raise ProcessError.from_oserror('exec', name, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name))
         return name
     denied = None
     for directory in (env.get('PATH') or DEFAULT_PATH).split(':'):
@@ -298,6 +321,18 @@ def _read_all(fd, timeout, what):
         chunks.append(data)
 
 
+def _read_ready(fd, timeout, what):
+    """With a barrier: the first report is "ready" (B waits at the barrier) or an error (read to EOF)."""
+    if not select.select([fd], [], [], timeout)[0]:
+        raise ProcessError('start', what, 'no answer within %.0f s' % timeout, errno=errno.ETIMEDOUT)
+    data = os.read(fd, 65536)
+    if data == _READY:
+        return b''
+    if data.startswith(_READY):
+        data = data[len(_READY):]
+    return data + _read_all(fd, timeout, what) if data else b''
+
+
 def _reap(pid):
     """waitpid when ``pid`` is our child (B only is when we are a subreaper); quiet otherwise."""
     try:
@@ -324,16 +359,51 @@ def _close(*fds):
 
 
 # -- start ---------------------------------------------------------------------------------------
-def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
+def _connect_console(path):
+    """The connected console socket's fd (O_CLOEXEC), or None; connected here, in the caller, where PATH is visible."""
+    if path is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise ProcessError.from_oserror('connect to', 'the console socket %s' % path, exc) from None
+    return sock.detach()
+
+
+def _console_pty(sock_fd, uid):  # pragma: no cover - forked child
+    """In the container's mount namespace: a pty of its own devpts; the slave becomes stdio and the controlling
+    terminal of a new session, the master goes over the console socket."""
+    master, slave = syscall.open_pty('/dev/ptmx')
+    os.fchown(slave, uid, -1)
+    for target in (0, 1, 2):
+        os.dup2(slave, target, inheritable=True)
+    _take_terminal()
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        socket.send_fds(sock, [b'/dev/ptmx'], [master])  # the message is informational (runc sends the slave's name)
+    finally:
+        sock.close()
+        _close(master, slave)
+
+
+def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socket=None):
     """Start a container's init (see the module docstring); returns its host pid once it has
-    exec'd. ``stdio``: three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its
-    cgroup before it unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError
-    for a bad spec); nothing of the child is left then."""
+    exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec; ``console_socket``:
+    see the module docstring). ``stdio``:
+    three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its cgroup before it
+    unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError for a bad spec);
+    nothing of the child is left then."""
     spec = check_spec(spec)
+    if barrier is not None:
+        _abs_path(barrier, 'the start barrier')
     ns = spec['namespaces']
     join = {}
     ends = []
     try:
+        console = _connect_console(console_socket)
+        ends.append(console)
         for ns_type in JOIN_ORDER:
             if ns.get(ns_type) is not None:
                 try:
@@ -346,11 +416,11 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-        ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
+        ends += [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
-            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w)
-        _close(err_w, sync_r, pid_w)
+            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, {'barrier': barrier, 'console': console})
+        _close(err_w, sync_r, pid_w, console)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the container process')
@@ -366,7 +436,10 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT):
             os.write(sync_w, _GO)
             _close(sync_w)
             ends.remove(sync_w)
-            report = _read_all(err_r, timeout, 'the container process')
+            if barrier is None:
+                report = _read_all(err_r, timeout, 'the container process')
+            else:
+                report = _read_ready(err_r, timeout, 'the container process')
         except BaseException:
             _kill(pid)
             raise
@@ -386,7 +459,7 @@ def _not_dumpable():  # pragma: no cover - forked child
     syscall.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
 
 
-def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
+def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
     """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
     try:
         _close(err_r, sync_w, pid_r)
@@ -399,7 +472,7 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _container_child(spec, join, stdio, err_w, sync_r)
+            _container_child(spec, join, stdio, err_w, sync_r, side)
         os.write(pid_w, b'%d' % child)
         os._exit(0)  # pylint: disable=protected-access
     except BaseException as exc:  # pylint: disable=broad-except
@@ -407,15 +480,19 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
     os._exit(127)  # pylint: disable=protected-access
 
 
-def _container_child(spec, join, stdio, err_w, sync_r):  # pragma: no cover - forked child
+def _container_child(spec, join, stdio, err_w, sync_r, side):  # pragma: no cover - forked child
     """B: wait for "go", then become the container (exec) or report why not; never returns."""
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:  # the caller gave up (EOF): nothing to report
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
-        _make_container(spec, join, stdio)
-        _become(spec, err_w, make_cwd=True)
+        barrier_fd = None
+        if side['barrier'] is not None:  # opened now, while the host's tree is visible (O_PATH: no waiting)
+            barrier_fd = _move_high(os.open(side['barrier'], os.O_PATH | os.O_CLOEXEC))
+        console = _move_high(side['console']) if side['console'] is not None else None
+        _make_container(spec, join, stdio, console)
+        _become(spec, err_w, make_cwd=True, barrier_fd=barrier_fd)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
     os._exit(127)  # pylint: disable=protected-access
@@ -440,7 +517,7 @@ def _install_stdio(stdio):  # pragma: no cover - forked child
     _close(*highs)
 
 
-def _make_container(spec, join, stdio):  # pragma: no cover - forked child
+def _make_container(spec, join, stdio, console=None):  # pragma: no cover - forked child
     """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
     ns = spec['namespaces']
     for ns_type in JOIN_ORDER:
@@ -448,7 +525,7 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
             syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns.get(ns_type) or 'of the user namespace'))
     _close(*[fd for ns_type, fd in join.items() if ns_type != 'user'])
     _install_stdio(stdio)
-    if spec['terminal']:
+    if spec['terminal'] and console is None:
         _take_terminal()
     flags = 0
     for ns_type, path in ns.items():
@@ -475,6 +552,8 @@ def _make_container(spec, join, stdio):  # pragma: no cover - forked child
         mounts.remount_root_readonly()
     if spec['hostname']:
         socket.sethostname(spec['hostname'])
+    if console is not None:
+        _console_pty(console, spec['user']['uid'])
     if spec['userns']:
         _enter_userns(spec['userns'], join.pop('user'))
 
@@ -536,7 +615,15 @@ def _set_rlimits(rlimits):  # pragma: no cover - forked child
                                '%s (a hard limit above %s needs CAP_SYS_RESOURCE)' % (exc, 'unlimited' if now == resource.RLIM_INFINITY else now)) from None
 
 
-def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
+def _wait_at_barrier(err_w, barrier_fd):  # pragma: no cover - forked child
+    """Report "ready", then block until the FIFO is opened for reading (barrier.release), pass a byte."""
+    os.write(err_w, _READY)
+    fd = os.open('/proc/self/fd/%d' % barrier_fd, os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b'0')
+    _close(fd, barrier_fd)
+
+
+def _become(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
     """B, common to start and enter: cwd, user, capabilities, no_new_privs, signals, fds, exec."""
     cwd = spec['cwd']
     try:
@@ -572,6 +659,10 @@ def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
             except (OSError, ValueError):
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if spec.get('umask') is not None:
+        os.umask(spec['umask'])
+    if barrier_fd is not None:
+        _wait_at_barrier(err_w, barrier_fd)
     _close_fds(keep=err_w)
     if flt is not None:
         seccomp_profiles.load(flt)  # the last step: nothing after it but execve
@@ -595,13 +686,16 @@ def _close_fds(keep):  # pragma: no cover - forked child
 
 
 # -- enter (container_exec) -----------------------------------------------------------------------
-def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None):
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False, console_socket=None):
     """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
     Returns the pid of A, which waits for the command and ends with its status: the caller
     (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
     command's own pid before it execs. ``start_time`` (clock ticks, /proc/<pid>/stat): when
     given, the target must still be that very process once its namespaces are open (a reused
-    pid is refused). Raises ProcessError when the command cannot be run."""
+    pid is refused). ``detach``: A does not wait; it exits once B runs, and B's pid is returned
+    (B is orphaned to the caller's subreaper, as ``runc exec --detach``). ``console_socket``: see the
+    module docstring. Raises ProcessError when
+    the command cannot be run."""
     spec = check_spec(spec, full=False)
     own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
     if theirs.get('mnt') in (None, own.get('mnt')):
@@ -621,14 +715,16 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         stamp = process_stamp(target_pid)
         if stamp is None or stamp[0] in ('Z', 'X', 'x') or (start_time is not None and stamp[1] != start_time):
             raise ProcessError('enter', 'process %d' % target_pid, 'it is no longer running', errno=errno.ESRCH)
+        console = _connect_console(console_socket)
+        ends.append(console)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-        ends = [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
+        ends += [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
-            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w)
-        _close(err_w, sync_r, pid_w)
+            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, {'detach': detach, 'console': console})
+        _close(err_w, sync_r, pid_w, console)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the command in process %d' % target_pid)
@@ -644,13 +740,16 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         if report:
             _reap(intermediate)
             raise error_from_wire(report)
+        if detach:
+            _reap(intermediate)
+            return int(pid_text)
         return intermediate
     finally:
         _close(*ends)
         _close(*join.values())
 
 
-def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
+def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
     """A: join every namespace of the target, fork B, wait for it, end with its status."""
     try:
         _close(err_r, sync_w, pid_r)
@@ -662,13 +761,15 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _enter_child(spec, stdio, err_w, sync_r)
-        _close(err_w, sync_r)
+            _enter_child(spec, stdio, err_w, sync_r, side['console'])
+        _close(err_w, sync_r, side['console'])
         _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
         os.write(pid_w, b'%d' % child)
         _close(pid_w)
+        if side['detach']:
+            os._exit(0)  # pylint: disable=protected-access
         _exit_like(os.waitpid(child, 0)[1])
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
@@ -686,14 +787,16 @@ def _exit_like(status):  # pragma: no cover - forked child
     os._exit(exit_code(status))  # pylint: disable=protected-access
 
 
-def _enter_child(spec, stdio, err_w, sync_r):  # pragma: no cover - forked child
+def _enter_child(spec, stdio, err_w, sync_r, console):  # pragma: no cover - forked child
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
         _install_stdio(stdio)
-        if spec['terminal']:
+        if console is not None:
+            _console_pty(_move_high(console), spec['user']['uid'])
+        elif spec['terminal']:
             _take_terminal()
         _become(spec, err_w, make_cwd=False)
     except BaseException as exc:  # pylint: disable=broad-except

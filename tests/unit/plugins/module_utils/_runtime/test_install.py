@@ -38,7 +38,7 @@ def test_install_then_current(tmp_path):
     lib = install.LibraryInstall(str(tmp_path / 'lib'), str(tmp_path / 'bin' / 'nsbox'), python='/usr/bin/python3')
     assert lib.installed() is None
     todo = lib.pending()
-    assert len(todo) == 3
+    assert len(todo) == 4  # zipapp, link, nsbox, nsbox-oci
     assert lib.apply() == todo
     assert lib.pending() == []
     with open(lib.path, 'rb') as f:
@@ -46,6 +46,8 @@ def test_install_then_current(tmp_path):
     assert lib.installed() == lib.path
     out = subprocess.run([str(tmp_path / 'bin' / 'nsbox'), 'version'], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == 'nsbox %s' % install.VERSION
+    out = subprocess.run([str(tmp_path / 'bin' / 'nsbox-oci'), '--version'], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[0] == 'nsbox-oci version %s' % install.VERSION
 
 
 def test_corrupt_zipapp_is_rewritten(tmp_path):

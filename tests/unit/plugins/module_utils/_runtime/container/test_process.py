@@ -78,7 +78,10 @@ def test_find_executable(tmp_path):
     (first / 'dir').mkdir()
     env = {'PATH': '%s:%s' % (first, second)}
     assert process.find_executable('tool', env) == str(second / 'tool')
-    assert process.find_executable('./x/y', env) == './x/y'  # with a slash: as given
+    (first / 'x').write_text('')
+    assert process.find_executable(str(first / 'x'), env) == str(first / 'x')  # with a slash: as given
+    with pytest.raises(process.ProcessError, match=r'failed to exec ./x/y: No such file or directory \(./x/y\)'):  # known before the exec
+        process.find_executable('./x/y', env)
     with pytest.raises(process.ProcessError, match=r'failed to find the command dir: executable file not found in \$PATH') as info:
         process.find_executable('dir', env)
     assert info.value.errno == errno.ENOENT and info.value.path == 'dir'
