@@ -71,11 +71,12 @@ def show(host, name, *props):
     return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
 
 
-def wait_for(what, check, timeout=30):
+def wait_for(what, read, until, timeout=30):
+    """read() again until until(value); returns that value."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
-        if value:
+        value = read()
+        if until(value):
             return value
         if time.monotonic() > deadline:
             raise AssertionError('no %s after %ds' % (what, timeout))
@@ -134,7 +135,7 @@ def test_systemctl_stop_stops_it_and_the_exit_code_is_recorded(sd):
 
 def test_the_output_is_in_the_journal(sd):
     host, _ansible = sd
-    log = wait_for('journal lines', lambda: (lambda t: 'bye-web' in t and t)(host.ssh('journalctl -q -o cat -u nsbox-web.service').stdout))
+    log = wait_for('journal lines', lambda: host.ssh('journalctl -q -o cat -u nsbox-web.service').stdout, lambda text: 'bye-web' in text)
     assert log.count('hello-from-web') == 2 and log.count('bye-web') == 2, log
 
 
@@ -142,7 +143,7 @@ def test_a_crashing_container_is_restarted_per_policy_then_stays_failed(sd):
     host, ansible = sd
     out = container(ansible, 'crash', command=['sh', '-c', 'echo crash-run; sleep 0.3; exit 1'], restart_policy='on-failure', restart_retries=2)
     assert out['_status'] == 'changed', out
-    shown = wait_for('failed unit', lambda: (lambda s: s['ActiveState'] == 'failed' and s)(show(host, 'crash', 'ActiveState', 'NRestarts', 'Result')))
+    shown = wait_for('failed unit', lambda: show(host, 'crash', 'ActiveState', 'NRestarts', 'Result'), lambda s: s['ActiveState'] == 'failed')
     # on-failure:2 is three runs; systemd counts the restart its start limit refused too (NRestarts 3)
     assert shown['NRestarts'] in ('2', '3') and shown['Result'] in ('exit-code', 'start-limit-hit'), shown
     time.sleep(1.5)
