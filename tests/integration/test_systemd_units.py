@@ -24,10 +24,11 @@ import pytest
 from harness import images
 from harness.containers import FIXTURE_CACHE
 from harness.runner import AnsibleRunner
-from harness.systemd_host import SystemdHost, UNIFIED
+from harness.systemd_host import SYSTEMD, SystemdHost, UNIFIED
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir(UNIFIED) or not shutil.which('unshare'),
-                                reason='root, a cgroup2 hierarchy at %s and unshare' % UNIFIED)
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir(UNIFIED) or not os.path.exists(SYSTEMD)
+                                or not all(shutil.which(c) for c in ('unshare', 'pivot_root', 'ip')),
+                                reason='root, a cgroup2 hierarchy at %s, systemd (not as PID 1), unshare, pivot_root and ip' % UNIFIED)
 LOOP = ['sh', '-c', "trap 'echo bye-$0; exit 0' TERM; echo hello-from-$0; while :; do sleep 0.1; done"]
 
 
