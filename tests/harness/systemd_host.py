@@ -115,6 +115,8 @@ def _boot_script(work, name, port):
               '  echo %s > %s/hostname' % (name, etc),
               # root's shell files are the machine's (pyenv: a rehash waits on the machine's lock file at every login)
               '  printf "" > %s/root/.bashrc; printf "" > %s/root/.profile' % (root, root),
+              # nsbox as the machine may have it (a demo's config with another data-root): the host starts without
+              '  rm -rf %s/nsbox %s/usr/local/lib/nsbox %s/usr/local/bin/nsbox' % (etc, root, root),
               '  rm -rf %s/*.wants %s/default.target' % (units, units),
               '  ln -s /lib/systemd/system/multi-user.target %s/default.target' % units,
               '  for u in %s; do ln -sf /dev/null %s/$u; done' % (' '.join(MASK), units),

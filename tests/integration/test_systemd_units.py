@@ -39,7 +39,7 @@ def sd(reaper):
     host = SystemdHost('sdhost').start()
     ansible = AnsibleRunner([host])
     try:
-        res = ansible.tasks([{'nsbox.runtime.host': {'default_network_mode': 'none'}},
+        res = ansible.tasks([{'nsbox.runtime.host': {'default_network_mode': 'none', 'data_root': '/var/lib/nsbox'}},
                              {'nsbox.runtime.image': {'name': 'busybox', 'source': 'load', 'path': fixtures.docker_archive}}])
         assert res.rc == 0, res
         yield host, ansible
