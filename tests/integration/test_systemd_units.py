@@ -181,6 +181,20 @@ def test_a_reboot_brings_back_enabled_containers_only(sd):
     assert not now['off']['state']['running']
 
 
+def test_a_change_of_supervisor_recreates_with_or_without_the_unit(sd):
+    host, ansible = sd
+    args = {'name': 'sw', 'image': 'busybox', 'command': LOOP + ['sw'], 'stop_timeout': 5}
+    plays = [ansible.tasks([{'name': 'sw', 'nsbox.runtime.container': dict(args, supervisor=sup)}]).task('sw')
+             for sup in ('nsbox', 'systemd', 'nsbox')]
+    assert plays[0]['_status'] == 'changed' and plays[0]['container']['state']['supervised'] and 'unit' not in plays[0], plays[0]
+    assert plays[1]['actions'] == ['recreated container sw (supervisor)', 'wrote unit nsbox-sw.service', 'enabled unit nsbox-sw.service',
+                                   'started container sw'], plays[1]
+    assert plays[1]['unit']['main_pid'] == plays[1]['container']['state']['pid']
+    assert plays[2]['actions'] == ['recreated container sw (supervisor)', 'removed unit nsbox-sw.service', 'started container sw'], plays[2]
+    assert plays[2]['container']['state']['supervised'] and host.ssh('test -e /etc/systemd/system/nsbox-sw.service || echo gone').stdout.strip() == 'gone'
+    assert container(ansible, 'sw', state='absent')['actions'][-1] == 'removed container sw'
+
+
 def test_state_absent_removes_the_units(sd):
     host, ansible = sd
     names = ('app', 'web', 'off')
