@@ -19,7 +19,7 @@ def _ship():  # pragma: no cover - never called
     from . import namespace_service, namespaces, rootfs, syscall, units, userns, version  # noqa: F401
     from .cgroups import devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
     from .container import barrier, caps, health, idranges, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
-    from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
+    from .container import service as container_service, store as container_store, supervisor, unit, users  # noqa: F401
     from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
     from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
     from .oci import cli as oci_cli, runtime, spec  # noqa: F401
@@ -61,6 +61,7 @@ MODULES = (
     'container/service',
     'container/store',
     'container/supervisor',
+    'container/unit',
     'container/users',
     'errors',
     'fsutil',
