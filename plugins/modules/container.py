@@ -21,6 +21,7 @@ description:
   - O(comparisons) relaxes what counts as a difference, per option.
   - The supervisor applies O(restart_policy) (with Docker's back-off) and runs O(healthcheck);
     O(state=healthy) waits for it.
+  - O(supervisor=systemd) (or V(auto) on a systemd host) makes the container a systemd unit instead.
   - Status comes from the kernel on every run (pid, its start time, the boot id); a container whose
     supervisor died is adopted by the next O(state=started) run.
 author: nsbox.runtime developers (@nsbox)
@@ -338,6 +339,33 @@ options:
       - Logging of the container's stdout and stderr, a dict with C(driver) (V(json-file), Docker's
         format), C(max_size) (V(10m)) and C(max_files) (rotated files kept, default 1).
     type: dict
+  supervisor:
+    description:
+      - What supervises the running container. V(nsbox) (the default) the module's own per-container
+        supervisor. V(systemd) a unit C(nsbox-<name>.service) in C(/etc/systemd/system) (C(Type=notify),
+        the container's init is the unit's main process, no extra process; stdout and stderr in the
+        journal; C(Restart=) from O(restart_policy); the stop is systemd's, O(stop_signal) then SIGKILL
+        after O(stop_timeout)); it needs systemd as PID 1. V(auto) is V(systemd) where systemd is PID 1,
+        else V(nsbox).
+      - With a unit, O(state) V(started), V(stopped) and V(restarted) go through C(systemctl), so systemd
+        never fights the module; the unit is written only when its text changes, then C(daemon-reload);
+        V(absent) stops, disables and removes it. A change of supervisor recreates the container.
+    type: str
+    choices: [nsbox, systemd, auto]
+  enabled:
+    description:
+      - With a unit, whether it is enabled (C(WantedBy=multi-user.target)), so that the container comes
+        back after a reboot. Default V(true).
+      - Refused with O(supervisor=nsbox) (it would do nothing); kept with O(supervisor=auto) on a host
+        without systemd.
+    type: bool
+  depends_on:
+    description:
+      - With a unit, the containers (names) this one needs, as C(After=) and C(Requires=) on their units
+        C(nsbox-<name>.service) (which must exist, O(supervisor=systemd) too). Refused with
+        O(supervisor=nsbox); kept with O(supervisor=auto) on a host without systemd.
+    type: list
+    elements: str
   comparisons:
     description:
       - How the options are compared with the existing container, by option name, as community.docker's
@@ -422,6 +450,18 @@ EXAMPLES = r'''
       - seccomp=/etc/nsbox/seccomp/chrony.json
       - no-new-privileges
 
+- name: A database and an app under systemd (units nsbox-db.service and nsbox-app.service, enabled)
+  nsbox.runtime.container:
+    name: "{{ item.name }}"
+    image: "{{ item.image }}"
+    supervisor: auto
+    restart_policy: on-failure
+    restart_retries: 3
+    depends_on: "{{ item.depends_on }}"
+  loop:
+    - {name: db, image: 'registry.lan:5000/postgres:16', depends_on: []}
+    - {name: app, image: 'registry.lan:5000/app:2', depends_on: [db]}
+
 - name: Remove it
   nsbox.runtime.container:
     name: web
@@ -442,6 +482,12 @@ container:
             health: {status: healthy, failing_streak: 0, log: [{start: '2026-11-22T22:31:26.1Z', end: '2026-11-22T22:31:26.2Z',
                                                               exit_code: 0, output: ''}]}}
     config: {args: [httpd, -f, -p, '8080'], env: ['PATH=/usr/bin:/bin'], resources: {memory: 64m}}
+unit:
+  description: The container's systemd unit as systemd sees it after the task (O(supervisor=systemd) only).
+  returned: when the container has a unit
+  type: dict
+  sample: {name: nsbox-web.service, path: /etc/systemd/system/nsbox-web.service, enabled: true, active: true,
+           active_state: active, sub_state: running, main_pid: 4242, restarts: 0}
 actions:
   description: What was (or in check mode would be) done.
   returned: always

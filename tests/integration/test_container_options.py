@@ -24,6 +24,7 @@ from harness import images
 from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import systemd_booted
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
@@ -160,6 +161,11 @@ CASES = {
                          seen_a=lambda o: o.split() == ['0', '2'], seen_b=lambda o: o.split() == ['1', '0']),
     'log': Case({'max_size': '1m'}, {'max_size': '2m', 'max_files': 2}, config=('log', {'driver': 'json-file', 'max_size': 1 << 20, 'max_files': 1},
                                                                                 {'driver': 'json-file', 'max_size': 2 << 20, 'max_files': 2})),
+    # A unit needs systemd as PID 1 (tests/integration/test_systemd_units.py); with auto on this host
+    # enabled and depends_on are kept for the unit the container gets where systemd runs.
+    'supervisor': Case('nsbox', 'systemd', config=('supervisor', 'nsbox', 'systemd')),
+    'enabled': Case(True, False, base={'supervisor': 'auto'}, config=('enabled', True, False)),
+    'depends_on': Case(['db'], ['db', 'cache'], base={'supervisor': 'auto'}, config=('depends_on', ['db'], ['cache', 'db'])),
 }
 
 
@@ -169,6 +175,8 @@ def skipped():
     out = {o: 'not in NSBOX_MATRIX_ONLY' for o in CASES if only and o not in only}
     if BLKIO_WEIGHT_FILE is None:
         out['blkio_weight'] = 'no blkio.weight or blkio.bfq.weight here (no CFQ/BFQ I/O scheduler): see test_blkio_weight_without_a_weighting_scheduler'
+    if not systemd_booted():
+        out['supervisor'] = 'supervisor systemd needs systemd as PID 1: see tests/integration/test_systemd_units.py'
     if len(os.sched_getaffinity(0)) < 2:
         out['cpuset_cpus'] = 'one CPU: no second cpuset to change to'
     return out

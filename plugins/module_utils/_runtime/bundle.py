@@ -13,7 +13,7 @@ from __future__ import annotations
 from . import cli, cli_views, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
 from . import idmap, namespace_service, namespaces  # noqa: F401
 from .container import caps, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
-from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
+from .container import service as container_service, store as container_store, supervisor, unit, users  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
 from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
@@ -49,6 +49,7 @@ MODULES = (
     'container/service',
     'container/store',
     'container/supervisor',
+    'container/unit',
     'container/users',
     'errors',
     'fsutil',

@@ -154,6 +154,8 @@ def cmd_healthcheck(args):
 def _container_store(args):
     from .container import store as cstore  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
+    if getattr(args, 'data_root', None):
+        cfg = cfg.override(data_root=args.data_root)
     return cfg, cstore.ContainerStore(cfg)
 
 
@@ -460,6 +462,7 @@ def parser():
                              ('unit-stopped', cmd_unit_stopped, 'record the end of a container\'s unit (ExecStopPost=)')):
         sp = sub.add_parser(name, help=text, description=text)
         sp.add_argument('name', help='the container')
+        sp.add_argument('--data-root', default=None, help='the data-root the unit\'s module ran with (default: the host config\'s)')
         sp.set_defaults(func=func)
     return p
 

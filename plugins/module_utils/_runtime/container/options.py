@@ -31,6 +31,7 @@ SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
 DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 NS_MODES = ('network', 'pid', 'ipc', 'uts')
+SUPERVISORS = ('nsbox', 'systemd', 'auto')
 
 
 class Option:
@@ -102,6 +103,9 @@ TABLE = (
     Option('privileged', 'bool', 'recreate'),
     Option('security_opt', 'list', 'recreate', elements='str'),
     Option('log', 'dict', 'recreate'),
+    Option('supervisor', 'str', 'recreate', choices=SUPERVISORS),
+    Option('enabled', 'bool', 'stored'),
+    Option('depends_on', 'list', 'stored', elements='str'),
 )
 OPTIONS = {opt.name: opt for opt in TABLE}
 RESOURCE_OPTIONS = tuple(opt.name for opt in TABLE if opt.field.startswith('resources.'))
@@ -431,6 +435,32 @@ def _log(value):
             'max_files': max_files}
 
 
+def _supervision(opts, systemd):
+    """supervisor (auto resolved: systemd where systemd is PID 1), enabled and depends_on (the unit's).
+
+    ``enabled`` and ``depends_on`` shape the unit: with ``supervisor: nsbox`` they would do nothing,
+    so they are refused there; with ``auto`` on a host without systemd they are kept (stored, shown),
+    and apply as soon as the container runs under a unit.
+    """
+    wanted = opts.get('supervisor', 'nsbox')
+    if wanted not in SUPERVISORS:
+        raise ConfigError('use', 'supervisor %r' % (wanted,), 'expected one of %s' % ', '.join(SUPERVISORS))
+    if wanted == 'systemd' and not systemd:
+        raise ConfigError('use', 'supervisor systemd', 'systemd is not PID 1 on this host (use auto to fall back to nsbox\'s own supervisor)')
+    supervisor = ('systemd' if systemd else 'nsbox') if wanted == 'auto' else wanted
+    deps = []
+    for dep in opts.get('depends_on') or []:
+        if not isinstance(dep, str) or not NAME_RE.match(dep):
+            raise ConfigError('use', 'depends_on %r' % (dep,), 'expected container names')
+        if dep not in deps:
+            deps.append(dep)
+    if wanted == 'nsbox':
+        given = [o for o in ('enabled', 'depends_on') if (o == 'enabled' and opts.get(o) is False) or (o == 'depends_on' and deps)]
+        if given:
+            raise ConfigError('use', ' and '.join(given), 'they shape the container\'s systemd unit: give supervisor systemd (or auto)')
+    return {'supervisor': supervisor, 'enabled': bool(opts.get('enabled', True)), 'depends_on': sorted(deps)}
+
+
 def _ulimit(text, index):
     """Docker's ``nofile=1024:2048`` / community.docker's ``nofile:1024:2048``; -1 is unlimited."""
     name, sep, rest = str(text).replace('=', ':', 1).partition(':')
@@ -552,7 +582,8 @@ def check(options, defaults=None):
     """Parse every given option (None = not given); raises ConfigError naming the option.
 
     No I/O but reading ``env_file`` (on the managed host: its content is part of the config).
-    ``defaults``: the host config's {'network_mode', 'network'} (the default mode and network name).
+    ``defaults``: the host config's {'network_mode', 'network'} (the default mode and network name),
+    and ``systemd``: whether systemd is PID 1 (``supervisor: auto`` resolves with it).
     """
     unknown = set(options) - set(OPTIONS)
     if unknown:
@@ -638,6 +669,7 @@ def check(options, defaults=None):
         out['healthcheck'] = policy.parse_healthcheck(opts['healthcheck'])
     out['init'] = bool(opts.get('init', False))
     out['log'] = _log(opts.get('log'))
+    out.update(_supervision(opts, (defaults or {}).get('systemd', False)))
     out['cap_add'] = caps.normalise(opts.get('cap_add'), 'cap_add')
     out['cap_drop'] = caps.normalise(opts.get('cap_drop'), 'cap_drop')
     out['privileged'] = bool(opts.get('privileged', False))
@@ -713,6 +745,9 @@ def resolve(name, checked, image, image_config):
         'healthcheck': checked['healthcheck'] if 'healthcheck' in checked else policy.healthcheck_from_image(ic),
         'init': checked['init'],
         'log': checked['log'],
+        'supervisor': checked['supervisor'],
+        'enabled': checked['enabled'],
+        'depends_on': checked['depends_on'],
         'cap_add': checked['cap_add'],
         'cap_drop': checked['cap_drop'],
         'privileged': checked['privileged'],
@@ -733,7 +768,8 @@ def resources_of(config):
 ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': False, 'interactive': False, 'ulimits': [],
                 'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None,
                 'networks': [], 'published_ports': [], 'dns': [], 'dns_search': [], 'dns_options': [], 'extra_hosts': {},
-                'cap_add': [], 'cap_drop': [], 'privileged': False, 'security_opt': security.DEFAULT_SECURITY}
+                'cap_add': [], 'cap_drop': [], 'privileged': False, 'security_opt': security.DEFAULT_SECURITY,
+                'supervisor': 'nsbox', 'enabled': True, 'depends_on': []}
 
 
 def value_of(config, field):

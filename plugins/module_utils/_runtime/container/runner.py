@@ -8,6 +8,13 @@ A unit with ``Type=notify`` runs ``nsbox run-unit NAME``: it sets the container 
 init (stdout and stderr go where the unit's go: the journal), and ``ExecStopPost=nsbox
 unit-stopped NAME`` records how it ended from ``$EXIT_CODE``/``$EXIT_STATUS`` (set by systemd)
 and removes the cgroup and the rootfs mount.
+
+The unit has ``Delegate=yes``: on a cgroup v2 host under the systemd cgroup driver the container's
+cgroup is ``<the unit's cgroup>/container`` (DESIGN D4: a unit's own delegated cgroup), so systemd
+accounts, stops and kills the container as the unit. run-unit first moves itself to the unit's
+``runner`` child (a cgroup with controllers enabled for its children holds no process, cgroup v2's
+rule); ExecStopPost= runs in systemd's ``.control`` child. Elsewhere (cgroupfs: v1, hybrid, or
+a host without systemd's driver) the container goes where the host config says, as without a unit.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import os
 import signal
 import socket
 
+from ..cgroups.layout import Layout, read_text, resolve_driver, systemd_booted, write_text
 from ..namespaces import boot_id, process_stamp
 from . import supervisor
 from .store import ContainerError, now
@@ -32,6 +40,24 @@ def notify(message, env=None):
         sock.sendall(message.encode())
 
 
+def delegated_cgroup(cfg, layout=None, booted=None, proc_cgroup='/proc/self/cgroup'):
+    """The unit's own cgroup (v2 path such as /system.slice/nsbox-web.service) when the container's
+    cgroup goes inside it: a v2 host under the systemd driver, this process in a .service cgroup. Else None."""
+    layout = layout or Layout.detect()
+    booted = systemd_booted() if booted is None else booted
+    if layout.mode != 'v2' or resolve_driver(cfg['cgroup_driver'], layout.mode, booted) != 'systemd':
+        return None
+    own = next((line[3:] for line in (read_text(proc_cgroup, '') or '').splitlines() if line.startswith('0::')), '')
+    return own if own.endswith('.service') else None
+
+
+def _move_self(layout, path):
+    """Into the child cgroup ``path`` of the unit's (made if needed)."""
+    target = os.path.join(layout.unified, path.lstrip('/'))
+    os.makedirs(target, exist_ok=True)
+    write_text(os.path.join(target, 'cgroup.procs'), str(os.getpid()))
+
+
 def run_unit(cfg, store, name):
     """Start container ``name`` for systemd; returns the init's host pid after notifying."""
     if not os.environ.get('NOTIFY_SOCKET'):
@@ -46,6 +72,10 @@ def run_unit(cfg, store, name):
             raise ContainerError('start', 'container %s' % name, 'it runs already (pid %d)' % status['pid'])
         if container.read_state().get('status') == 'running':
             supervisor.teardown(cfg, container)
+        unit_cgroup = delegated_cgroup(cfg)
+        if unit_cgroup:
+            _move_self(Layout.detect(), unit_cgroup + '/runner')
+        container.write_state(cgroup=unit_cgroup + '/container' if unit_cgroup else None)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             pid, _manager = supervisor.launch(cfg, store, container, (null, 1, 2))

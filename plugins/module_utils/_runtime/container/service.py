@@ -16,12 +16,14 @@ import signal
 import socket
 import time
 
+from ..cgroups.layout import systemd_booted
+from ..config import CONFIG_PATH, load as load_host_config
 from ..errors import ConfigError, NsboxError
 from ..image.reference import Reference
 from ..image.store import ImageStore
 from ..namespaces import Holder
 from ..volume import service as volume_service
-from . import health as health_mod, logs, mounts, options, process, security, supervisor, users
+from . import health as health_mod, logs, mounts, options, process, security, supervisor, unit as unit_mod, users
 from .store import ContainerError, ContainerStore, now
 
 SUPERVISOR_TIMEOUT = 60.0
@@ -336,8 +338,10 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if isinstance(healthy_wait_timeout, bool) or not isinstance(healthy_wait_timeout, (int, float)) or healthy_wait_timeout < 0:
             raise ConfigError('use', 'healthy_wait_timeout %r' % (healthy_wait_timeout,), 'expected seconds, 0 or more')
     store = open_store(cfg)
-    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name']}
+    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'], 'systemd': systemd_booted()}
     checked = options.check(opts or {}, defaults) if state != 'absent' else None
+    if checked and name in checked['depends_on']:
+        raise ConfigError('use', 'depends_on %s' % name, 'a container cannot depend on itself')
     compare = options.parse_comparisons(comparisons)
     pulled = None
     if state != 'absent':
@@ -353,14 +357,22 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if state == 'absent':
             before = _view(current)
             actions = []
+            units = unit_mod.Units()
+            unit_before = units.read(name) if units.is_ours(name) else None
+            if unit_before is not None:
+                actions.append('removed unit %s' % unit_mod.unit_name(name))
+                if not check_mode:
+                    units.remove(name, force=force_kill)  # systemd stops it (and records the exit) before anything is removed
             if current is not None:
                 if check_mode:
-                    actions = ['removed container %s' % name]
+                    actions.append('removed container %s' % name)
                 else:
                     with current.lock():
-                        actions = remove(cfg, store, current, force=force_kill)
+                        actions += remove(cfg, store, current, force=force_kill)
             after = {'exists': False}
-            return {'changed': bool(actions), 'actions': actions, 'container': None, 'diff': {'before': before, 'after': after}}
+            diff = {'before': before, 'after': after}
+            return {'changed': bool(actions), 'actions': actions, 'container': None,
+                    'diff': [diff, _unit_diff(units, name, unit_before, None)] if unit_before is not None else diff}
         before = _view(current)
         if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
             return _predict_pull(cfg, current, name, image_ref, pulled, state, before)
@@ -368,7 +380,9 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         _check_networks(cfg, wanted)
         if wait_healthy and not wanted.get('healthcheck'):
             raise ConfigError('use', 'state healthy', 'container %s has no healthcheck (give healthcheck, or the image has none)' % name)
-        if current is None:
+        if wanted['supervisor'] == 'systemd' or (current is not None and current.config.get('supervisor') == 'systemd'):
+            out = UnitConverge(cfg, store, name, wanted, check_mode, force_kill).run(current, state, recreate, before, compare)
+        elif current is None:
             out = _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
         else:
             with current.lock():
@@ -476,29 +490,17 @@ def _create_and_converge(cfg, store, name, wanted, state, check_mode, before):
             'diff': {'before': before, 'after': _view(container)}}
 
 
-def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_mode, before, compare):
-    diffs = options.differences(container.config, wanted, compare)
-    recreate = recreate or 'recreate' in diffs.values()
-    status = container.status()
-    running = status['running']
+def _recreated(container, wanted, diffs):
+    """The action of a recreate, naming the options that differ."""
+    why = sorted(f for f, how in diffs.items() if how == 'recreate') or ['recreate: true']
+    if 'image' in why:  # say which digest the tag named and which it names now
+        why[why.index('image')] = 'image %s: %s -> %s' % (wanted['image']['name'], container.config['image']['digest'], wanted['image']['digest'])
+    return 'recreated container %s (%s)' % (container.name, ', '.join(why))
+
+
+def _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode):
+    """Live and stored updates (no recreate): (the new config, actions); written unless in check mode."""
     actions = []
-    if recreate:
-        why = sorted(f for f, how in diffs.items() if how == 'recreate') or ['recreate: true']
-        if 'image' in why:  # say which digest the tag named and which it names now
-            why[why.index('image')] = 'image %s: %s -> %s' % (wanted['image']['name'], container.config['image']['digest'], wanted['image']['digest'])
-        _check_bind_sources(wanted)
-        actions += volume_service.create_missing(cfg, wanted, check_mode=True)[0]
-        actions.append('recreated container %s (%s)' % (container.name, ', '.join(why)))
-        keep_running = state in ('started', 'restarted') or (state == 'present' and running)
-        if keep_running:
-            actions.append('started container %s' % container.name)
-        if check_mode:
-            after = {'exists': True, 'status': 'running' if keep_running else 'created', 'running': keep_running,
-                     'config': options.display_config(wanted)}
-            return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': after}}
-        remove(cfg, store, container, force=force_kill)
-        container = _create(cfg, store, wanted, keep_running, undo=False)
-        return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
     new_config = options.merged(container.config, wanted, diffs)
     if running:  # the cgroup's files may say otherwise than the config (changed behind our back)
         for name in supervisor.cgroup_of(cfg, container).plan(options.resources_of(new_config)):
@@ -516,6 +518,31 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             if live and running:
                 apply_live(cfg, container, new_config)
             container.write_config(new_config)
+    return new_config, actions
+
+
+def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_mode, before, compare):
+    diffs = options.differences(container.config, wanted, compare)
+    recreate = recreate or 'recreate' in diffs.values()
+    status = container.status()
+    running = status['running']
+    actions = []
+    if recreate:
+        _check_bind_sources(wanted)
+        actions += volume_service.create_missing(cfg, wanted, check_mode=True)[0]
+        actions.append(_recreated(container, wanted, diffs))
+        keep_running = state in ('started', 'restarted') or (state == 'present' and running)
+        if keep_running:
+            actions.append('started container %s' % container.name)
+        if check_mode:
+            after = {'exists': True, 'status': 'running' if keep_running else 'created', 'running': keep_running,
+                     'config': options.display_config(wanted)}
+            return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': after}}
+        remove(cfg, store, container, force=force_kill)
+        container = _create(cfg, store, wanted, keep_running, undo=False)
+        return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
+    new_config, updates = _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode)
+    actions += updates
     will_run = running or status['status'] == 'restarting' or status['supervised']
     if state == 'started' and not status['supervised'] and status['status'] != 'restarting':
         actions.append('adopted running container %s (its supervisor had died)' % container.name if running
@@ -543,6 +570,158 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
         after = _view(container)
     return {'changed': bool(actions), 'actions': actions, 'container': describe(cfg, container),
             'diff': {'before': before, 'after': after}}
+
+
+class UnitConverge:
+    """Converge a container that has a systemd unit, or is to have one (supervisor systemd, DESIGN D2).
+
+    The library creates, updates and removes the container and writes its unit; systemd starts
+    and stops it (``systemctl``), so a restart policy or a stop is never fought over. systemctl runs
+    with no container lock held: ``run-unit`` and ``unit-stopped`` take it. A change of supervisor
+    recreates the container (the unit comes or goes with it).
+    """
+
+    def __init__(self, cfg, store, name, wanted, check_mode, force_kill, units=None):
+        self.cfg, self.store, self.name, self.wanted = cfg, store, name, wanted
+        self.check_mode, self.force_kill = check_mode, force_kill
+        self.units = units or unit_mod.Units()
+        self.unit = unit_mod.unit_name(name)
+        self.actions = []
+
+    def unit_text(self, config):
+        args = {}
+        if self.cfg.path and self.cfg.path != CONFIG_PATH:
+            args['config_path'] = self.cfg.path
+        if self.cfg.data_root != load_host_config(self.cfg.path).data_root:
+            args['data_root'] = self.cfg.data_root
+        return unit_mod.unit_text(config, unit_mod.systemd_version(self.units.systemctl), **args)
+
+    def run(self, current, state, recreate, before, compare):
+        unit_before = self.units.read(self.name)
+        if unit_before is not None and not self.units.is_ours(self.name):
+            raise ContainerError('write', 'unit %s' % self.units.path(self.name), 'a unit of that name exists and was not written by nsbox')
+        new_unit = self.wanted['supervisor'] == 'systemd'
+        shown = self.units.show(self.name) if unit_before is not None else {}
+        active = shown.get('ActiveState') in ('active', 'activating', 'reloading', 'deactivating')
+        status = current.status() if current is not None else None
+        running = bool(status and status['running'])
+        diffs = options.differences(current.config, self.wanted, compare) if current is not None else {}
+        remake = current is None or recreate or 'recreate' in diffs.values()
+        if remake:
+            config = self.wanted
+            will_run = state in ('started', 'restarted') or (state == 'present' and (running or active))
+            container = self._remake(current, diffs, will_run, unit_before is not None)
+        else:
+            with current.lock():
+                config, updates = _update_in_place(self.cfg, current, self.wanted, diffs, running, compare, self.check_mode)
+            self.actions += updates
+            container = current
+        unit_after = self.unit_text(config) if new_unit else None
+        if new_unit:
+            self._sync_unit(unit_before, unit_after, config['enabled'])
+        if remake:
+            if will_run and new_unit:
+                self._start(container, undo=current is None)
+        else:
+            will_run = self._transition(state, running, active)
+        return self._result(container, config, before, will_run, remake, unit_before, unit_after)
+
+    def _remake(self, current, diffs, will_run, had_unit):
+        """Create (or recreate) the container; started here only without a unit (a unit is started once written)."""
+        new_unit = self.wanted['supervisor'] == 'systemd'
+        _check_bind_sources(self.wanted)
+        self.actions += volume_service.create_missing(self.cfg, self.wanted, check_mode=True)[0]
+        if current is None:
+            self.actions.append('created container %s from %s' % (self.name, self.wanted['image']['name']))
+        else:
+            self.actions.append(_recreated(current, self.wanted, diffs))
+        if had_unit and not new_unit:
+            self.actions.append('removed unit %s' % self.unit)
+        if will_run and not new_unit:
+            self.actions.append('started container %s' % self.name)
+        if self.check_mode:
+            return current
+        if had_unit:
+            self.units.stop(self.name, self.force_kill)  # systemd stops it and unit-stopped records the end
+        if current is not None:
+            with current.lock():
+                remove(self.cfg, self.store, current, force=self.force_kill)
+        if had_unit and not new_unit:
+            self.units.remove(self.name, self.force_kill)
+        return _create(self.cfg, self.store, self.wanted, will_run and not new_unit, undo=current is None)
+
+    def _sync_unit(self, unit_before, unit_after, enabled):
+        if unit_after != unit_before:
+            self.actions.append('wrote unit %s' % self.unit)
+            if not self.check_mode:
+                self.units.write(self.name, unit_after)
+        if self.units.enabled(self.name) != enabled:
+            self.actions.append('%s unit %s' % ('enabled' if enabled else 'disabled', self.unit))
+            if not self.check_mode:
+                self.units.set_enabled(self.name, enabled)
+
+    def _start(self, container, undo=False):
+        self.actions.append('started container %s' % self.name)
+        if self.check_mode:
+            return
+        try:
+            self.units.start(self.name)
+        except NsboxError as exc:
+            if undo:  # a new container that cannot start is not left behind, nor its unit
+                self.units.remove(self.name, force=True)
+                with container.lock():
+                    remove(self.cfg, self.store, container, force=True)
+            raise ContainerError('start', 'container %s (%s)' % (self.name, self.unit),
+                                 '%s (see journalctl -u %s)' % (exc.cause, self.unit)) from exc
+
+    def _transition(self, state, running, active):
+        """started, stopped, restarted through systemctl; returns whether the container runs afterwards."""
+        up = running or active
+        if state == 'started' and not up:
+            self._start(None)
+            return True
+        if state == 'stopped' and up:
+            self.actions.append('stopped container %s' % self.name)
+            if not self.check_mode:
+                self.units.stop(self.name, self.force_kill)
+            return False
+        if state == 'restarted':
+            if running:
+                self.actions.append('stopped container %s' % self.name)
+            self.actions.append('started container %s' % self.name)
+            if not self.check_mode:
+                if self.force_kill and up:
+                    self.units.stop(self.name, force=True)
+                self.units.restart(self.name)
+            return True
+        return up
+
+    def _result(self, container, config, before, will_run, remade, unit_before, unit_after):
+        if self.check_mode:
+            after = {'exists': True, 'status': 'running' if will_run else ('created' if remade else before.get('status')),
+                     'running': will_run, 'config': options.display_config(config)}
+        else:
+            after = _view(self.store.find(self.name))
+        diff = {'before': before, 'after': after}
+        if unit_before != unit_after:
+            path = self.units.path(self.name)
+            diff = [diff, {'before_header': path, 'after_header': path, 'before': unit_before or '', 'after': unit_after or ''}]
+        found = self.store.find(self.name) if not self.check_mode else container
+        return {'changed': bool(self.actions), 'actions': self.actions, 'container': describe(self.cfg, found) if found else None,
+                'unit': self.unit_info() if unit_after is not None else None, 'diff': diff}
+
+    def unit_info(self):
+        """The unit as systemd sees it now: name, path, enabled, active state, main pid."""
+        shown = self.units.show(self.name)
+        return {'name': self.unit, 'path': self.units.path(self.name), 'enabled': self.units.enabled(self.name),
+                'active': shown['ActiveState'] == 'active', 'active_state': shown['ActiveState'], 'sub_state': shown['SubState'],
+                'main_pid': int(shown['MainPID']) if shown['MainPID'].isdigit() and shown['MainPID'] != '0' else None,
+                'restarts': int(shown['NRestarts']) if shown['NRestarts'].isdigit() else None}
+
+
+def _unit_diff(units, name, before, after):
+    path = units.path(name)
+    return {'before_header': path, 'after_header': path, 'before': before or '', 'after': after or ''}
 
 
 # -- exec ----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import time
 
 from .. import mountinfo, rootfs as rootfs_mod
 from ..cgroups.layout import Layout, for_config
+from ..cgroups.v2 import CgroupV2Manager
 from ..errors import NsboxError
 from ..namespaces import boot_id, process_stamp
 from ..volume import service as volume_service
@@ -44,7 +45,13 @@ DEFAULT_NET_SYSCTLS = {'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.pin
 
 
 def cgroup_of(cfg, container):
-    return for_config(cfg, container.id, None, Layout.detect())
+    """The container's cgroup manager: the one its state records (a child of its unit's own cgroup, see
+    runner.delegated_cgroup), else the host config's parent and driver."""
+    layout = Layout.detect()
+    own = container.read_state().get('cgroup')
+    if own and layout.unified:
+        return CgroupV2Manager(own, layout.unified)
+    return for_config(cfg, container.id, None, layout)
 
 
 def _read_in_root(root, path):
