@@ -72,8 +72,9 @@ def test_container_processes_run_in_their_own_namespaces(host, name):
 
 def test_web_listens_in_its_namespace_and_its_port_is_published(host):
     pid = inspect(host, 'web')['state']['pid']
-    listening = host.check_output('nsenter --target %d --net cat /proc/net/tcp' % pid)
-    assert any(line.split()[1].endswith(':0050') and line.split()[3] == '0A' for line in listening.splitlines()[1:])
+    # busybox httpd listens on [::]:80 where IPv6 is up, else 0.0.0.0:80: either table (LISTEN is state 0A).
+    listening = host.check_output('nsenter --target %d --net cat /proc/net/tcp /proc/net/tcp6' % pid)
+    assert any(f[1].endswith(':0050') and f[3] == '0A' for f in (line.split() for line in listening.splitlines()) if f[0] != 'sl')
     page = host.check_output("python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/', timeout=5).read().decode())\"")
     assert 'hello' in page.lower()
 
