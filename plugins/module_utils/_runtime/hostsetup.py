@@ -71,23 +71,42 @@ def running_containers(cfg):
 
 
 def move_data_root(src, dest):
-    """Move a data-root: a rename on one filesystem, else ``cp -a`` and removal (an empty ``dest`` may exist)."""
+    """Move a data-root: a rename on one filesystem, else ``cp -a`` of its content and removal (an empty ``dest`` may exist).
+
+    A data-root that is a mount point (a disk of its own) cannot be renamed (EBUSY): its content is
+    copied and removed, and the empty mount point stays.
+    """
     if os.path.isdir(dest):
         if os.listdir(dest):
             raise ConfigError('move', 'the data-root %s to %s' % (src, dest), '%s exists and is not empty' % dest)
-        os.rmdir(dest)
-    os.makedirs(os.path.dirname(dest.rstrip('/')) or '/', 0o755, exist_ok=True)
+    else:
+        os.makedirs(dest, DATA_ROOT_MODE)
+    os.rmdir(dest)
     try:
         os.rename(src, dest)
         return
     except OSError as exc:
-        if exc.errno != errno.EXDEV:
+        if exc.errno not in (errno.EXDEV, errno.EBUSY):
             raise
-    proc = subprocess.run(['cp', '-a', '--', src, dest], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
+    os.mkdir(dest, DATA_ROOT_MODE)
+    names = os.listdir(src)
+    proc = subprocess.run(['cp', '-a', '--'] + [os.path.join(src, n) for n in names] + [dest],
+                          capture_output=True, text=True, check=False) if names else None
+    if proc is not None and proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
         raise ConfigError('move', 'the data-root %s to %s' % (src, dest), 'cp -a failed: %s' % proc.stderr.strip())
-    shutil.rmtree(src)
+    shutil.copystat(src, dest)
+    for name in names:
+        path = os.path.join(src, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    try:
+        os.rmdir(src)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:  # a mount point stays, empty
+            raise
 
 
 def write_store(data_root, storage_driver):
