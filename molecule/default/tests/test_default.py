@@ -79,6 +79,11 @@ def test_web_listens_in_its_namespace_and_its_port_is_published(host):
     assert 'hello' in page.lower()
 
 
+def test_client_fetches_web_by_name_on_the_user_defined_network(host):
+    page = host.run('for i in 1 2 3 4 5 6 7 8 9 10; do nsbox exec client cat /tmp/page && exit 0; sleep 1; done; exit 1')
+    assert page.rc == 0 and page.stdout.strip() == 'hello from nsbox', page.stderr
+
+
 def test_web_cgroup_is_under_the_hosts_own_root(host):
     web = inspect(host, 'web')
     assert host.file('/sys/fs/cgroup/memory/nsbox/%s/memory.limit_in_bytes' % web['id']).content_string.strip() == str(32 << 20)
