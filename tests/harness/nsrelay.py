@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """SSH's ProxyCommand for a test host in a network namespace of its own:
 ``python3 nsrelay.py /proc/PID/ns/net [HOST] PORT`` joins that namespace and relays stdin/stdout to
-HOST:PORT there (default 127.0.0.1; Molecule's lab hosts: the lab's namespace and a host's address). The machine's own network is never touched: no veth, no address."""
+HOST:PORT there (default 127.0.0.1; for Molecule's lab hosts, the lab's namespace and a
+host's address). The machine's own network is never touched: no veth, no address."""
 from __future__ import annotations
 
 import ctypes

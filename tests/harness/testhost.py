@@ -196,16 +196,14 @@ class TestHost:
                        + [_ns_setup_script(self.workdir, sshd_cmd, self.propagation, self.netns, self.hostname, self.cgroup)])
             else:
                 cmd = sshd_cmd
-            join = None
-            if self.cgroup:
-                procs = [os.path.join(d, 'cgroup.procs') for d in make_cgroup(self.cgroup)]
+            procs = [os.path.join(d, 'cgroup.procs') for d in make_cgroup(self.cgroup)] if self.cgroup else []
 
-                def join():  # in the child, before exec: unshare --cgroup then roots the namespace here
-                    for path in procs:
-                        with open(path, 'w') as f:
-                            f.write('0')
+            def join():  # in the child, before exec: unshare --cgroup then roots the namespace here
+                for path in procs:
+                    with open(path, 'w') as f:
+                        f.write('0')
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
-                                         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=join)
+                                         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=join if procs else None)
         self._wait_listening(20)
         if self.private:
             self.mnt_ns = os.readlink('/proc/%d/ns/mnt' % self.proc.pid)
