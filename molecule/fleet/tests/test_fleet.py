@@ -10,7 +10,7 @@ import json
 
 LAB_ADDRESSES = ['10.123.0.%d' % (10 + i) for i in range(10)]  # tests/harness/lab.py: host i at 10.123.0.(10+i)
 FETCH_ALL = ("python3 -c \"import sys, urllib.request; "
-             "print(json.dumps([urllib.request.urlopen('http://%%s:8080/' %% a, timeout=5).read().decode().strip() for a in sys.argv[1:]]))\" "
+             "print(json.dumps([urllib.request.urlopen('http://%s:8080/' % a, timeout=5).read().decode().strip() for a in sys.argv[1:]]))\" "
              .replace('import sys', 'import json, sys'))
 
 
