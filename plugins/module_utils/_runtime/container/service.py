@@ -594,7 +594,7 @@ class UnitConverge:
             args['config_path'] = self.cfg.path
         if self.cfg.data_root != load_host_config(self.cfg.path).data_root:
             args['data_root'] = self.cfg.data_root
-        return unit_mod.unit_text(config, unit_mod.systemd_version(self.units.systemctl), **args)
+        return unit_mod.unit_text(config, self.units.systemd_version(), **args)
 
     def run(self, current, state, recreate, before, compare):
         unit_before = self.units.read(self.name)

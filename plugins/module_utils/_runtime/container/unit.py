@@ -130,6 +130,9 @@ class Units:
         text = self.read(name)
         return text is not None and text.startswith(HEADER % name)
 
+    def systemd_version(self):
+        return systemd_version(self._run)
+
     def systemctl(self, *args, check=True):
         return self._run([SYSTEMCTL] + list(args), check=check)
 
