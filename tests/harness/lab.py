@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -103,7 +104,23 @@ def _write(path, data):
     os.rename(path + '.tmp', path)
 
 
+def _end_relays(lab):
+    """End the ProxyCommands (nsrelay.py) still joined to the lab: SSH masters kept open (ControlPersist) by
+    Ansible and testinfra hold them, and a relay to a host that is gone would wait forever. They were
+    started for this lab's hosts only (their command line names its namespace)."""
+    marker = ('/run/netns/%s' % netns_name(lab)).encode()
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                argv = f.read().split(b'\0')
+            if len(argv) > 2 and argv[1].endswith(b'/nsrelay.py') and argv[2] == marker:
+                os.kill(int(entry), signal.SIGTERM)
+
+
 def destroy_state(state):
+    _end_relays(state['lab'])
     for h in state['hosts']:
         host = TestHost(h['name'], netns=True, cgroup=cgroup_of(state['lab'], h['name']), workdir=h['workdir'])
         host.mnt_ns = h.get('mnt_ns')
