@@ -66,7 +66,8 @@ def data_root_in_use(data_root):
 
 def running_containers(cfg):
     """Names of the containers of ``cfg``'s data-root that run now (status re-derived from the kernel)."""
-    from .container import service  # pylint: disable=import-outside-toplevel  (the container code only when a move is asked)
+    # The container code is imported only when a move is asked for.
+    from .container import service  # pylint: disable=import-outside-toplevel
     return sorted(c.name for c in service.open_store(cfg).all() if c.status()['running'])
 
 
