@@ -113,6 +113,8 @@ def _boot_script(work, name, port):
     units = '%s/systemd/system' % etc
     lines += ['if [ ! -e %s/prepared ]; then' % work,
               '  echo %s > %s/hostname' % (name, etc),
+              # root's shell files are the machine's (pyenv: a rehash waits on the machine's lock file at every login)
+              '  printf "" > %s/root/.bashrc; printf "" > %s/root/.profile' % (root, root),
               '  rm -rf %s/*.wants %s/default.target' % (units, units),
               '  ln -s /lib/systemd/system/multi-user.target %s/default.target' % units,
               '  for u in %s; do ln -sf /dev/null %s/$u; done' % (' '.join(MASK), units),
@@ -188,10 +190,11 @@ class SystemdHost:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError('systemd of %s ended (%s) while booting:\n%s' % (self.name, self.proc.returncode, self.log_tail()))
-            if self.ssh('true', check=False, timeout=10).returncode == 0:
-                break
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a handshake begun while sshd was starting, on a busy machine
+                if self.ssh('true', check=False, timeout=15).returncode == 0:
+                    break
             if time.monotonic() > deadline:
-                raise RuntimeError('%s did not answer over SSH within %ds:\n%s' % (self.name, timeout, self.log_tail()))
+                raise RuntimeError('%s did not answer over SSH within %ds:\n%s\n%s' % (self.name, timeout, self.log_tail(), self.processes()))
             time.sleep(0.2)
         self.boot_seconds.append(time.monotonic() - t0)
         return self
@@ -214,6 +217,14 @@ class SystemdHost:
                 with open(os.path.join(dirpath, 'cgroup.procs')) as f:
                     out += [int(p) for p in f.read().split()]
         return out
+
+    def processes(self):
+        """What runs in the host (for error messages): pid and command line."""
+        out = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError), open('/proc/%d/cmdline' % pid, 'rb') as f:
+                out.append('%d %s' % (pid, f.read().replace(b'\0', b' ').decode(errors='replace')[:200]))
+        return '\n'.join(out)
 
     def _close_masters(self):
         if os.path.isdir(self.control_dir):

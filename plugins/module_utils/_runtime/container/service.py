@@ -342,6 +342,8 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     checked = options.check(opts or {}, defaults) if state != 'absent' else None
     if checked and name in checked['depends_on']:
         raise ConfigError('use', 'depends_on %s' % name, 'a container cannot depend on itself')
+    if wait_healthy and checked['supervisor'] == 'systemd':
+        raise ConfigError('use', 'state healthy', 'healthchecks are run by nsbox\'s own supervisor, not under a systemd unit (yet)')
     compare = options.parse_comparisons(comparisons)
     pulled = None
     if state != 'absent':
