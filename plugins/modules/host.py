@@ -105,6 +105,16 @@ options:
     description: Install or refresh the runtime library and the C(nsbox) command on the host.
     type: bool
     default: true
+  data_root_migrate:
+    description:
+      - When O(data_root) names another directory than the configured data-root and the configured one holds images,
+        layers, containers or volumes, move it there (a rename on one filesystem, else a copy that keeps xattrs, hard
+        links and device nodes, then removal of the old one) and point the configuration at it.
+      - Without it such a change is refused, so no data is left behind out of reach. The move is refused too while a
+        container of the old data-root runs, or when the new directory exists and is not empty.
+      - The role M(nsbox.runtime.host) (variable C(nsbox_data_root_migrate)) stops the containers, moves and starts them again.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -122,6 +132,11 @@ EXAMPLES = r'''
       mirrors:
         docker.io: [mirror.example.com]
       insecure: [registry.lan:5000]
+
+- name: Move the data-root (with its images and stopped containers) to a bigger disk
+  nsbox.runtime.host:
+    data_root: /srv/nsbox
+    data_root_migrate: true
 '''
 
 RETURN = r'''
@@ -190,13 +205,14 @@ def main():
             proxies={'type': 'dict', 'options': {'http_proxy': {'type': 'str'}, 'https_proxy': {'type': 'str'},
                                                  'no_proxy': {'type': 'str'}}},
             install_library={'type': 'bool', 'default': True},
+            data_root_migrate={'type': 'bool', 'default': False},
         ),
         supports_check_mode=True,
     )
     result = {'changed': False, 'changes': []}
     try:
         desired = host_config(module, **{k: module.params[k] for k in CONFIG_OPTIONS})
-        setup = HostSetup(desired)
+        setup = HostSetup(desired, move_data_root=module.params['data_root_migrate'])
         before = setup.current.to_file() if setup.current.exists else {}
         changes = setup.plan() if module.check_mode else setup.apply()
         result['changes'] = [desc for _kind, desc in changes]

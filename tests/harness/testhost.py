@@ -14,6 +14,12 @@ what a module does to the network (bridges, veths, nftables, sysctls) stays in i
 with it. Its sshd listens on that namespace's 127.0.0.1; SSH reaches it through a
 ProxyCommand (nsrelay.py) that joins the namespace: the machine's network is not touched.
 
+For Molecule's hosts (tests/harness/lab.py) a private host can also have a hostname of its
+own (a UTS namespace) and a cgroup of its own: its sshd is moved into ``cgroup`` (every
+hierarchy) before ``unshare --cgroup``, and the host's ``/sys/fs/cgroup`` is mounted afresh in
+its namespaces, so the host sees that cgroup as its root. What runs on it (containers under
+``/nsbox``) lands under the host's cgroup, and stop() kills everything in it and removes it.
+
 The demo uses a plain (non-private) host: there, the play configures this machine.
 """
 from __future__ import annotations
@@ -30,6 +36,7 @@ import time
 from .netutil import free_port
 
 SSHD = '/usr/sbin/sshd'
+CGROUP_ROOT = '/sys/fs/cgroup'
 PRIVATE_OVERLAYS = ('/etc', '/usr/local', '/var/lib', '/run')
 DATA_ROOT = '/var/lib/nsbox'
 
@@ -39,7 +46,66 @@ def _keygen(path):
                    stdout=subprocess.DEVNULL)
 
 
-def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False):
+def cgroup_mounts(mountinfo='/proc/self/mountinfo'):
+    """[(mount point, fstype, mount options)] of the machine's cgroup hierarchies, and [(link, target)] beside them."""
+    # Only hosts with a cgroup of their own need the library (the demo's plain host does not import it).
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import mountinfo as mi  # pylint: disable=import-outside-toplevel
+    mounts = [(m.mount_point, m.fstype, ','.join(o for o in m.super_options if o not in ('rw', 'ro')) or 'none')
+              for m in mi.read(mountinfo) if m.fstype in ('cgroup', 'cgroup2')]
+    links = [(os.path.join(CGROUP_ROOT, n), os.readlink(os.path.join(CGROUP_ROOT, n)))
+             for n in sorted(os.listdir(CGROUP_ROOT)) if os.path.islink(os.path.join(CGROUP_ROOT, n))]
+    return mounts, links
+
+
+def make_cgroup(path):
+    """``path`` (e.g. ``/nsbox-lab-x/h1``) in every hierarchy; cpuset's cpus and mems filled from the parent, as v1 needs."""
+    mounts, _links = cgroup_mounts()
+    dirs = []
+    for point, _fstype, options in mounts:
+        parts = path.strip('/').split('/')
+        for i in range(1, len(parts) + 1):
+            d = os.path.join(point, *parts[:i])
+            if not os.path.isdir(d):
+                os.mkdir(d)
+            if 'cpuset' in options.split(','):
+                for knob in ('cpuset.cpus', 'cpuset.mems'):
+                    with open(os.path.join(os.path.dirname(d), knob)) as src, open(os.path.join(d, knob), 'w') as dst:
+                        dst.write(src.read())
+        dirs.append(os.path.join(point, path.strip('/')))
+    return dirs
+
+
+def remove_cgroup(path):
+    """SIGKILL every process under ``path`` (every hierarchy), then remove the directories, deepest first."""
+    mounts, _links = cgroup_mounts()
+    for point, _fstype, _options in mounts:
+        top = os.path.join(point, path.strip('/'))
+        for _attempt in range(100):
+            walk = sorted(os.walk(top), key=lambda e: -e[0].count('/'))
+            for dirpath, _dirs, _files in walk:
+                with contextlib.suppress(OSError), open(os.path.join(dirpath, 'cgroup.procs')) as f:
+                    for pid in f.read().split():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), signal.SIGKILL)
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    os.rmdir(dirpath)
+            if not os.path.isdir(top):
+                break
+            time.sleep(0.05)
+
+
+def _cgroup_script(mounts, links):
+    """Shell lines (run in the new cgroup namespace) mounting the hierarchies afresh: rooted at the host's cgroup."""
+    lines = ['mount -t tmpfs -o mode=0755 nsbox-cgroup %s' % CGROUP_ROOT]
+    for point, fstype, options in mounts:
+        lines.append('mkdir -p %s' % point)
+        lines.append('mount -t %s -o %s nsbox-cgroup %s' % (fstype, options, point) if fstype == 'cgroup'
+                     else 'mount -t cgroup2 nsbox-cgroup %s' % point)
+    lines += ['ln -s %s %s' % (target, link) for link, target in links]
+    return lines
+
+
+def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False, hostname=None, cgroup=None):
     """Shell run inside the new mount namespace: overlays, the data-root, then exec sshd.
 
     With ``propagation='shared'`` every mount of the namespace is made shared, as systemd mounts
@@ -49,12 +115,18 @@ def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False):
     lines = ['set -e']
     if netns:
         lines.append('ip link set lo up')
+    if hostname:
+        lines.append('hostname %s' % hostname)
+    if cgroup:
+        lines += _cgroup_script(*cgroup_mounts())
     if propagation == 'shared':
         lines.append('mount --make-rshared /')
     for i, target in enumerate(PRIVATE_OVERLAYS):
         upper, wdir = '%s/ov/%d/upper' % (work, i), '%s/ov/%d/work' % (work, i)
         lines.append('mkdir -p %s %s' % (upper, wdir))
         lines.append('mount -t overlay nsbox-testhost -o lowerdir=%s,upperdir=%s,workdir=%s %s' % (target, upper, wdir, target))
+    if hostname:
+        lines.append('echo %s > /etc/hostname' % hostname)
     lines += ['mkdir -p %s /run/sshd' % DATA_ROOT,
               'mount --bind %s/data-root %s' % (work, DATA_ROOT),
               'exec ' + ' '.join(sshd_cmd)]
@@ -66,15 +138,19 @@ class TestHost:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, name='testhost', private=True, workdir=None, propagation='private', netns=False):
+    def __init__(self, name='testhost', private=True, workdir=None, propagation='private', netns=False,
+                 hostname=None, cgroup=None, listen='127.0.0.1', port=None):
         self.name = name
         self.private = private
         self.netns = netns and private
+        self.hostname = hostname if private else None
+        self.cgroup = cgroup if private else None
+        self.listen = listen if self.netns else '127.0.0.1'  # another address only in a network namespace of its own
         self.propagation = propagation
         self._own_workdir = workdir is None
         # Short paths: ssh control sockets must fit in 108 bytes.
         self.workdir = workdir or tempfile.mkdtemp(prefix='nsbox-%s-' % name, dir='/tmp')
-        self.port = None
+        self.port = port
         self.proc = None
         self.client_key = os.path.join(self.workdir, 'id_client')
         self.control_dir = os.path.join(self.workdir, 'cp')
@@ -98,11 +174,11 @@ class TestHost:
         _keygen(os.path.join(self.workdir, 'host_key'))
         _keygen(self.client_key)
         shutil.copy(self.client_key + '.pub', os.path.join(self.workdir, 'authorized_keys'))
-        self.port = free_port()
+        self.port = self.port or free_port()
         config = os.path.join(self.workdir, 'sshd_config')
         with open(config, 'w') as f:
             f.write('\n'.join([
-                'Port %d' % self.port, 'ListenAddress 127.0.0.1',
+                'Port %d' % self.port, 'ListenAddress %s' % self.listen,
                 'HostKey %s/host_key' % self.workdir,
                 'AuthorizedKeysFile %s/authorized_keys' % self.workdir,
                 'PidFile %s/sshd.pid' % self.workdir,
@@ -115,12 +191,19 @@ class TestHost:
         with log:
             if self.private:
                 os.makedirs(os.path.join(self.workdir, 'data-root'))
-                cmd = (['unshare', '--mount'] + (['--net'] if self.netns else []) + ['--propagation', 'private', '--', 'sh', '-c']
-                       + [_ns_setup_script(self.workdir, sshd_cmd, self.propagation, self.netns)])
+                flags = ['--net'] * self.netns + ['--uts'] * bool(self.hostname) + ['--cgroup'] * bool(self.cgroup)
+                cmd = (['unshare', '--mount'] + flags + ['--propagation', 'private', '--', 'sh', '-c']
+                       + [_ns_setup_script(self.workdir, sshd_cmd, self.propagation, self.netns, self.hostname, self.cgroup)])
             else:
                 cmd = sshd_cmd
+            procs = [os.path.join(d, 'cgroup.procs') for d in make_cgroup(self.cgroup)] if self.cgroup else []
+
+            def join():  # in the child, before exec: unshare --cgroup then roots the namespace here
+                for path in procs:
+                    with open(path, 'w') as f:
+                        f.write('0')
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=join if procs else None)
         self._wait_listening(20)
         if self.private:
             self.mnt_ns = os.readlink('/proc/%d/ns/mnt' % self.proc.pid)
@@ -189,6 +272,8 @@ class TestHost:
                     pids = self._namespace_pids()
                 if not pids:
                     break
+        if self.cgroup:
+            remove_cgroup(self.cgroup)  # the containers too: they run in mount namespaces of their own
         self.proc = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -97,3 +97,20 @@ def test_test_host_is_private(ansible, fresh_host):
     assert json.loads(fresh_host.ssh('cat /etc/nsbox/config.json').stdout)['data_root'] == marker
     assert _snapshot(paths) == before
     assert not os.path.exists(marker)
+
+
+def test_data_root_in_use_moves_only_with_data_root_migrate(ansible, fresh_host):
+    """A data-root holding a volume: another data_root is refused, then moved with data_root_migrate (a mount point: copied)."""
+    ansible.module('nsbox.runtime.host')
+    assert ansible.module('nsbox.runtime.volume', {'name': 'keep'})['_status'] == 'changed'
+    fresh_host.ssh('echo kept > /var/lib/nsbox/volumes/keep/_data/file')
+    new = os.path.join(fresh_host.workdir, 'moved-root')  # a real directory on the machine's /tmp, gone with the host
+    refused = ansible.module('nsbox.runtime.host', {'data_root': new})
+    assert refused['_status'] == 'failed'
+    assert 'holds images, containers or volumes; set data_root_migrate' in refused['msg']
+    moved = ansible.module('nsbox.runtime.host', {'data_root': new, 'data_root_migrate': True})
+    assert moved['_status'] == 'changed' and 'move data-root /var/lib/nsbox to %s' % new in moved['changes'], moved
+    assert json.loads(fresh_host.ssh('cat /etc/nsbox/config.json').stdout)['data_root'] == new
+    assert fresh_host.ssh('cat %s/volumes/keep/_data/file; ls -A /var/lib/nsbox' % new).stdout.strip() == 'kept'
+    assert ansible.module('nsbox.runtime.host', {'data_root': new, 'data_root_migrate': True})['_status'] == 'ok'
+    assert ansible.module('nsbox.runtime.volume_info', {'name': 'keep'})['exists']

@@ -5,10 +5,20 @@
 :class:`HostSetup` reads what is there, says what differs (:meth:`plan`) and applies
 exactly that (:meth:`apply`). The config file is written last, so it never names a
 data-root that does not exist yet.
+
+Pointing the config at another data-root while the configured one holds images, layers,
+containers or volumes would leave them behind, out of reach: that is refused unless the caller
+asks for a move (``move_data_root``). The move is a rename on the same filesystem, else a copy
+that keeps owners, modes, xattrs, hard links and device nodes (``cp -a``), then removal of the old
+one; it is refused while a container of the old data-root runs. Paths in the store are relative
+to the data-root (D3), so nothing inside needs rewriting.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import subprocess
 
 from . import config as hostconfig
 from .errors import ConfigError, NsboxError
@@ -41,6 +51,65 @@ def store_in_use(data_root):
     return False
 
 
+def data_root_in_use(data_root):
+    """True when the data-root holds anything a user would lose: layers, containers, volumes or blobs."""
+    if store_in_use(data_root):
+        return True
+    for sub in ('volumes', 'blobs/sha256'):
+        try:
+            if any(not n.startswith('.') for n in os.listdir(os.path.join(data_root, sub))):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+def running_containers(cfg):
+    """Names of the containers of ``cfg``'s data-root that run now (status re-derived from the kernel)."""
+    # The container code is imported only when a move is asked for.
+    from .container import service  # pylint: disable=import-outside-toplevel
+    return sorted(c.name for c in service.open_store(cfg).all() if c.status()['running'])
+
+
+def move_data_root(src, dest):
+    """Move a data-root: a rename on one filesystem, else ``cp -a`` of its content and removal (an empty ``dest`` may exist).
+
+    A data-root that is a mount point (a disk of its own) cannot be renamed (EBUSY): its content is
+    copied and removed, and the empty mount point stays.
+    """
+    if os.path.isdir(dest):
+        if os.listdir(dest):
+            raise ConfigError('move', 'the data-root %s to %s' % (src, dest), '%s exists and is not empty' % dest)
+    else:
+        os.makedirs(dest, DATA_ROOT_MODE)
+    os.rmdir(dest)
+    try:
+        os.rename(src, dest)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EBUSY):
+            raise
+    os.mkdir(dest, DATA_ROOT_MODE)
+    names = os.listdir(src)
+    proc = subprocess.run(['cp', '-a', '--'] + [os.path.join(src, n) for n in names] + [dest],
+                          capture_output=True, text=True, check=False) if names else None
+    if proc is not None and proc.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ConfigError('move', 'the data-root %s to %s' % (src, dest), 'cp -a failed: %s' % proc.stderr.strip())
+    shutil.copystat(src, dest)
+    for name in names:
+        path = os.path.join(src, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    try:
+        os.rmdir(src)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:  # a mount point stays, empty
+            raise
+
+
 def write_store(data_root, storage_driver):
     """Record the data-root's storage driver in ``store.json`` (D3)."""
     write_json(os.path.join(data_root, 'store.json'), {'schema_version': STORE_SCHEMA, 'storage_driver': storage_driver}, 0o600)
@@ -49,10 +118,35 @@ def write_store(data_root, storage_driver):
 class HostSetup:
     """The desired host set-up (a :class:`HostConfig`) against the host as it is."""
 
-    def __init__(self, desired, path=None):
+    def __init__(self, desired, path=None, move_data_root=False):
         self.desired = desired
         self.path = path or hostconfig.config_path()
         self.current = hostconfig.load(self.path)
+        self.move_data_root = move_data_root
+
+    def move_source(self):
+        """The configured data-root when the desired one is another and the configured one is in use, else None."""
+        if not self.current.exists:
+            return None
+        old, new = self.current.data_root, self.desired.data_root
+        if os.path.realpath(old) == os.path.realpath(new) or not data_root_in_use(old):
+            return None
+        return old
+
+    def _plan_move(self):
+        old = self.move_source()
+        if old is None:
+            return []
+        what = 'the data-root %s to %s' % (old, self.desired.data_root)
+        if not self.move_data_root:
+            raise ConfigError('move', what, '%s holds images, containers or volumes; set data_root_migrate (the host role: '
+                              'nsbox_data_root_migrate: true) to stop its containers and move it, or keep data_root %s' % (old, old))
+        if os.path.isdir(self.desired.data_root) and os.listdir(self.desired.data_root):
+            raise ConfigError('move', what, '%s exists and is not empty' % self.desired.data_root)
+        running = running_containers(self.current)
+        if running:
+            raise ConfigError('move', what, 'containers run from it (%s): stop them first' % ', '.join(running))
+        return [('move', 'move data-root %s to %s' % (old, self.desired.data_root))]
 
     def _store_path(self):
         return os.path.join(self.desired.data_root, 'store.json')
@@ -62,7 +156,10 @@ class HostSetup:
 
     def plan(self):
         """A list of ``(kind, description)`` changes; empty when the host is converged."""
-        changes = []
+        changes = self._plan_move()
+        if changes:
+            # After the move the new data-root is the old one's content: only the config remains to write.
+            return changes + [('config', 'write %s' % self.path)]
         root = self.desired.data_root
         dirs = [(root, DATA_ROOT_MODE), (self.desired.state_dir, STATE_DIR_MODE)]
         dirs += [(os.path.join(root, sub), mode) for sub, mode in DATA_SUBDIRS]
@@ -91,6 +188,10 @@ class HostSetup:
         changes = self.plan()
         kinds = {kind for kind, _desc in changes}
         try:
+            if 'move' in kinds:
+                move_data_root(self.current.data_root, self.desired.data_root)
+                changes += [c for c in self.plan() if c[0] != 'config']  # a mode or the store driver may differ still
+                kinds = {kind for kind, _desc in changes}
             if 'dir' in kinds:
                 makedirs(self.desired.data_root, DATA_ROOT_MODE)
                 makedirs(self.desired.state_dir, STATE_DIR_MODE)

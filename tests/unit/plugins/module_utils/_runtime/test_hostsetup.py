@@ -55,3 +55,38 @@ def test_storage_driver_switch_only_while_store_is_empty(paths):
     os.mkdir(os.path.join(paths['data_root'], 'layers', 'abc'))
     with pytest.raises(ConfigError, match="initialised with 'vfs' and holds layers"):
         hostsetup.HostSetup(desired(paths, storage_driver='overlay'), paths['config']).plan()
+
+
+def test_unused_data_root_is_simply_left_for_another(paths):
+    hostsetup.HostSetup(desired(paths), paths['config']).apply()
+    other = dict(paths, data_root=paths['data_root'] + '2')
+    planned = hostsetup.HostSetup(desired(other), paths['config']).plan()
+    assert not any(kind == 'move' for kind, _desc in planned)
+
+
+def test_data_root_in_use_moves_only_when_asked(paths):
+    hostsetup.HostSetup(desired(paths), paths['config']).apply()
+    layer = os.path.join(paths['data_root'], 'layers', 'abc')
+    os.mkdir(layer)
+    with open(os.path.join(layer, 'meta.json'), 'w') as f:
+        f.write('{}')
+    new = dict(paths, data_root=os.path.join(os.path.dirname(paths['data_root']), 'moved', 'data'))
+    with pytest.raises(ConfigError, match='holds images, containers or volumes; set data_root_migrate'):
+        hostsetup.HostSetup(desired(new), paths['config']).plan()
+    setup = hostsetup.HostSetup(desired(new), paths['config'], move_data_root=True)
+    assert setup.plan() == [('move', 'move data-root %s to %s' % (paths['data_root'], new['data_root'])),
+                            ('config', 'write %s' % paths['config'])]
+    setup.apply()
+    assert not os.path.exists(paths['data_root'])
+    assert os.path.isfile(os.path.join(new['data_root'], 'layers', 'abc', 'meta.json'))
+    assert config.load(paths['config']).data_root == new['data_root']
+    assert hostsetup.HostSetup(desired(new), paths['config']).plan() == []
+
+
+def test_move_refuses_a_non_empty_target(paths):
+    hostsetup.HostSetup(desired(paths), paths['config']).apply()
+    os.mkdir(os.path.join(paths['data_root'], 'volumes', 'v1'))
+    new = dict(paths, data_root=paths['data_root'] + '2')
+    os.makedirs(os.path.join(new['data_root'], 'something'))
+    with pytest.raises(ConfigError, match='exists and is not empty'):
+        hostsetup.HostSetup(desired(new), paths['config'], move_data_root=True).plan()
