@@ -11,15 +11,19 @@ wall-clock times (memory, per-container start times within one series) gathers t
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 from harness.podman import PrivatePodman, empty_dir as _empty_dir, run as _run, unmount_under as _unmount_under  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-from harness.runner import AnsibleRunner  # noqa: E402  pylint: disable=wrong-import-position
+from harness import images  # noqa: E402  pylint: disable=wrong-import-position
+from harness.runner import AnsibleRunner, collections_path  # noqa: E402  pylint: disable=wrong-import-position
 from harness.testhost import DATA_ROOT, TestHost  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -71,6 +75,36 @@ class _OnTestHost(Measure):
             self.runner.close()
         if getattr(self, 'host', None):
             self.host.stop()
+
+
+# Run on the "managed host" side: install the library (DESIGN D1, as the modules do) and load busybox into a store.
+_LIBRARY_LOAD = (
+    'import sys; sys.path.insert(0, sys.argv[1]); '
+    'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config, install; '
+    'install.LibraryInstall().apply(); '
+    'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service; '
+    "service.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
+
+
+class LibraryStore:
+    """A data-root, state dir and cgroup parent of a measure's own, for measures that call the runtime library
+    directly (``/usr/bin/python3 -c SCRIPT *args``): busybox loaded, the library installed as on a managed host."""
+
+    def __init__(self, prefix):
+        self.work = tempfile.mkdtemp(prefix=prefix, dir='/var/tmp')
+        self.archive = images.FixtureImages('/var/tmp/nsbox-fixture-images').build().docker_archive
+        self.cgroup_parent = '/nsbox-bench-%d' % os.getpid()
+        self.args = [collections_path(self.work), os.path.join(self.work, 'data'), os.path.join(self.work, 'run'), self.cgroup_parent]
+        _run(['/usr/bin/python3', '-c', _LIBRARY_LOAD] + self.args[:3] + [self.archive])
+
+    def remove(self):
+        """The cgroup parent in every hierarchy, then whatever is mounted below the work dir, then the dir."""
+        for root in ('/sys/fs/cgroup/%s' % c for c in os.listdir('/sys/fs/cgroup')):
+            path = os.path.join(root, self.cgroup_parent.lstrip('/'))
+            if os.path.isdir(path):
+                subprocess.run(['rmdir', path], check=False, capture_output=True)
+        _unmount_under(self.work)
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def run_measure(measure, runs=None):

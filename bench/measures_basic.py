@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from common import DATA_ROOT, Measure, PrivatePodman, _OnTestHost, _empty_dir, _run, _unmount_under
+from common import DATA_ROOT, LibraryStore, Measure, PrivatePodman, _OnTestHost, _empty_dir, _run, _unmount_under
 from harness import images
 from harness.registry import Registry
 from harness.runner import collections_path
@@ -178,23 +178,13 @@ class BridgeRun(Measure):
     runs = 7
 
     def setup(self):
-        self.work = tempfile.mkdtemp(prefix='nsbox-bench-net-', dir='/var/tmp')
         self.holder = subprocess.Popen(['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up; exec sleep infinity'])  # pylint: disable=consider-using-with
         time.sleep(0.2)
         self.prefix = ['nsenter', '--net=/proc/%d/ns/net' % self.holder.pid, '--']
-        fixtures = images.FixtureImages('/var/tmp/nsbox-fixture-images').build()
-        self.collections = collections_path(self.work)
-        self.cgroup_parent = '/nsbox-bench-%d' % os.getpid()
-        self.args = [self.collections, os.path.join(self.work, 'data'), os.path.join(self.work, 'run'), self.cgroup_parent]
-        # The supervisor runs the installed library (DESIGN D1), as on a managed host: installed here as the demo does.
-        load = ('import sys; sys.path.insert(0, sys.argv[1]); '
-                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config, install; '
-                'install.LibraryInstall().apply(); '
-                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service; '
-                "service.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
-        _run(['/usr/bin/python3', '-c', load, self.collections, self.args[1], self.args[2], fixtures.docker_archive])
+        self.store = LibraryStore('nsbox-bench-net-')
+        self.work, self.args = self.store.work, self.store.args
         self.podman = PrivatePodman(os.path.join(self.work, 'podman'), prefix=self.prefix, hide_cgroup2=True)
-        self.podman('load', '-i', fixtures.docker_archive)
+        self.podman('load', '-i', self.store.archive)
         self.detail = 'busybox running ip addr; both in one private network namespace (nsbox0 10.77/16, cni-podman0 10.88/16)'
         self.out = {}
 
@@ -204,13 +194,8 @@ class BridgeRun(Measure):
         if getattr(self, 'holder', None):
             self.holder.kill()
             self.holder.wait()
-        for root in ('/sys/fs/cgroup/%s' % c for c in os.listdir('/sys/fs/cgroup')):
-            path = os.path.join(root, getattr(self, 'cgroup_parent', 'none').lstrip('/'))
-            if os.path.isdir(path):
-                subprocess.run(['rmdir', path], check=False, capture_output=True)
-        if getattr(self, 'work', None):
-            _unmount_under(self.work)
-            shutil.rmtree(self.work, ignore_errors=True)
+        if getattr(self, 'store', None):
+            self.store.remove()
 
     def run_nsbox(self):
         self.out['nsbox'] = _run(self.prefix + ['/usr/bin/python3', '-c', LIBRARY_RUN] + self.args)

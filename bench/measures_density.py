@@ -5,15 +5,10 @@ and whether starting containers gets slower as more of them run."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 
-from common import Measure, _run, _unmount_under
-from harness import images
-from harness.runner import collections_path
+from common import LibraryStore, Measure, _run
 from measures_ansible import _AnsiblePeers
 
 
@@ -101,17 +96,8 @@ class StartSlope(Measure):
     count = 100
 
     def setup(self):
-        self.work = tempfile.mkdtemp(prefix='nsbox-bench-slope-', dir='/var/tmp')
-        fixtures = images.FixtureImages('/var/tmp/nsbox-fixture-images').build()
-        self.collections = collections_path(self.work)
-        self.cgroup_parent = '/nsbox-bench-%d' % os.getpid()
-        self.args = [self.collections, os.path.join(self.work, 'data'), os.path.join(self.work, 'run'), self.cgroup_parent]
-        load = ('import sys; sys.path.insert(0, sys.argv[1]); '
-                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config, install; '
-                'install.LibraryInstall().apply(); '
-                'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service; '
-                "service.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
-        _run(['/usr/bin/python3', '-c', load, self.collections, self.args[1], self.args[2], fixtures.docker_archive])
+        self.store = LibraryStore('nsbox-bench-slope-')
+        self.args = self.store.args
         self.detail = 'library ensure(state=started) of busybox sleep, network none, each start timed; 2-core machine'
         self.times = []
 
@@ -130,10 +116,5 @@ class StartSlope(Measure):
         if getattr(self, 'args', None):
             subprocess.run(['/usr/bin/python3', '-c', LIBRARY_SERIES] + self.args + ['remove', str(self.count)], capture_output=True,
                            check=False, timeout=1800)
-        for root in ('/sys/fs/cgroup/%s' % c for c in os.listdir('/sys/fs/cgroup')):
-            path = os.path.join(root, getattr(self, 'cgroup_parent', 'none').lstrip('/'))
-            if os.path.isdir(path):
-                subprocess.run(['rmdir', path], check=False, capture_output=True)
-        if getattr(self, 'work', None):
-            _unmount_under(self.work)
-            shutil.rmtree(self.work, ignore_errors=True)
+        if getattr(self, 'store', None):
+            self.store.remove()
