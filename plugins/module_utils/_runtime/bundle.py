@@ -12,7 +12,7 @@ from __future__ import annotations
 # pylint: disable=unused-import
 from . import cli, cli_views, config, errors, fsutil, hostinfo, hostsetup, install, mountinfo, rootfs, syscall, units, version  # noqa: F401
 from . import idmap, namespace_service, namespaces  # noqa: F401
-from .container import caps, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
+from .container import caps, devices as container_devices, health, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
 from .container import service as container_service, store as container_store, supervisor, users  # noqa: F401
 from .cgroups import devices, layout, manager, resources, service as cgroup_service, systemd, v1, v2  # noqa: F401
 from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
@@ -36,6 +36,7 @@ MODULES = (
     'config',
     'container/__init__',
     'container/caps',
+    'container/devices',
     'container/health',
     'container/logs',
     'container/monitor',

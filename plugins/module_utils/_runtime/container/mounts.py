@@ -193,7 +193,45 @@ def _bind(root, source, target, flags, propagation=0, is_dir=None):
     return path
 
 
-def _mount_dev(root, shm_size=None):
+def check_devices(items):
+    """The spec's ``devices`` checked in the caller (a bad entry never reaches the forked child)."""
+    out = []
+    for dev in items or ():
+        ok = isinstance(dev, dict) and dev.get('type') in ('c', 'b') and isinstance(dev.get('container'), str)
+        ok = ok and all(isinstance(dev.get(k), int) and dev[k] >= 0 for k in ('major', 'minor', 'mode', 'uid', 'gid'))
+        path = os.path.normpath(dev['container']) if ok else ''
+        if not ok or not path.startswith('/dev/') or '\0' in path:
+            raise ConfigError('use', 'device %r' % (dev,), 'a device is {container: /dev/..., type: c|b, major, minor, mode, uid, gid, host}')
+        out.append(dict(dev, container=path))
+    return out
+
+
+def _make_node(dev, node):
+    """Make ``node`` in the container's fresh /dev tmpfs (``dev``): parent directories as real directories
+    (nothing there is a symlink: the links are made after the nodes, and a planted one is refused), the node
+    with the host node's type, numbers, mode and owner; without CAP_MKNOD the host node is bound instead."""
+    parts = node['container'].split('/')[2:]
+    here = dev
+    for part in parts[:-1]:
+        here = os.path.join(here, part)
+        if not os.path.lexists(here):
+            os.mkdir(here, 0o755)
+        elif not stat.S_ISDIR(os.lstat(here).st_mode):
+            raise MountError('make', 'device %s' % node['container'], '%s is not a directory' % here, path=here)
+    path = os.path.join(here, parts[-1])
+    if os.path.lexists(path):
+        os.unlink(path)  # a standard node given again: the given one wins, as Docker
+    kind = stat.S_IFCHR if node['type'] == 'c' else stat.S_IFBLK
+    try:
+        os.mknod(path, kind | node['mode'], os.makedev(node['major'], node['minor']))
+    except PermissionError:
+        _bind(dev, node['host'], node['container'][len('/dev'):], syscall.MS_BIND, is_dir=False)
+        return
+    os.chmod(path, node['mode'])
+    os.lchown(path, node['uid'], node['gid'])
+
+
+def _mount_dev(root, shm_size=None, devices=()):
     dev = _target(root, '/dev')
     syscall.mount('tmpfs', dev, 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
     for name, major, minor in DEV_NODES:
@@ -203,9 +241,11 @@ def _mount_dev(root, shm_size=None):
             os.chmod(path, 0o666)
         except PermissionError:  # no CAP_MKNOD here: bind the host's node instead, as runc does
             _bind(dev, '/dev/' + name, '/' + name, syscall.MS_BIND, is_dir=False)
+    for node in devices:
+        _make_node(dev, node)
     for name, target in DEV_LINKS:
-        if name == 'core' and not os.path.exists('/proc/kcore'):
-            continue
+        if (name == 'core' and not os.path.exists('/proc/kcore')) or os.path.lexists(os.path.join(dev, name)):
+            continue  # no kcore; or a device given at that path
         os.symlink(target, os.path.join(dev, name))
     pts = _target(root, '/dev/pts')
     syscall.mount('devpts', pts, 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
@@ -282,7 +322,7 @@ def prepare(spec):
     syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
     syscall.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
     syscall.mount('proc', _target(root, '/proc'), 'proc', _NOSUID_NODEV_NOEXEC)
-    _mount_dev(root, spec.get('shm_size'))
+    _mount_dev(root, spec.get('shm_size'), spec.get('devices') or ())
     _mount_sys(root, bool(spec.get('writable_sys')))
     for mount in spec.get('mounts') or ():
         _user_mount(root, mount)

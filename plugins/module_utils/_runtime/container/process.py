@@ -39,6 +39,7 @@ The spec is a plain JSON-able dict:
   no_new_privs, before the user switch, while the process still has CAP_SYS_ADMIN).
 - ``masked_paths``, ``readonly_paths``: lists; Docker's when absent. ``writable_sys``: /sys read-write.
 - ``shm_size``: bytes of the /dev/shm tmpfs (64 MiB when absent).
+- ``devices``: [{container, type: c|b, major, minor, mode, uid, gid, host}] nodes made in /dev (devices.py).
 - ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
   checked they are namespaced: net.*, IPC, kernel.domainname).
 - ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
@@ -174,6 +175,7 @@ def check_spec(spec, full=True):
             raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
         _abs_path(mount.get('target'), 'a mount target')
         mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
+    out['devices'] = mounts.check_devices(spec.get('devices'))
     for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
         out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
     return out
