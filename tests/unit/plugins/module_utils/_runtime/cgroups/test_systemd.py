@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import systemd
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import CgroupError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import DeviceRule, Resources
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices
 
 PROC_DEVICES = 'Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n254 virtblk\n'
 
@@ -41,7 +42,6 @@ def test_masks_and_devices(tmp_path):
 
 def test_container_default_devices(tmp_path):
     """A container's standard allow list as systemd properties: wildcard majors as every driver group, the rest as nodes."""
-    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices  # pylint: disable=import-outside-toplevel
     devs = tmp_path / 'devices'
     devs.write_text(PROC_DEVICES)
     rules = devices.cgroup_rules({})
