@@ -63,9 +63,10 @@ def evil_archive(path, links, name):
 
 
 # Symlinks that would redirect the container's mounts onto the host, were targets resolved naively.
-EVIL = {'evil-proc': {'proc': '/'}, 'evil-dev': {'dev': '/tmp/nsbox-evil-target'}, 'evil-hosts': {'etc/hosts': '/tmp/nsbox-evil-target/hosts'},
-        'evil-dotdot': {'sys': '../../../../../../tmp/nsbox-evil-target'}}
 EVIL_TARGET = '/tmp/nsbox-evil-target'  # a host directory the symlinks point at (the test host's /tmp is this machine's)
+EVIL = {'evil-proc': {'proc': '/'}, 'evil-dev': {'dev': EVIL_TARGET}, 'evil-sys': {'sys': '../../../../../..' + EVIL_TARGET},
+        'evil-etc': {'etc/hosts': EVIL_TARGET + '/hosts', 'etc/resolv.conf': '../../../../..' + EVIL_TARGET + '/resolv.conf',
+                     'data': EVIL_TARGET}}
 
 
 @pytest.fixture(scope='module')
@@ -189,3 +190,69 @@ def test_a_passed_device(box, probe):
     assert int(fields[0][1:].replace('-', '0').replace('r', '1').replace('w', '1').replace('x', '1'), 2) == st.st_mode & 0o777
     assert _out(seen['open']) == 'open ok'
     assert _out(seen['other']) == 'open EPERM'
+
+
+def _host_view(box):
+    """What the host has at EVIL_TARGET: its files and contents, and any mount there (the test host's and this machine's)."""
+    files = {}
+    for dirpath, _dirs, names in os.walk(EVIL_TARGET):
+        for name in names:
+            with open(os.path.join(dirpath, name)) as f:
+                files[os.path.relpath(os.path.join(dirpath, name), EVIL_TARGET)] = f.read()
+        files.update({os.path.relpath(os.path.join(dirpath, d), EVIL_TARGET) + '/': '' for d in _dirs})
+    with open('/proc/self/mountinfo') as f:
+        here = [line for line in f if EVIL_TARGET in line]
+    there = box.sh('grep -F %s /proc/self/mountinfo || true' % EVIL_TARGET)
+    return files, here, there
+
+
+def test_malicious_images_cannot_mount_onto_the_host(box):
+    """CVE-2024-21626 class: an image whose /proc, /dev or /sys is a symlink is refused (as runc refuses them);
+    one whose /etc/hosts, /etc/resolv.conf and a mount's parent point at a host directory runs with those mounts
+    confined to its rootfs. Either way the host directory is untouched and nothing stays mounted."""
+    os.mkdir(EVIL_TARGET)
+    try:
+        for name in ('hosts', 'resolv.conf'):
+            with open(os.path.join(EVIL_TARGET, name), 'w') as f:
+                f.write('the host file %s\n' % name)
+        before = _host_view(box)
+        assert before[1:] == ([], ''), before
+        res = box.ansible.tasks([{'name': n, 'nsbox.runtime.container': dict(BASE, name=n, image=n), 'ignore_errors': True}
+                                 for n in ('evil-proc', 'evil-dev', 'evil-sys')])
+        for name, link in (('evil-proc', 'proc'), ('evil-dev', 'dev'), ('evil-sys', 'sys')):
+            failed = res.task(name)
+            assert failed['_status'] in ('failed', 'ignored') and 'the image makes /%s a symlink' % link in failed['msg'], failed
+            assert _host_view(box) == before
+        args = dict(BASE, name='evil-etc', image='evil-etc', hostname='confined', mounts=[{'type': 'tmpfs', 'target': '/data/x'}],
+                    volumes=['/etc:/data/y:ro'])
+        assert box.run(**args)['_status'] == 'changed'
+        seen = box.execs('evil-etc', {'hosts': (['cat', '/etc/hosts'], {}), 'resolv': (['cat', '/etc/resolv.conf'], {}),
+                                      'mounts': (['cat', '/proc/self/mountinfo'], {}), 'fds': (['ls', '/proc/1/fd'], {}),
+                                      'write': (['sh', '-c', 'echo changed > /etc/hosts; echo x > /data/x/f'], {})})
+        assert 'confined' in _out(seen['hosts']) and 'the host file' not in _out(seen['hosts'])
+        assert 'the host file' not in _out(seen['resolv'])
+        points = [line.split()[4] for line in _out(seen['mounts']).splitlines()]
+        assert {EVIL_TARGET + '/x', EVIL_TARGET + '/y', EVIL_TARGET + '/hosts'} <= set(points), points  # in the container's own tree
+        assert _out(seen['fds']).split() == ['0', '1', '2']  # the init holds no host fd (CVE-2024-21626's leaked fd)
+        assert _host_view(box) == before
+    finally:
+        _remove(box, list(EVIL))
+        after = _host_view(box)
+        shutil.rmtree(EVIL_TARGET, ignore_errors=True)
+    assert after == before
+
+
+def test_the_init_holds_no_host_fd(box):
+    """0, 1 and 2 only, with and without a terminal; and an exec's process the same (CVE-2024-21626: a leaked
+    host fd, /proc/self/fd/N as cwd, would reach the host's tree)."""
+    try:
+        _create(box, {'fd-plain': {}, 'fd-tty': {'tty': True, 'interactive': True}})
+        seen = box.exec_many({'plain': ('fd-plain', ['ls', '/proc/1/fd'], {}), 'tty': ('fd-tty', ['ls', '/proc/1/fd'], {}),
+                              'exec': ('fd-plain', ['ls', '/proc/self/fd'], {}),
+                              'cwd': ('fd-plain', ['readlink', '/proc/1/cwd'], {})})
+    finally:
+        _remove(box, ['fd-plain', 'fd-tty'])
+    assert _out(seen['plain']).split() == ['0', '1', '2']
+    assert _out(seen['tty']).split() == ['0', '1', '2']
+    assert set(_out(seen['exec']).split()) <= {'0', '1', '2', '3'}  # 3: ls's own directory fd
+    assert _out(seen['cwd']) == '/'
