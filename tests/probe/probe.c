@@ -84,7 +84,8 @@ static int probe_ptrace(void)
 
 /* For `seconds`, look at every process of this pid namespace but ourselves: open its exe for writing,
  * open it O_PATH and reopen that for writing (the CVE-2019-5736 way), ptrace-attach it. Prints one line per
- * process seen: "pid EXE-LINK write=.. path=.. reopen=.. attach=..", then "watched N". */
+ * process seen: "pid EXE-LINK write=.. path=.. reopen=.. attach=.. capeff=HEX seccomp=MODE" (the status read after
+ * those attempts), then "watched N". */
 static int probe_watch(int seconds)
 {
     static char seen[4194304 / 8];
@@ -119,10 +120,20 @@ static int probe_watch(int seconds)
             }
             long a = ptrace(PTRACE_ATTACH, (pid_t)pid, NULL, NULL);
             int ea = a < 0 ? errno : 0;
-            if (a == 0)
+            if (a == 0) {  /* wait for the attach's stop, then let it go on as it was */
+                waitpid((pid_t)pid, NULL, __WALL);
                 ptrace(PTRACE_DETACH, (pid_t)pid, NULL, NULL);
-            printf("%ld %s write=%s path=%s reopen=%s attach=%s\n", pid, link, errname(ew) ? errname(ew) : "?",
-                   errname(ep) ? errname(ep) : "?", errname(er) ? errname(er) : "?", errname(ea) ? errname(ea) : "?");
+            }
+            char capeff[32] = "?", seccomp[8] = "?", line[256];
+            snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+            FILE *st = fopen(path, "re");
+            while (st && fgets(line, sizeof(line), st)) {
+                sscanf(line, "CapEff: %31s", capeff);
+                sscanf(line, "Seccomp: %7s", seccomp);
+            }
+            if (st) fclose(st);
+            printf("%ld %s write=%s path=%s reopen=%s attach=%s capeff=%s seccomp=%s\n", pid, link, errname(ew) ? errname(ew) : "?",
+                   errname(ep) ? errname(ep) : "?", errname(er) ? errname(er) : "?", errname(ea) ? errname(ea) : "?", capeff, seccomp);
             fflush(stdout);
             if (w >= 0) close(w);
             if (r >= 0) close(r);

@@ -480,7 +480,23 @@ def _set_rlimits(rlimits):  # pragma: no cover - forked child
 
 
 def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
-    """B, common to start and enter: cwd, user, capabilities, no_new_privs, signals, fds, exec."""
+    """B of start: cwd, user, capabilities, no_new_privs, signals, fds, seccomp, exec."""
+    path, env, flt = _become_prepared(spec, err_w, make_cwd)
+    if flt is not None:
+        seccomp_profiles.load(flt)  # the last step: nothing after it but execve
+    _execve(path, spec['args'], env)
+
+
+def _execve(path, args, env):  # pragma: no cover - forked child
+    try:
+        os.execve(path, args, env)
+    except OSError as exc:
+        raise ProcessError.from_oserror('exec', path, exc) from None
+
+
+def _become_prepared(spec, err_w, make_cwd):  # pragma: no cover - forked child
+    """Common to start and enter: cwd, rlimits, user, capabilities, no_new_privs, signals, fds; returns
+    (executable, env, seccomp filter still to load or None)."""
     cwd = spec['cwd']
     try:
         if make_cwd:
@@ -516,12 +532,7 @@ def _become(spec, err_w, make_cwd):  # pragma: no cover - forked child
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _close_fds(keep=err_w)
-    if flt is not None:
-        seccomp_profiles.load(flt)  # the last step: nothing after it but execve
-    try:
-        os.execve(path, spec['args'], env)
-    except OSError as exc:
-        raise ProcessError.from_oserror('exec', path, exc) from None
+    return path, env, flt
 
 
 def _close_fds(keep):  # pragma: no cover - forked child
@@ -594,19 +605,27 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
 
 
 def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w):  # pragma: no cover - forked child
-    """A: join every namespace of the target, fork B, wait for it, end with its status."""
+    """A: join every namespace of the target but its pid namespace, fork B, wait for it, end with its status.
+
+    B joins the pid namespace for its own child C only, once it is the command's user with the command's
+    capabilities, no_new_privs and seccomp filter: the container never sees a process of the host's python3
+    with the host's capabilities (with CAP_SYS_PTRACE it could attach one; CVE-2019-5736 class). C is B's
+    fork that execs at once."""
     try:
         _close(err_r, sync_w, pid_r)
         _not_dumpable()
         for ns_type in JOIN_ORDER:
-            if ns_type in join:
+            if ns_type in join and ns_type != 'pid':
                 syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
+        pid_ns = join.pop('pid', None)
         _close(*join.values())
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _enter_child(spec, stdio, err_w, sync_r)
+            _enter_child(spec, stdio, err_w, sync_r, pid_ns)
         _close(err_w, sync_r)
+        if pid_ns is not None:
+            _close(pid_ns)
         _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
@@ -629,14 +648,33 @@ def _exit_like(status):  # pragma: no cover - forked child
     os._exit(exit_code(status))  # pylint: disable=protected-access
 
 
-def _enter_child(spec, stdio, err_w, sync_r):  # pragma: no cover - forked child
+def _enter_child(spec, stdio, err_w, sync_r, pid_ns):  # pragma: no cover - forked child
+    """B: outside the container's pid namespace (invisible in it) become the command's user with its
+    capabilities and filter, then fork C into the pid namespace, which execs; wait for C, end like it."""
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
         _install_stdio(stdio)
-        _become(spec, err_w, make_cwd=False)
+        if pid_ns is not None:
+            pid_ns = _move_high(pid_ns)
+            syscall.setns(pid_ns, syscall.CLONE_NEWPID, 'the pid namespace of the container')  # for C only
+            _close(pid_ns)
+        path, env, flt = _become_prepared(spec, err_w, make_cwd=False)
+        if flt is not None:
+            seccomp_profiles.load(flt)  # B and C filtered: C runs nothing unfiltered before its exec
+        command = os.fork()
+        if command == 0:
+            try:
+                _execve(path, spec['args'], env)
+            except BaseException as exc:  # pylint: disable=broad-except
+                _report(err_w, exc)
+            os._exit(127)  # pylint: disable=protected-access
+        _close(err_w)  # C's copy reports; EOF once C has exec'd
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded from A
+            signal.signal(sig, lambda signum, _frame: os.kill(command, signum))
+        _exit_like(os.waitpid(command, 0)[1])
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
     os._exit(127)  # pylint: disable=protected-access
