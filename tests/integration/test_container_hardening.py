@@ -133,6 +133,7 @@ def test_a_default_container_refuses_and_privileged_lifts(box, probe):
                'default sysctl': ('hard-default', ['sh', '-c', 'echo 1 > /proc/sys/kernel/sysrq'], {}),
                'default sysrq': ('hard-default', ['sh', '-c', 'echo h > /proc/sysrq-trigger'], {}),
                'default kcore': ('hard-default', ['sh', '-c', 'cat /proc/kcore 2>/dev/null | wc -c'], {}),
+               'default interrupts': ('hard-default', ['sh', '-c', 'cat /proc/interrupts | wc -c'], {}),
                'default disk': ('hard-default', ['sh', '-c', mknod_open], {}),
                'default loop': ('hard-default', ['sh', '-c', 'mknod /tmp/loop b 7 0 && /probe open /tmp/loop'], {}),
                'default kmsg': ('hard-default', ['sh', '-c', 'mknod /tmp/kmsg c 1 11 && /probe open /tmp/kmsg'], {}),
@@ -156,6 +157,7 @@ def test_a_default_container_refuses_and_privileged_lifts(box, probe):
         assert seen[label].get('rc') not in (0, None), seen[label]
     assert _out(seen['default keyctl']) == 'keyctl EPERM'
     assert _out(seen['default kcore']) == '0'  # masked: /dev/null over it (where the kernel has one)
+    assert _out(seen['default interrupts']) == '0'
     # A disk node can be made (c/b *:* m, as Docker) but the cgroup refuses opening it; the host's nodes are not there.
     for label in ('default disk', 'default loop', 'default kmsg'):
         assert _out(seen[label]) == 'open EPERM', seen[label]
@@ -294,10 +296,16 @@ def test_an_execs_host_helper_from_inside(box, probe):
     default, ptrace = _helpers(logs['cve-default']), _helpers(logs['cve-ptrace'])
     print('helpers seen without CAP_SYS_PTRACE: %r\nwith it: %r' % (default, ptrace))
     assert all(s['state']['status'] == 'exited' for s in seen.values()), seen
-    # every exec ran (its exit code may show the watcher's attach: a process stopped and let go in the middle of its exec)
-    assert all(r['_status'] == 'changed' for r in ran.values()), [r for r in ran.values() if r['_status'] != 'changed']
+    # every exec in the default container ran; in the other the watcher's attach stops processes in the middle of
+    # their exec and may make one fail (the container disturbing its own commands)
+    failed = {label: r for label, r in ran.items() if r['_status'] != 'changed'}
+    assert not [label for label in failed if label.startswith('cve-default')] and len(failed) <= 2, failed
     for name in containers:  # the watcher saw the commands run (it was watching)
-        assert sum(' /bin/busybox ' in line or ' ? ' in line for line in logs[name].splitlines()) >= 5, logs[name]
+        watched = [int(line.split()[1]) for line in logs[name].splitlines() if line.startswith('watched ')]
+        assert watched and watched[0] >= 5, logs[name]
+    gone = ('ENOENT', 'ESRCH')  # ended before the watcher looked
+    default = [h for h in default if h['write'] not in gone]
+    ptrace = [h for h in ptrace if h['write'] not in gone]
     for helper in default:  # not dumpable: its exe cannot be opened (an attach that worked came after its exec)
         assert helper['write'] in ('EACCES', 'EPERM') and helper['path'] in ('EACCES', 'EPERM'), helper
         assert helper['capeff'] in ('?', DEFAULT_CAPS) and helper['seccomp'] in ('?', '2'), helper

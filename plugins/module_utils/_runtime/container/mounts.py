@@ -24,9 +24,10 @@ import stat
 from .. import syscall
 from ..errors import ConfigError, NsboxError
 
-# Docker's lists (moby oci/defaults.go).
+# Docker's lists (moby oci/defaults.go), plus /proc/interrupts (per-CPU interrupt counts of the host's devices,
+# which newer Docker masks too).
 MASKED_PATHS = (
-    '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+    '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
     '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
 )
 READONLY_PATHS = ('/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger')

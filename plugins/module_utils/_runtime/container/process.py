@@ -656,9 +656,9 @@ def _enter_child(spec, stdio, err_w, sync_r, pid_ns):  # pragma: no cover - fork
         if os.read(sync_r, len(_GO)) != _GO:
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
+        pid_ns = _move_high(pid_ns) if pid_ns is not None else None  # before stdio is installed over 0-2
         _install_stdio(stdio)
         if pid_ns is not None:
-            pid_ns = _move_high(pid_ns)
             syscall.setns(pid_ns, syscall.CLONE_NEWPID, 'the pid namespace of the container')  # for C only
             _close(pid_ns)
         path, env, flt = _become_prepared(spec, err_w, make_cwd=False)

@@ -152,7 +152,7 @@ def test_secure_join_resolves_as_the_kernel_does_in_a_chroot(tree, query):
 # -- Docker's lists ------------------------------------------------------------------------------
 def test_docker_default_lists():
     assert mounts.MASKED_PATHS == (
-        '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+        '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap')
     assert mounts.READONLY_PATHS == ('/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger')
     assert [n for n, _maj, _min in mounts.DEV_NODES] == ['null', 'zero', 'full', 'random', 'urandom', 'tty']
