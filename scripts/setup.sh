@@ -17,6 +17,7 @@ APT_PACKAGES=(
   busybox-static docker-registry skopeo umoci podman apache2-utils openssl util-linux
   python3-zstandard zstd catatonit
   shellcheck
+  gcc libc6-dev
   qemu-system-x86 qemu-utils debootstrap e2fsprogs
 )
 

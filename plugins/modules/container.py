@@ -317,7 +317,8 @@ options:
   privileged:
     description:
       - Every capability of the host's capability bounding set, no seccomp filter, no masked or read-only
-        paths under C(/proc) and C(/sys), and C(/sys) writable. Devices are not added (not yet).
+        paths under C(/proc) and C(/sys), C(/sys) writable, every device allowed in the cgroup and the host's
+        device nodes (those under C(/dev)) made in the container's C(/dev), as Docker.
       - No-new-privileges still follows O(security_opt) (on by default).
       - Not combined with O(cap_add), O(cap_drop) or a seccomp profile file (they would do nothing).
     type: bool
@@ -356,6 +357,16 @@ options:
   gidmap:
     description:
       - An explicit gid map, as O(uidmap); defaults to O(uidmap).
+    type: list
+    elements: str
+  devices:
+    description:
+      - Host devices for the container, as Docker's C(--device) takes them, V(/dev/HOST), V(/dev/HOST:/dev/CONTAINER),
+        V(/dev/HOST:PERMS) or V(/dev/HOST:/dev/CONTAINER:PERMS) with PERMS of V(r), V(w) and V(m) (default V(rwm)).
+      - The node is made in the container's C(/dev) with the host node's type, numbers, mode and owner, and its
+        cgroup allows it with PERMS. The host node is read when the container is created (a changed node recreates it).
+      - Every container's cgroup denies all other devices but the standard ones (C(null), C(zero), C(full),
+        C(random), C(urandom), C(tty), C(console), C(ptmx), the ptys, C(tun); and creating any node, not opening it).
     type: list
     elements: str
   log:
@@ -492,6 +503,13 @@ EXAMPLES = r'''
   loop:
     - {name: db, image: 'registry.lan:5000/postgres:16', depends_on: []}
     - {name: app, image: 'registry.lan:5000/app:2', depends_on: [db]}
+
+- name: A FUSE filesystem inside (the device, and the capability mount needs)
+  nsbox.runtime.container:
+    name: sshfs
+    image: registry.lan:5000/sshfs:3
+    devices: [/dev/fuse]
+    cap_add: [SYS_ADMIN]
 
 - name: Remove it
   nsbox.runtime.container:

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import devices, v2
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import CgroupError, Layout
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import Resources
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices as container_devices
 
 LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or LAYOUT is None or not LAYOUT.unified, reason='needs root and a cgroup2 tree')
@@ -109,3 +110,32 @@ def test_device_program_denies_and_reads_back(mgr, proc):
     assert try_open('/dev/null') == 'ok'
     assert [name for _id, name in devices.attached(mgr.dir)] == [devices.rules_name(both.devices)]  # the old one was detached
     assert mgr.plan(both) == {}
+
+
+def test_a_containers_device_list_as_a_program(mgr, proc, tmp_path):
+    """Every container's standard allow list (container/devices.py) as the eBPF program of a pure v2 host: the pseudo
+    devices open, a disk and a host device not passed do not (EPERM), any node may be made (m) but not opened."""
+    probe = proc('import os, sys\nfor line in sys.stdin:\n    try:\n        cmd, path = line.split()\n'
+                 '        if cmd == "mknod":\n            os.mknod(path, 0o600 | 0o060000, os.makedev(7, 0))\n'
+                 '        else:\n            os.close(os.open(path, os.O_RDONLY))\n        print("ok", flush=True)\n'
+                 '    except OSError as exc:\n        print(exc.errno, flush=True)\n')
+    rules = Resources(devices=container_devices.cgroup_rules({}))
+    mgr.apply(rules)
+    mgr.add_procs([probe.pid])
+
+    def ask(cmd, path):
+        probe.stdin.write(('%s %s\n' % (cmd, path)).encode())
+        probe.stdin.flush()
+        return probe.stdout.readline().decode().strip()
+    for path in ('/dev/null', '/dev/zero', '/dev/urandom', '/dev/full'):
+        assert ask('open', path) == 'ok', path
+    for path in ('/dev/loop0', '/dev/fuse', '/dev/kmsg'):
+        if os.path.exists(path):
+            assert ask('open', path) == '1', path  # EPERM
+    node = str(tmp_path / 'loop')
+    assert ask('mknod', node) == 'ok' and ask('open', node) == '1'
+    assert mgr.plan(rules) == {}
+    fuse = Resources(devices=container_devices.cgroup_rules({'devices': [{'type': 'c', 'major': 10, 'minor': 229, 'permissions': 'rw'}]}))
+    mgr.apply(fuse)
+    if os.path.exists('/dev/fuse'):
+        assert ask('open', '/dev/fuse') == 'ok'

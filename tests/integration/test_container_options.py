@@ -25,7 +25,7 @@ from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, t
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import systemd_booted
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices as container_devices, options
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -80,6 +80,8 @@ def _environ(text):
 CMDLINE = "tr '\\0' ' ' </proc/1/cmdline"
 CAPEFF = "awk '/^CapEff:/{print $2}' /proc/1/status"
 DEFAULT_CAPS = 0xa80425fb  # Docker's 14
+DEFAULT_DEVICE_RULES = container_devices.DEFAULT_RULES
+DEV_FUSE = 'crw------- 10, 229'
 CASES = {
     'image': Case('busybox', 'multilayer', probe="tr '\\0' '\\n' </proc/1/environ",
                   seen_a=lambda o: 'NSBOX_FIXTURE=multilayer' not in o, seen_b=_environ('NSBOX_FIXTURE=multilayer')),
@@ -159,6 +161,11 @@ CASES = {
     'privileged': Case(False, True, probe="awk '/^Seccomp:/{print $2}' /proc/1/status", seen_a=lambda o: o == '2', seen_b=lambda o: o == '0'),
     'security_opt': Case(['no-new-privileges=false'], ['seccomp=unconfined'], probe="awk '/^(NoNewPrivs|Seccomp):/{print $2}' /proc/1/status",
                          seen_a=lambda o: o.split() == ['0', '2'], seen_b=lambda o: o.split() == ['1', '0']),
+    # /dev/fuse: on every Debian host, openable without a mount; the node as the host has it, and its cgroup rule.
+    'devices': Case(['/dev/fuse'], ['/dev/fuse:/dev/fuse-ro:r'], probe="ls -ln /dev | awk '/fuse/{print $1, $5, $6, $NF}'",
+                    seen_a=lambda o: o.splitlines() == [DEV_FUSE + ' fuse'], seen_b=lambda o: o.splitlines() == [DEV_FUSE + ' fuse-ro'],
+                    cgroup=('devices', 'devices.list', '\n'.join(DEFAULT_DEVICE_RULES + ('c 10:229 rwm',)),
+                            '\n'.join(DEFAULT_DEVICE_RULES + ('c 10:229 r',)))),
     'log': Case({'max_size': '1m'}, {'max_size': '2m', 'max_files': 2}, config=('log', {'driver': 'json-file', 'max_size': 1 << 20, 'max_files': 1},
                                                                                 {'driver': 'json-file', 'max_size': 2 << 20, 'max_files': 2})),
     'userns_mode': Case('host', 'auto', probe='cat /proc/self/uid_map', seen_a=lambda o: o.split() == ['0', '0', '4294967295'],

@@ -17,9 +17,10 @@ def _ship():  # pragma: no cover - never called
     # pylint: disable=unused-import,import-outside-toplevel
     from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, mountinfo  # noqa: F401
     from . import namespace_service, namespaces, rootfs, syscall, units, userns, version  # noqa: F401
-    from .cgroups import devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
-    from .container import barrier, caps, health, idranges, logs, monitor, mounts, options, policy, process, runner, seccomp, security  # noqa: F401
-    from .container import service as container_service, store as container_store, supervisor, unit, users  # noqa: F401
+    from .cgroups import devices as cgroups_devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
+    from .container import barrier, caps, devices as container_devices, health, idranges, logs, monitor, mounts, options, policy  # noqa: F401
+    from .container import process, runner, seccomp, security, service as container_service, store as container_store, supervisor, unit  # noqa: F401
+    from .container import users  # noqa: F401
     from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
     from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
     from .oci import cli as oci_cli, runtime, spec  # noqa: F401
@@ -47,6 +48,7 @@ MODULES = (
     'container/__init__',
     'container/barrier',
     'container/caps',
+    'container/devices',
     'container/health',
     'container/idranges',
     'container/logs',

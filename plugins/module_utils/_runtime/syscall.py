@@ -39,8 +39,8 @@ FS_MAGIC = {
 
 # x86_64 and aarch64 (generic) numbers of syscalls glibc 2.36 has no wrapper for.
 _SYSCALLS = {
-    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'move_mount': 429, 'bpf': 321, 'pivot_root': 155},
-    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'move_mount': 429, 'bpf': 280, 'pivot_root': 41},
+    'x86_64': {'mount_setattr': 442, 'open_tree': 428, 'move_mount': 429, 'bpf': 321, 'pivot_root': 155, 'openat2': 437},
+    'aarch64': {'mount_setattr': 442, 'open_tree': 428, 'move_mount': 429, 'bpf': 280, 'pivot_root': 41, 'openat2': 437},
 }
 
 
@@ -111,6 +111,26 @@ def umount(target, flags=0):
     """umount2(2); MNT_DETACH for a lazy unmount."""
     if libc().umount2(os.fsencode(target), ctypes.c_int(flags)) != 0:
         _raise('unmount', target, target)
+
+
+# -- openat2(2): resolving a path inside a directory tree, by the kernel (Linux 5.6+) ----------------
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]
+
+
+def openat2(dirfd, path, flags, resolve, mode=0):
+    """openat2(2); returns the fd. SyscallError with errno ENOSYS where the kernel (or a seccomp filter) lacks it."""
+    nr = syscall_number('openat2')
+    if nr is None:
+        raise SyscallError('use', 'openat2(2)', 'no syscall number known for %s' % platform.machine(), errno=_errno.ENOSYS)
+    how = _OpenHow(flags, mode, resolve)
+    res = libc().syscall(ctypes.c_long(nr), ctypes.c_int(dirfd), os.fsencode(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    if res < 0:
+        _raise('open', path, path)
+    return res
 
 
 # -- bpf(2): cgroup device programs -------------------------------------------------------------

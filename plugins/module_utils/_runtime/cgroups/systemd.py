@@ -9,7 +9,8 @@ process it does not know about, and when the OOM killer hits one, systemd (whose
 stops the whole unit) ends only that scope. Limits are unit properties (``MemoryMax``, ``CPUQuotaPerSecUSec``...) set
 with ``SetUnitProperties`` (runtime), never by writing the cgroup files behind systemd's back;
 values are read back from the cgroup files, which systemd keeps in step. Device rules become
-``DevicePolicy=strict`` + ``DeviceAllow``.
+``DevicePolicy=strict`` + ``DeviceAllow`` (see :func:`device_allow` for how a rule is named; strict, not
+closed: closed would add systemd's own pseudo-device list to what the rules say).
 
 D-Bus is reached through ``busctl`` (systemd's own client, present wherever systemd is), so
 the driver needs no Python D-Bus binding on the host.
@@ -24,7 +25,7 @@ import time
 from ..units import UNLIMITED
 from .layout import CgroupError, read_text
 from .manager import CgroupManager, expand_list
-from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
+from .resources import THROTTLE_KEYS, DeviceRule, blkio_to_io_weight, shares_to_weight
 from .v2 import CgroupV2Manager
 
 BUSCTL = '/usr/bin/busctl'
@@ -98,10 +99,19 @@ def cpu_mask(text):
 
 
 def device_allow(rule, proc_devices='/proc/devices'):
-    """A DeviceRule as a DeviceAllow entry (path, access); systemd has no rule for 'any major'."""
+    """A 'c' or 'b' DeviceRule as a DeviceAllow entry (node specifier, access).
+
+    systemd names a device by node (``/dev/char/1:3``) or by driver group from /proc/devices
+    (``char-pts``, with glob patterns): a rule for one device becomes its node, ``c 136:* rw`` the
+    group of major 136 (``char-pts``), a wildcard major (``c *:* m``) every group (``char-*``).
+    systemd resolves groups when it applies the property: a driver registered later is not covered."""
     kind = {'c': 'char', 'b': 'block'}.get(rule.kind)
-    if kind is None or rule.major is None:
-        raise CgroupError('use', 'device rule %r' % str(rule), 'the systemd driver allows devices by type and major (e.g. "c 1:3 rwm", "c 136:* rw")')
+    if kind is None:
+        raise CgroupError('use', 'device rule %r' % str(rule), 'the systemd driver maps rules of type c and b (a is both)')
+    if rule.major is None:
+        if rule.minor is not None:
+            raise CgroupError('use', 'device rule %r' % str(rule), 'the systemd driver cannot allow one minor of every major')
+        return ('%s-*' % kind, rule.access)
     if rule.minor is not None:
         return ('/dev/%s/%d:%d' % (kind, rule.major, rule.minor), rule.access)
     section = None
@@ -111,6 +121,19 @@ def device_allow(rule, proc_devices='/proc/devices'):
         elif section == kind and line.split()[:1] == [str(rule.major)]:
             return ('%s-%s' % (kind, line.split()[1]), rule.access)
     raise CgroupError('use', 'device rule %r' % str(rule), 'no %s driver with major %d on this host' % (kind, rule.major))
+
+
+def device_allows(rules, proc_devices='/proc/devices'):
+    """DeviceRules -> the sorted DeviceAllow entries (used with DevicePolicy=strict: nothing else is allowed).
+    A rule of type ``a`` is the same rule for character and block devices."""
+    out = []
+    for rule in rules:
+        kinds = ('c', 'b') if rule.kind == 'a' else (rule.kind,)
+        for kind in kinds:
+            entry = device_allow(DeviceRule(kind, rule.major, rule.minor, rule.access), proc_devices)
+            if entry not in out:
+                out.append(entry)
+    return sorted(out)
 
 
 class SystemdManager(CgroupManager):
@@ -164,7 +187,7 @@ class SystemdManager(CgroupManager):
             elif key == 'DeviceAllow':
                 allowed += [tuple(x.split(' ', 1)) for x in value.split(', ') if x]
         allowed.sort()
-        wanted = sorted(device_allow(r, self.proc_devices) for r in resources.devices)
+        wanted = device_allows(resources.devices, self.proc_devices)
         if policy == 'strict' and allowed == wanted:
             return list(resources.devices)
         return ['%s %s' % tuple(a) for a in allowed]
@@ -200,7 +223,7 @@ class SystemdManager(CgroupManager):
                 props.append((_THROTTLE_PROP[name], 'a(st)', [('/dev/block/%d:%d' % dev, rate) for dev, rate in sorted(getattr(resources, name).items())]))
         if 'devices' in changes:
             props.append(('DevicePolicy', 's', 'strict'))
-            props.append(('DeviceAllow', 'a(ss)', [device_allow(r, self.proc_devices) for r in resources.devices]))
+            props.append(('DeviceAllow', 'a(ss)', device_allows(resources.devices, self.proc_devices)))
         if props:
             self._call('SetUnitProperties', 'sba(sv)', self.unit, 'true', *_props(props))
         if 'frozen' in changes:

@@ -24,9 +24,10 @@ import stat
 from .. import syscall
 from ..errors import ConfigError, NsboxError
 
-# Docker's lists (moby oci/defaults.go).
+# Docker's lists (moby oci/defaults.go), plus /proc/interrupts (per-CPU interrupt counts of the host's devices,
+# which newer Docker masks too).
 MASKED_PATHS = (
-    '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+    '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
     '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
 )
 READONLY_PATHS = ('/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger')
@@ -105,6 +106,77 @@ def secure_join(root, path, max_symlinks=MAX_SYMLINKS):
     return os.path.join(root, *done) if done else root
 
 
+_RESOLVE = syscall.RESOLVE_IN_ROOT | syscall.RESOLVE_NO_SYMLINKS | syscall.RESOLVE_NO_MAGICLINKS
+_openat2 = {'works': None}  # None: not tried yet in this process; then True or False
+
+
+def open_in_root(root, path):
+    """An O_PATH fd of ``path`` (a :func:`secure_join` result: below ``root``, no symlink left in it), opened
+    again without following any symlink: by the kernel (openat2 with RESOLVE_IN_ROOT and RESOLVE_NO_SYMLINKS)
+    where it has openat2, else one component at a time with O_NOFOLLOW. A component that became a symlink
+    since it was resolved (a swap by another process: a volume shared with another container) is refused, so
+    a mount made through the fd (``/proc/self/fd/N``) lands exactly where it was resolved to, inside ``root``."""
+    root = os.path.abspath(root)
+    rel = os.path.relpath(path, root)
+    if rel == '..' or rel.startswith('../') or os.path.isabs(rel):
+        raise MountError('resolve', path, 'not below %s' % root, path=path)
+    base = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if rel == '.':
+        return base
+    try:
+        if _openat2['works'] is not False:
+            try:
+                fd = syscall.openat2(base, rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, _RESOLVE)
+                _openat2['works'] = True
+                return _not_a_link(fd, path)
+            except NsboxError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.EPERM) or _openat2['works']:
+                    raise MountError('resolve', '%s in %s' % (path[len(root):] or '/', root),
+                                     'a component is a symlink now (changed since it was resolved)' if exc.errno == errno.ELOOP else exc.cause,
+                                     path=path, errno=exc.errno) from None
+                _openat2['works'] = False  # no openat2 here (old kernel, or a seccomp filter refusing it)
+        fd = os.dup(base)
+        for part in rel.split('/'):
+            try:
+                nfd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = _not_a_link(nfd, path)
+        return fd
+    except OSError as exc:
+        raise MountError.from_oserror('resolve', '%s in %s' % (path[len(root):] or '/', root), exc) from None
+    finally:
+        os.close(base)
+
+
+def _not_a_link(fd, path):
+    if stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MountError('resolve', path, 'a component is a symlink now (changed since it was resolved)', path=path, errno=errno.ELOOP)
+    return fd
+
+
+def _mount(root, path, source, fstype, flags=0, data=None):
+    """mount(2) onto ``path`` (inside ``root``) through an O_PATH fd of it (:func:`open_in_root`)."""
+    fd = open_in_root(root, path)
+    try:
+        syscall.mount(source, '/proc/self/fd/%d' % fd, fstype, flags, data)
+    except NsboxError as exc:
+        raise MountError('mount', '%s on %s' % (fstype or source, path), exc.cause, path=path, errno=exc.errno) from None
+    finally:
+        os.close(fd)
+
+
+def refuse_symlinked(root, names=('proc', 'sys', 'dev')):
+    """The image's /proc, /sys and /dev must be directories (or absent): runtimes mount their own filesystems
+    there, and an image that makes one a symlink (``/proc -> /``) asks for that mount somewhere else."""
+    for name in names:
+        path = os.path.join(root, name)
+        if os.path.islink(path):
+            raise MountError('mount', '/%s of the container' % name, 'the image makes /%s a symlink (to %r): refused, as runc does'
+                             % (name, os.readlink(path)), path=path, errno=errno.ELOOP)
+
+
 # -- options -----------------------------------------------------------------------------------
 def parse_options(kind, options, readonly=False):
     """A mount's option list -> (flags, data string or None, propagation flags).
@@ -166,13 +238,19 @@ def _target(root, target, is_dir=True):
     return path
 
 
-def _remount(path, flags, what):
-    """Bind-remount ``path`` with ``flags`` added to what it has (never loosen a host mount's flags)."""
-    keep = mount_flags_of(path)
+def _remount(path, flags, what, root=None):
+    """Bind-remount ``path`` with ``flags`` added to what it has (never loosen a host mount's flags); inside
+    ``root``: through an fd of it, opened now (the mount on top, made just before)."""
+    fd = open_in_root(root, path) if root is not None else None
+    at = '/proc/self/fd/%d' % fd if fd is not None else path
     try:
-        syscall.mount(None, path, None, syscall.MS_REMOUNT | syscall.MS_BIND | keep | flags)
+        keep = mount_flags_of(at)
+        syscall.mount(None, at, None, syscall.MS_REMOUNT | syscall.MS_BIND | keep | flags)
     except NsboxError as exc:
         raise MountError('remount', what, exc.cause, path=path, errno=exc.errno) from None
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _bind(root, source, target, flags, propagation=0, is_dir=None):
@@ -184,18 +262,56 @@ def _bind(root, source, target, flags, propagation=0, is_dir=None):
     except OSError as exc:
         raise MountError.from_oserror('bind', '%s at %s' % (source, target), exc) from None
     path = _target(root, target, is_dir)
-    syscall.mount(source, path, None, syscall.MS_BIND | (flags & syscall.MS_REC))
+    _mount(root, path, source, None, syscall.MS_BIND | (flags & syscall.MS_REC))
     extra = flags & ~(syscall.MS_BIND | syscall.MS_REC)
     if extra:
-        _remount(path, extra, target)
+        _remount(path, extra, target, root)
     if propagation:
-        syscall.mount(None, path, None, propagation)
+        _mount(root, path, None, None, propagation)
     return path
 
 
-def _mount_dev(root, shm_size=None):
+def check_devices(items):
+    """The spec's ``devices`` checked in the caller (a bad entry never reaches the forked child)."""
+    out = []
+    for dev in items or ():
+        ok = isinstance(dev, dict) and dev.get('type') in ('c', 'b') and isinstance(dev.get('container'), str)
+        ok = ok and all(isinstance(dev.get(k), int) and dev[k] >= 0 for k in ('major', 'minor', 'mode', 'uid', 'gid'))
+        path = os.path.normpath(dev['container']) if ok else ''
+        if not ok or not path.startswith('/dev/') or '\0' in path:
+            raise ConfigError('use', 'device %r' % (dev,), 'a device is {container: /dev/..., type: c|b, major, minor, mode, uid, gid, host}')
+        out.append(dict(dev, container=path))
+    return out
+
+
+def _make_node(dev, node):
+    """Make ``node`` in the container's fresh /dev tmpfs (``dev``): parent directories as real directories
+    (nothing there is a symlink: the links are made after the nodes, and a planted one is refused), the node
+    with the host node's type, numbers, mode and owner; without CAP_MKNOD the host node is bound instead."""
+    parts = node['container'].split('/')[2:]
+    here = dev
+    for part in parts[:-1]:
+        here = os.path.join(here, part)
+        if not os.path.lexists(here):
+            os.mkdir(here, 0o755)
+        elif not stat.S_ISDIR(os.lstat(here).st_mode):
+            raise MountError('make', 'device %s' % node['container'], '%s is not a directory' % here, path=here)
+    path = os.path.join(here, parts[-1])
+    if os.path.lexists(path):
+        os.unlink(path)  # a standard node given again: the given one wins, as Docker
+    kind = stat.S_IFCHR if node['type'] == 'c' else stat.S_IFBLK
+    try:
+        os.mknod(path, kind | node['mode'], os.makedev(node['major'], node['minor']))
+    except PermissionError:
+        _bind(dev, node['host'], node['container'][len('/dev'):], syscall.MS_BIND, is_dir=False)
+        return
+    os.chmod(path, node['mode'])
+    os.lchown(path, node['uid'], node['gid'])
+
+
+def _mount_dev(root, shm_size=None, devices=()):
     dev = _target(root, '/dev')
-    syscall.mount('tmpfs', dev, 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
+    _mount(root, dev, 'tmpfs', 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
     for name, major, minor in DEV_NODES:
         path = os.path.join(dev, name)
         try:
@@ -203,16 +319,18 @@ def _mount_dev(root, shm_size=None):
             os.chmod(path, 0o666)
         except PermissionError:  # no CAP_MKNOD here: bind the host's node instead, as runc does
             _bind(dev, '/dev/' + name, '/' + name, syscall.MS_BIND, is_dir=False)
+    for node in devices:
+        _make_node(dev, node)
     for name, target in DEV_LINKS:
-        if name == 'core' and not os.path.exists('/proc/kcore'):
-            continue
+        if (name == 'core' and not os.path.exists('/proc/kcore')) or os.path.lexists(os.path.join(dev, name)):
+            continue  # no kcore; or a device given at that path
         os.symlink(target, os.path.join(dev, name))
     pts = _target(root, '/dev/pts')
-    syscall.mount('devpts', pts, 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
+    _mount(root, pts, 'devpts', 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
     shm = _target(root, '/dev/shm')
-    syscall.mount('shm', shm, 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=%d' % (shm_size or 64 << 20))
+    _mount(root, shm, 'shm', 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=%d' % (shm_size or 64 << 20))
     mqueue = _target(root, '/dev/mqueue')
-    syscall.mount('mqueue', mqueue, 'mqueue', _NOSUID_NODEV_NOEXEC)
+    _mount(root, mqueue, 'mqueue', 'mqueue', _NOSUID_NODEV_NOEXEC)
 
 
 def _mount_sys(root, writable=False):
@@ -225,14 +343,14 @@ def _mount_sys(root, writable=False):
     path = _target(root, '/sys')
     ro = (0 if writable else syscall.MS_RDONLY) | _NOSUID_NODEV_NOEXEC
     try:
-        syscall.mount('sysfs', path, 'sysfs', ro)
+        _mount(root, path, 'sysfs', 'sysfs', ro)
     except NsboxError as exc:
         if exc.errno not in (errno.EPERM, errno.EACCES):
             raise
         _bind(root, '/sys', '/sys', syscall.MS_BIND | syscall.MS_REC | (0 if writable else syscall.MS_RDONLY), syscall.MS_SLAVE | syscall.MS_REC)
         return
     if syscall.statfs_type('/sys/fs/cgroup') == 'cgroup2':
-        syscall.mount('cgroup2', _target(root, '/sys/fs/cgroup'), 'cgroup2', ro | syscall.MS_RELATIME)
+        _mount(root, _target(root, '/sys/fs/cgroup'), 'cgroup2', 'cgroup2', ro | syscall.MS_RELATIME)
 
 
 def _user_mount(root, mount):
@@ -247,65 +365,35 @@ def _user_mount(root, mount):
         _bind(root, source, target, flags, propagation)
     else:
         path = _target(root, target)
-        syscall.mount(mount.get('source') or 'tmpfs', path, 'tmpfs', flags, data)
+        _mount(root, path, mount.get('source') or 'tmpfs', 'tmpfs', flags, data)
         if propagation:
-            syscall.mount(None, path, None, propagation)
-
-
-_DEVICE_TYPES = {'c': stat.S_IFCHR, 'u': stat.S_IFCHR, 'b': stat.S_IFBLK, 'p': stat.S_IFIFO}
-
-
-def check_device(device):
-    """A device node of the spec ({path, type, major, minor, mode, uid, gid}, OCI's form) checked, defaults filled."""
-    what = 'device %r' % (device,)
-    if not isinstance(device, dict) or device.get('type') not in _DEVICE_TYPES:
-        raise ConfigError('use', what, 'a device is {path, type (c, b, u or p), major, minor, fileMode/mode, uid, gid}')
-    path = device.get('path')
-    if not isinstance(path, str) or not path.startswith('/dev/') or '\0' in path:
-        raise ConfigError('use', what, 'its path is under /dev')
-    out = {'path': path, 'type': device['type']}
-    for key, default in (('major', 0), ('minor', 0), ('mode', 0o666), ('uid', 0), ('gid', 0)):
-        value = device.get(key, default)
-        if value is None:
-            value = default
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError('use', what, '%s is a whole number, not %r' % (key, value))
-        out[key] = value
-    if device['type'] != 'p' and 'major' not in device:
-        raise ConfigError('use', what, 'a character or block device needs major and minor')
-    return out
-
-
-def make_device(root, device):
-    """Create one device node in the container's /dev (mknod; without CAP_MKNOD a bind of the host's node)."""
-    path = secure_join(root, device['path'])
-    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-    if os.path.lexists(path):
-        os.unlink(path)
-    kind = _DEVICE_TYPES[device['type']]
-    try:
-        os.mknod(path, kind | (device['mode'] & 0o7777), os.makedev(device['major'], device['minor']))
-    except PermissionError:
-        _bind(root, device['path'], device['path'], syscall.MS_BIND, is_dir=False)
-        return
-    except OSError as exc:
-        raise MountError.from_oserror('create', 'device %s' % device['path'], exc) from None
-    os.chown(path, device['uid'], device['gid'])
-    os.chmod(path, device['mode'] & 0o7777)
+            _mount(root, path, None, None, propagation)
 
 
 def mask(root, path, null):
-    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory; a
-    missing path is skipped (not every kernel has every /proc file)."""
+    """Hide ``path``: ``null`` (an O_PATH fd of the container's /dev/null, checked by :func:`open_null`) over a
+    file, an empty read-only tmpfs over a directory; a missing path is skipped (not every kernel has every
+    /proc file). The target through an fd of it: nothing planted can redirect the mount (CVE-2025-31133)."""
     host = secure_join(root, path)
     try:
         mode = os.stat(host).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return
     if stat.S_ISDIR(mode):
-        syscall.mount('tmpfs', host, 'tmpfs', syscall.MS_RDONLY)
+        _mount(root, host, 'tmpfs', 'tmpfs', syscall.MS_RDONLY)
     else:
-        syscall.mount(null, host, None, syscall.MS_BIND)
+        _mount(root, host, '/proc/self/fd/%d' % null, None, syscall.MS_BIND)
+
+
+def open_null(root):
+    """An O_PATH fd of the container's /dev/null, refused unless it is the real one (character device 1:3):
+    masking binds it over files, and a /dev/null that is a symlink or another file would expose that instead."""
+    fd = open_in_root(root, secure_join(root, '/dev/null'))
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise MountError('mask', 'paths with /dev/null', "the container's /dev/null is not the null device", path=os.path.join(root, 'dev/null'))
+    return fd
 
 
 def make_readonly(root, path):
@@ -313,28 +401,34 @@ def make_readonly(root, path):
     host = secure_join(root, path)
     if not os.path.exists(host):
         return
-    syscall.mount(host, host, None, syscall.MS_BIND | syscall.MS_REC)
-    _remount(host, syscall.MS_RDONLY, path)
+    fd = open_in_root(root, host)
+    try:
+        _mount(root, host, '/proc/self/fd/%d' % fd, None, syscall.MS_BIND | syscall.MS_REC)
+    finally:
+        os.close(fd)
+    _remount(host, syscall.MS_RDONLY, path, root)
 
 
 def prepare(spec):
     """Everything mounted before pivot_root (see the module docstring). Runs in the container
     process, in its own new mount namespace: never call it in a process that shares the host's."""
     root = spec['rootfs']
+    refuse_symlinked(root)
     syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
     syscall.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
-    syscall.mount('proc', _target(root, '/proc'), 'proc', _NOSUID_NODEV_NOEXEC)
-    _mount_dev(root, spec.get('shm_size'))
+    _mount(root, _target(root, '/proc'), 'proc', 'proc', _NOSUID_NODEV_NOEXEC)
+    _mount_dev(root, spec.get('shm_size'), spec.get('devices') or ())
     _mount_sys(root, bool(spec.get('writable_sys')))
     for mount in spec.get('mounts') or ():
         _user_mount(root, mount)
     if spec.get('init'):
         _bind(root, spec['init'], '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
-    for device in spec.get('devices') or ():
-        make_device(root, device)
-    null = os.path.join(root, 'dev', 'null')
-    for path in spec.get('masked_paths', MASKED_PATHS):
-        mask(root, path, null)
+    null = open_null(root)
+    try:
+        for path in spec.get('masked_paths', MASKED_PATHS):
+            mask(root, path, null)
+    finally:
+        os.close(null)
     for path in spec.get('readonly_paths', READONLY_PATHS):
         make_readonly(root, path)
 

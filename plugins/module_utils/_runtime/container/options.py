@@ -25,7 +25,7 @@ from ..cgroups.resources import Resources, display
 from ..units import parse_size
 from ..errors import ConfigError
 from ..volume.store import validate_name as validate_volume_name
-from . import caps, idranges, policy, security
+from . import caps, devices as device_options, idranges, policy, security
 
 SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -102,6 +102,7 @@ TABLE = (
     Option('cap_drop', 'list', 'recreate', elements='str'),
     Option('privileged', 'bool', 'recreate'),
     Option('security_opt', 'list', 'recreate', elements='str'),
+    Option('devices', 'list', 'recreate', elements='str'),
     Option('log', 'dict', 'recreate'),
     Option('userns_mode', 'str', 'recreate', choices=list(idranges.MODES), field='userns.mode'),
     Option('uidmap', 'list', 'recreate', elements='str', field='userns.uid_map'),
@@ -677,6 +678,7 @@ def check(options, defaults=None):
     out['cap_drop'] = caps.normalise(opts.get('cap_drop'), 'cap_drop')
     out['privileged'] = bool(opts.get('privileged', False))
     out['security_opt'] = security.parse_security_opt(opts.get('security_opt'))
+    out['devices'] = device_options.parse(opts.get('devices'))
     if out['privileged']:
         given = [o for o in ('cap_add', 'cap_drop') if out[o]]
         if given:
@@ -759,15 +761,16 @@ def resolve(name, checked, image, image_config):
         'privileged': checked['privileged'],
         'security_opt': checked['security_opt'],
         'userns': checked['userns'],
+        'devices': checked['devices'],
     }
 
 
 def resources_of(config):
-    """The stored limits as a cgroups Resources (None fields unmanaged)."""
+    """The stored limits as a cgroups Resources (None fields unmanaged), with the container's device allow list."""
     r = dict(config.get('resources') or {})
     if not r.get('cpus'):
         r['cpu_period'] = None
-    return Resources(**{k: r.get(k) for k in RESOURCE_FIELDS})
+    return Resources(devices=device_options.cgroup_rules(config), **{k: r.get(k) for k in RESOURCE_FIELDS})
 
 
 # Fields added after schema 1 and their value for a container created before them: an upgrade
@@ -776,7 +779,7 @@ ADDED_FIELDS = {'group_add': [], 'annotations': {}, 'shm_size': None, 'tty': Fal
                 'oom_score_adj': None, 'sysctls': {}, 'restart_policy': dict(policy.NO_RESTART), 'healthcheck': None,
                 'networks': [], 'published_ports': [], 'dns': [], 'dns_search': [], 'dns_options': [], 'extra_hosts': {},
                 'cap_add': [], 'cap_drop': [], 'privileged': False, 'security_opt': security.DEFAULT_SECURITY,
-                'userns': dict(idranges.HOST), 'supervisor': 'nsbox', 'enabled': True, 'depends_on': []}
+                'userns': dict(idranges.HOST), 'supervisor': 'nsbox', 'enabled': True, 'depends_on': [], 'devices': []}
 
 
 def value_of(config, field):

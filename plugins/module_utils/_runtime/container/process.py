@@ -39,6 +39,8 @@ The spec is a plain JSON-able dict:
   no_new_privs, before the user switch, while the process still has CAP_SYS_ADMIN).
 - ``masked_paths``, ``readonly_paths``: lists; Docker's when absent. ``writable_sys``: /sys read-write.
 - ``shm_size``: bytes of the /dev/shm tmpfs (64 MiB when absent).
+- ``devices``: [{container, type: c|b, major, minor, mode, uid, gid, host}] nodes made in /dev beside the fixed
+  ones (devices.py: the ``devices`` option; oci/spec.py: OCI's linux.devices).
 - ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
   checked they are namespaced: net.*, IPC, kernel.domainname).
 - ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
@@ -50,8 +52,6 @@ The spec is a plain JSON-able dict:
   mounts as before (``rootfs.method`` idmapped: the overlay again from idmapped layers, in B's own mount
   namespace), and joins the user namespace last, after pivot_root.
 - ``umask``: int or None (inherited from the caller); set before the exec.
-- ``devices``: [{path, type: c|b|p, major, minor, mode, uid, gid}] device nodes made under /dev
-  (mounts.py; OCI's linux.devices), beside the fixed ones every container gets.
 
 ``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
 no_new_privs, seccomp, rlimits, umask and terminal.
@@ -200,10 +200,10 @@ def check_spec(spec, full=True):
             raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
         _abs_path(mount.get('target'), 'a mount target')
         mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
+    out['devices'] = mounts.check_devices(spec.get('devices'))
     for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
         out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
     out['userns'] = _check_userns(spec.get('userns'), ns)
-    out['devices'] = [mounts.check_device(d) for d in spec.get('devices') or ()]
     return out
 
 
@@ -624,7 +624,23 @@ def _wait_at_barrier(err_w, barrier_fd):  # pragma: no cover - forked child
 
 
 def _become(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
-    """B, common to start and enter: cwd, user, capabilities, no_new_privs, signals, fds, exec."""
+    """B of start: cwd, user, capabilities, no_new_privs, signals, fds, the barrier if any, seccomp, exec."""
+    path, env, flt = _become_prepared(spec, err_w, make_cwd, barrier_fd)
+    if flt is not None:
+        seccomp_profiles.load(flt)  # the last step: nothing after it but execve
+    _execve(path, spec['args'], env)
+
+
+def _execve(path, args, env):  # pragma: no cover - forked child
+    try:
+        os.execve(path, args, env)
+    except OSError as exc:
+        raise ProcessError.from_oserror('exec', path, exc) from None
+
+
+def _become_prepared(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
+    """Common to start and enter: cwd, rlimits, user, capabilities, no_new_privs, signals, umask, the
+    barrier (start only), fds; returns (executable, env, seccomp filter still to load or None)."""
     cwd = spec['cwd']
     try:
         if make_cwd:
@@ -664,12 +680,7 @@ def _become(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forke
     if barrier_fd is not None:
         _wait_at_barrier(err_w, barrier_fd)
     _close_fds(keep=err_w)
-    if flt is not None:
-        seccomp_profiles.load(flt)  # the last step: nothing after it but execve
-    try:
-        os.execve(path, spec['args'], env)
-    except OSError as exc:
-        raise ProcessError.from_oserror('exec', path, exc) from None
+    return path, env, flt
 
 
 def _close_fds(keep):  # pragma: no cover - forked child
@@ -750,19 +761,27 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
 
 
 def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
-    """A: join every namespace of the target, fork B, wait for it, end with its status."""
+    """A: join every namespace of the target but its pid namespace, fork B, wait for it, end with its status.
+
+    B joins the pid namespace for its own child C only, once it is the command's user with the command's
+    capabilities, no_new_privs and seccomp filter: the container never sees a process of the host's python3
+    with the host's capabilities (with CAP_SYS_PTRACE it could attach one; CVE-2019-5736 class). C is B's
+    fork that execs at once."""
     try:
         _close(err_r, sync_w, pid_r)
         _not_dumpable()
         for ns_type in JOIN_ORDER:
-            if ns_type in join:
+            if ns_type in join and ns_type != 'pid':
                 syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
+        pid_ns = join.pop('pid', None)
         _close(*join.values())
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _enter_child(spec, stdio, err_w, sync_r, side['console'])
+            _enter_child(spec, stdio, err_w, sync_r, pid_ns, side['console'])
         _close(err_w, sync_r, side['console'])
+        if pid_ns is not None:
+            _close(pid_ns)
         _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
@@ -787,18 +806,37 @@ def _exit_like(status):  # pragma: no cover - forked child
     os._exit(exit_code(status))  # pylint: disable=protected-access
 
 
-def _enter_child(spec, stdio, err_w, sync_r, console):  # pragma: no cover - forked child
+def _enter_child(spec, stdio, err_w, sync_r, pid_ns, console):  # pragma: no cover - forked child
+    """B: outside the container's pid namespace (invisible in it) become the command's user with its
+    capabilities and filter, then fork C into the pid namespace, which execs; wait for C, end like it."""
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
+        pid_ns = _move_high(pid_ns) if pid_ns is not None else None  # before stdio is installed over 0-2
         _install_stdio(stdio)
-        if console is not None:
+        if console is not None:  # the terminal is B's (C, its child, is in its session): made before the user switch
             _console_pty(_move_high(console), spec['user']['uid'])
         elif spec['terminal']:
             _take_terminal()
-        _become(spec, err_w, make_cwd=False)
+        if pid_ns is not None:
+            syscall.setns(pid_ns, syscall.CLONE_NEWPID, 'the pid namespace of the container')  # for C only
+            _close(pid_ns)
+        path, env, flt = _become_prepared(spec, err_w, make_cwd=False)
+        if flt is not None:
+            seccomp_profiles.load(flt)  # B and C filtered: C runs nothing unfiltered before its exec
+        command = os.fork()
+        if command == 0:
+            try:
+                _execve(path, spec['args'], env)
+            except BaseException as exc:  # pylint: disable=broad-except
+                _report(err_w, exc)
+            os._exit(127)  # pylint: disable=protected-access
+        _close(err_w)  # C's copy reports; EOF once C has exec'd
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded from A
+            signal.signal(sig, lambda signum, _frame: os.kill(command, signum))
+        _exit_like(os.waitpid(command, 0)[1])
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
     os._exit(127)  # pylint: disable=protected-access

@@ -36,7 +36,7 @@ from ..namespaces import boot_id, process_stamp
 from ..volume import service as volume_service
 from ..volume.store import data_path as volume_data_path
 from ..network import etc_files
-from . import health as health_mod, idranges, monitor, mounts, policy, process, security, users
+from . import devices as device_options, health as health_mod, idranges, monitor, mounts, policy, process, security, users
 from .options import resources_of
 from .store import ContainerError, now
 
@@ -144,7 +144,7 @@ def process_spec(store, container, user):
         **security.process_settings(config),
         'sysctls': dict(DEFAULT_NET_SYSCTLS if config['namespaces']['network'] in ('none', 'bridge') else {}, **(config.get('sysctls') or {})),
         'rlimits': list(config.get('ulimits') or []), 'oom_score_adj': config.get('oom_score_adj'),
-        'terminal': bool(config.get('tty')), 'shm_size': config.get('shm_size'),
+        'terminal': bool(config.get('tty')), 'shm_size': config.get('shm_size'), 'devices': device_options.process_nodes(config),
     }
 
 

@@ -21,7 +21,7 @@ import os
 import re
 
 from ..errors import ConfigError
-from ..container import caps, mounts
+from ..container import caps, devices, mounts
 from ..container import seccomp as seccomp_profiles
 from ..cgroups.resources import DeviceRule
 
@@ -35,8 +35,6 @@ BUILTIN_MOUNTS = {'/proc': ('proc',), '/dev': ('tmpfs',), '/dev/pts': ('devpts',
 # (crun's extension; the container's own directory is mounted empty here) and SELinux relabelling.
 IGNORED_MOUNT_OPTIONS = ('tmpcopyup', 'notmpcopyup', 'z', 'Z', 'U', 'copy', 'nocopy')
 # runc's AllowedDevices: what every container may use whatever its rules say (/dev/null and friends, ptys, tun).
-DEFAULT_DEVICE_RULES = ('c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm',
-                        'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm', 'c 10:200 rwm')
 _RLIMIT = re.compile(r'^RLIMIT_([A-Z]+)$')
 _SIZE_OPTION = re.compile(r'^size=(\d+)([kmg]?)$')
 DEFAULT_UMASK = 0o022  # runc's when process.user.umask is not given
@@ -200,12 +198,19 @@ def _namespaces(items, has_mappings):
 
 
 def _devices(items):
+    """linux.devices as the library's device nodes (mounts.check_devices); ``u`` is a character device,
+    a FIFO (``p``) is refused."""
     out = []
     for item in _list(items, 'linux.devices'):
-        item = dict(_dict(item, 'linux.devices[]'))
-        if 'fileMode' in item:
-            item['mode'] = item.pop('fileMode')
-        out.append(mounts.check_device(item))
+        item = _dict(item, 'linux.devices[]')
+        kind = {'c': 'c', 'u': 'c', 'b': 'b'}.get(item.get('type'))
+        path = item.get('path')
+        if kind is None or not isinstance(path, str):
+            raise ConfigError('use', 'linux.devices entry %r' % (item,), 'a device is {path, type (c, u or b), major, minor, fileMode, uid, gid}')
+        mode = item.get('fileMode')
+        node = {'container': path, 'host': path, 'type': kind, 'major': item.get('major'), 'minor': item.get('minor'),
+                'mode': 0o666 if mode is None else mode, 'uid': item.get('uid') or 0, 'gid': item.get('gid') or 0}
+        out.extend(mounts.check_devices([node]))
     return out
 
 
@@ -223,7 +228,7 @@ def _device_rules(items):
         elif rules or kind != 'a' or set(item.get('access') or 'rwm') != set('rwm'):
             raise ConfigError('use', 'linux.resources.devices[%d] (deny %s)' % (index, text),
                               'only a leading deny of all devices is supported (nsbox writes allow rules on a default deny)')
-    return [DeviceRule.parse(r) for r in DEFAULT_DEVICE_RULES] + [r for r in rules if str(r) not in DEFAULT_DEVICE_RULES]
+    return [DeviceRule.parse(r) for r in devices.DEFAULT_RULES] + [r for r in rules if str(r) not in devices.DEFAULT_RULES]
 
 
 def resources_options(res):

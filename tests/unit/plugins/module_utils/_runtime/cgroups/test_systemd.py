@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import systemd
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import CgroupError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import DeviceRule, Resources
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices
 
 PROC_DEVICES = 'Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n254 virtblk\n'
 
@@ -27,8 +28,30 @@ def test_masks_and_devices(tmp_path):
     devs.write_text(PROC_DEVICES)
     assert systemd.device_allow(DeviceRule.parse('c 1:3 rwm'), str(devs)) == ('/dev/char/1:3', 'rwm')
     assert systemd.device_allow(DeviceRule.parse('c 136:* rw'), str(devs)) == ('char-pts', 'rw')
-    with pytest.raises(CgroupError, match='by type and major'):
+    assert systemd.device_allow(DeviceRule.parse('c *:* m'), str(devs)) == ('char-*', 'm')
+    assert systemd.device_allow(DeviceRule.parse('b *:* m'), str(devs)) == ('block-*', 'm')
+    assert systemd.device_allow(DeviceRule.parse('b 8:* r'), str(devs)) == ('block-sd', 'r')
+    with pytest.raises(CgroupError, match='type c and b'):
         systemd.device_allow(DeviceRule.parse('a *:* m'), str(devs))
+    with pytest.raises(CgroupError, match='one minor of every major'):
+        systemd.device_allow(DeviceRule.parse('c *:3 r'), str(devs))
+    with pytest.raises(CgroupError, match='no char driver with major 99'):
+        systemd.device_allow(DeviceRule.parse('c 99:* r'), str(devs))
+    assert systemd.device_allows([DeviceRule.parse('a *:* rwm')], str(devs)) == [('block-*', 'rwm'), ('char-*', 'rwm')]
+
+
+def test_container_default_devices(tmp_path):
+    """A container's standard allow list as systemd properties: wildcard majors as every driver group, the rest as nodes."""
+    devs = tmp_path / 'devices'
+    devs.write_text(PROC_DEVICES)
+    rules = devices.cgroup_rules({})
+    assert systemd.device_allows(rules, str(devs)) == sorted([
+        ('char-*', 'm'), ('block-*', 'm'), ('/dev/char/1:3', 'rwm'), ('/dev/char/1:5', 'rwm'), ('/dev/char/1:7', 'rwm'),
+        ('/dev/char/1:8', 'rwm'), ('/dev/char/1:9', 'rwm'), ('/dev/char/5:0', 'rwm'), ('/dev/char/5:1', 'rwm'),
+        ('/dev/char/5:2', 'rwm'), ('char-pts', 'rwm'), ('/dev/char/10:200', 'rwm')])
+    fuse = {'type': 'c', 'major': 10, 'minor': 229, 'permissions': 'rw'}
+    assert ('/dev/char/10:229', 'rw') in systemd.device_allows(devices.cgroup_rules({'devices': [fuse]}), str(devs))
+    assert systemd.device_allows(devices.cgroup_rules({'privileged': True}), str(devs)) == [('block-*', 'rwm'), ('char-*', 'rwm')]
 
 
 def test_calls(tmp_path):

@@ -152,7 +152,7 @@ def test_secure_join_resolves_as_the_kernel_does_in_a_chroot(tree, query):
 # -- Docker's lists ------------------------------------------------------------------------------
 def test_docker_default_lists():
     assert mounts.MASKED_PATHS == (
-        '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+        '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap')
     assert mounts.READONLY_PATHS == ('/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger')
     assert [n for n, _maj, _min in mounts.DEV_NODES] == ['null', 'zero', 'full', 'random', 'urandom', 'tty']
@@ -196,3 +196,54 @@ def test_mount_flags_of_reads_the_mount():
             if fields[4] in ('/', '/proc', '/sys'):
                 expected = sum(names.get(o, 0) for o in fields[5].split(','))
                 assert mounts.mount_flags_of(fields[4]) == expected, line
+
+
+@pytest.fixture(params=['openat2', 'walk'])
+def resolver(request, monkeypatch):
+    """open_in_root both ways: the kernel's openat2, and the component walk used where it is missing."""
+    if request.param == 'walk':
+        monkeypatch.setitem(mounts._openat2, 'works', False)  # pylint: disable=protected-access
+    else:
+        if not syscall.kernel_has_syscall('openat2'):
+            pytest.skip('no openat2 here')
+        monkeypatch.setitem(mounts._openat2, 'works', None)  # pylint: disable=protected-access
+    return request.param
+
+
+def test_open_in_root_opens_what_secure_join_resolved(tmp_path, resolver):
+    root = tmp_path / 'root'
+    (root / 'etc').mkdir(parents=True)
+    (root / 'etc' / 'hosts').write_text('')
+    os.symlink('/etc', str(root / 'link'))
+    path = mounts.secure_join(str(root), '/link/hosts')
+    fd = mounts.open_in_root(str(root), path)
+    try:
+        assert os.readlink('/proc/self/fd/%d' % fd) == str(root / 'etc' / 'hosts')
+    finally:
+        os.close(fd)
+    fd = mounts.open_in_root(str(root), str(root))
+    os.close(fd)
+
+
+def test_open_in_root_refuses_a_component_swapped_for_a_symlink(tmp_path, resolver):
+    """Resolved, then swapped (another process with the same volume): the open refuses instead of following."""
+    root = tmp_path / 'root'
+    (root / 'data' / 'sub').mkdir(parents=True)
+    outside = tmp_path / 'outside'
+    (outside / 'sub').mkdir(parents=True)
+    path = mounts.secure_join(str(root), '/data/sub')
+    shutil.rmtree(str(root / 'data'))
+    os.symlink(str(outside), str(root / 'data'))
+    with pytest.raises(mounts.MountError, match='symlink now') as info:
+        mounts.open_in_root(str(root), path)
+    assert info.value.errno == errno.ELOOP
+    with pytest.raises(mounts.MountError, match='not below'):
+        mounts.open_in_root(str(root), str(outside))
+
+
+def test_refuse_symlinked(tmp_path):
+    (tmp_path / 'dev').mkdir()
+    os.symlink('/', str(tmp_path / 'proc'))
+    with pytest.raises(mounts.MountError, match=r"the image makes /proc a symlink \(to '/'\)"):
+        mounts.refuse_symlinked(str(tmp_path))
+    mounts.refuse_symlinked(str(tmp_path), names=('dev', 'sys'))

@@ -57,7 +57,7 @@ def test_translate_a_full_config():
     assert got['hostname'] == 'h' and got['shm_size'] == 1 << 20
     assert got['mounts'] == [{'type': 'bind', 'source': '/b/data', 'target': '/data', 'readonly': False, 'options': ['ro', 'rprivate', 'rbind']},
                              {'type': 'tmpfs', 'source': 'tmpfs', 'target': '/run', 'readonly': False, 'options': ['nosuid', 'size=10m']}]
-    assert got['devices'] == [{'path': '/dev/fuse', 'type': 'c', 'major': 10, 'minor': 229, 'mode': 0o666, 'uid': 0, 'gid': 0}]
+    assert got['devices'] == [{'container': '/dev/fuse', 'host': '/dev/fuse', 'type': 'c', 'major': 10, 'minor': 229, 'mode': 0o666, 'uid': 0, 'gid': 0}]
     assert got['masked_paths'] == ['/proc/kcore'] and got['readonly_paths'] == [] and got['seccomp'] is None
     assert plan['cgroup'] == ('/p/c', 'cgroupfs')
     res = Resources.from_options(plan['resources'])
@@ -68,7 +68,7 @@ def test_translate_a_full_config():
     assert plan['annotations'] == {'k': 'v'}
     # What the library checks, it accepts (check_spec runs in the caller before anything forks).
     checked = process.check_spec(dict(got, rootfs='/'))
-    assert checked['umask'] == 0o027 and checked['devices'][0]['path'] == '/dev/fuse'
+    assert checked['umask'] == 0o027 and checked['devices'][0]['container'] == '/dev/fuse'
 
 
 @pytest.mark.parametrize('edit, words', [
