@@ -517,6 +517,37 @@ class RealHostVM:
         self._settle()
         self.timings['restore_s'].append({'loadvm': round(loaded - t, 1), 'total': round(time.monotonic() - t, 1)})
 
+    def boot_id(self):
+        return self.ssh('cat /proc/sys/kernel/random/boot_id').stdout.strip()
+
+    def reboot(self, timeout=BOOT_TIMEOUT):
+        """A real reboot of the guest (``systemctl reboot``; QEMU resets and boots the same kernel):
+        returns the new boot id once systemd is up again, with the guest clock set to now.
+
+        The SSH master (ours and Ansible's share it) dies with the old boot: it is closed, and until
+        the boot id changes the guest is probed without one, so no master to a shutting-down sshd is
+        left behind for the next command to hang on."""
+        t = time.monotonic()
+        old = self.boot_id()
+        self.ssh('systemctl --no-block reboot')
+        self._close_masters()
+        probe = ['ssh', '-o', 'ControlMaster=no', '-o', 'ControlPath=none'] + self.ssh_args()[1:] + [
+            '--', 'cat /proc/sys/kernel/random/boot_id']
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            if _ssh_banner(self.port):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    res = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+                    if res.returncode == 0 and res.stdout.strip() not in ('', old):
+                        break
+            if time.monotonic() >= deadline:
+                raise VMError('the VM did not come back from a reboot in %ds; console:\n%s' % (timeout, self.console_tail()))
+            time.sleep(1)
+        self._settle()  # the RTC may be the saved state's: the clock is set as after a restore
+        self.timings.setdefault('reboot_s', []).append(round(time.monotonic() - t, 1))
+        return self.boot_id()
+
     def _settle(self):
         """After a restore: the guest clock stopped at the save, so set it to now; then let systemd settle."""
         self._wait_ssh(60, banner=False)  # opens the SSH master, so the clock below is set with little delay
