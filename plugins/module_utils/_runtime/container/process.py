@@ -771,17 +771,16 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         _close(err_r, sync_w, pid_r)
         _not_dumpable()
         for ns_type in JOIN_ORDER:
-            if ns_type in join and ns_type != 'pid':
+            if ns_type in join and ns_type not in ('pid', 'user'):
                 syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
-        pid_ns = join.pop('pid', None)
+        # B joins these two: the pid namespace (for its child) while it is still root of the host, then the user namespace
+        later = {ns_type: join.pop(ns_type) for ns_type in ('pid', 'user') if ns_type in join}
         _close(*join.values())
         child = os.fork()
         if child == 0:
             _close(pid_w)
-            _enter_child(spec, stdio, err_w, sync_r, pid_ns, side['console'])
-        _close(err_w, sync_r, side['console'])
-        if pid_ns is not None:
-            _close(pid_ns)
+            _enter_child(spec, stdio, err_w, sync_r, later, side['console'])
+        _close(err_w, sync_r, side['console'], *later.values())
         _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
             signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
@@ -806,23 +805,26 @@ def _exit_like(status):  # pragma: no cover - forked child
     os._exit(exit_code(status))  # pylint: disable=protected-access
 
 
-def _enter_child(spec, stdio, err_w, sync_r, pid_ns, console):  # pragma: no cover - forked child
+def _enter_child(spec, stdio, err_w, sync_r, later, console):  # pragma: no cover - forked child
     """B: outside the container's pid namespace (invisible in it) become the command's user with its
-    capabilities and filter, then fork C into the pid namespace, which execs; wait for C, end like it."""
+    capabilities and filter, then fork C into the pid namespace, which execs; wait for C, end like it.
+    ``later``: the pid namespace (joined for C, while B is still root of the host: a container with a user
+    namespace has its pid namespace owned by the host's) and the user namespace (joined then)."""
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:
             os._exit(1)  # pylint: disable=protected-access
         _close(sync_r)
-        pid_ns = _move_high(pid_ns) if pid_ns is not None else None  # before stdio is installed over 0-2
+        later = {ns_type: _move_high(fd) for ns_type, fd in later.items()}  # before stdio is installed over 0-2
         _install_stdio(stdio)
         if console is not None:  # the terminal is B's (C, its child, is in its session): made before the user switch
             _console_pty(_move_high(console), spec['user']['uid'])
         elif spec['terminal']:
             _take_terminal()
-        if pid_ns is not None:
-            syscall.setns(pid_ns, syscall.CLONE_NEWPID, 'the pid namespace of the container')  # for C only
-            _close(pid_ns)
+        for ns_type in ('pid', 'user'):
+            if ns_type in later:
+                syscall.setns(later[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)  # pid: for C only
+                _close(later[ns_type])
         path, env, flt = _become_prepared(spec, err_w, make_cwd=False)
         if flt is not None:
             seccomp_profiles.load(flt)  # B and C filtered: C runs nothing unfiltered before its exec
