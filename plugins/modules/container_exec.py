@@ -100,6 +100,8 @@ def main():
                               workdir=p['workdir'], timeout=p['timeout'] or None)
     except NsboxError as exc:
         fail(module, exc)
+    if out['rc'] != 0:  # a failed task, as ansible.builtin.command's, with the code and the output
+        module.fail_json(msg='non-zero return code', changed=True, stdout_lines=out['stdout'].splitlines(), **out)
     module.exit_json(changed=True, stdout_lines=out['stdout'].splitlines(), **out)
 
 

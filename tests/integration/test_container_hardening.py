@@ -279,32 +279,32 @@ def test_an_execs_host_helper_from_inside(box, probe):
     capabilities and seccomp filter, is there for the moment before its exec. So even with CAP_SYS_PTRACE
     the container never reaches a process with more than it has, and never writes the host's binary."""
     ptrace_caps = '%016x' % (int(DEFAULT_CAPS, 16) | 1 << 19)
-    containers = {'cve-default': {'volumes': [probe_mod.volume(probe)], 'command': ['/probe', 'watch', '240']},
-                  'cve-ptrace': {'volumes': [probe_mod.volume(probe)], 'command': ['/probe', 'watch', '240'], 'cap_add': ['SYS_PTRACE']}}
+    containers = {'cve-default': {'volumes': [probe_mod.volume(probe)], 'command': ['/probe', 'watch', '120']},
+                  'cve-ptrace': {'volumes': [probe_mod.volume(probe)], 'command': ['/probe', 'watch', '120'], 'cap_add': ['SYS_PTRACE']}}
     try:
         _create(box, containers)
         tasks = [{'name': '%s %d' % (name, i), 'nsbox.runtime.container_exec': {'container': name, 'command': ['true']}, 'ignore_errors': True}
                  for i in range(6) for name in containers]
         tasks += [{'name': '%s sleep' % name, 'nsbox.runtime.container_exec': {'container': name, 'command': ['sleep', '1']}, 'ignore_errors': True}
                   for name in containers]
+        tasks += [{'name': '%s stop' % name, 'nsbox.runtime.container_exec': {'container': name, 'command': ['touch', '/tmp/watch-stop']},
+                   'ignore_errors': True} for name in containers]  # the watcher's end
         res = box.ansible.tasks(tasks)
         ran = {t['name']: res.task(t['name']) for t in tasks}
-        seen = {name: box.wait_exited(name, timeout=320) for name in containers}
+        seen = {name: box.wait_exited(name, timeout=60) for name in containers}
         logs = {name: _log_text(box, name) for name in containers}
     finally:
         _remove(box, containers)
     default, ptrace = _helpers(logs['cve-default']), _helpers(logs['cve-ptrace'])
     print('helpers seen without CAP_SYS_PTRACE: %r\nwith it: %r' % (default, ptrace))
     assert all(s['state']['status'] == 'exited' for s in seen.values()), seen
-    # every exec in the default container ran; in the other the watcher's attach stops processes in the middle of
-    # their exec and may make one fail (the container disturbing its own commands)
-    failed = {label: r for label, r in ran.items() if r['_status'] != 'changed'}
-    causes = {label: (r.get('msg') or r.get('rc')) for label, r in failed.items()}
-    assert not [label for label in failed if label.startswith('cve-default')] and len(failed) <= 2, causes
+    # every exec ran, in both containers: the watcher's attaches stop each process for a moment and let it go on
+    failed = {label: (r.get('msg'), r.get('rc')) for label, r in ran.items() if r['_status'] != 'changed'}
+    assert not failed, failed
     for name in containers:  # the watcher saw the commands run (it was watching)
         watched = [int(line.split()[1]) for line in logs[name].splitlines() if line.startswith('watched ')]
         assert watched and watched[0] >= 5, logs[name]
-    gone = ('ENOENT', 'ESRCH')  # ended before the watcher looked
+    gone = ('ENOENT', 'ESRCH', 'own')  # ended before the watcher looked, or had exec'd the container's own binary
     default = [h for h in default if h['write'] not in gone]
     ptrace = [h for h in ptrace if h['write'] not in gone]
     for helper in default:  # not dumpable: its exe cannot be opened (an attach that worked came after its exec)

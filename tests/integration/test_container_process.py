@@ -394,7 +394,7 @@ def test_enter_sees_the_container(rootfs):
         for name, script, user in (
                 ('look', 'hostname; echo $$; cat /proc/1/cmdline | tr "\\0" " "; echo; cat /marker; id -u; id -G; pwd; exit 5',
                  {'uid': 1000, 'gid': 1000, 'additional_gids': [7]}),
-                ('term', 'kill -TERM $$', None)):
+                ('term', 'kill -TERM $$', None), ('kill', 'kill -KILL $$', None)):
             r, w = os.pipe()
             spec = {'args': ['sh', '-c', script], 'env': ['PATH=/bin'], 'cwd': '/tmp', 'user': user}
             joined = []
@@ -422,6 +422,7 @@ def test_enter_sees_the_container(rootfs):
     assert (uid, gids, cwd) == ('1000', '1000 7', '/tmp')
     assert len(look['joined']) == 1
     assert res['during']['term']['rc'] == 143  # A ends as its child did
+    assert res['during']['kill']['rc'] == 137  # SIGKILL too (an OOM kill: 137, never 127)
     assert res['during']['error'].startswith('failed to find the command nosuch')
     assert res['during']['reused'] == 'failed to enter process %d: it is no longer running' % res['pid']
 

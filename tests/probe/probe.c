@@ -82,17 +82,37 @@ static int probe_ptrace(void)
     return report("ptrace", res);
 }
 
-/* For `seconds`, look at every process of this pid namespace but ourselves: open its exe for writing,
- * open it O_PATH and reopen that for writing (the CVE-2019-5736 way), ptrace-attach it. Prints one line per
- * process seen: "pid EXE-LINK write=.. path=.. reopen=.. attach=.. capeff=HEX seccomp=MODE" (the status read after
- * those attempts), then "watched N". */
+/* Attach to `pid` as a debugger would and let it go on as it was: PTRACE_SEIZE (the permission check of
+ * PTRACE_ATTACH) and PTRACE_INTERRUPT rather than PTRACE_ATTACH's SIGSTOP, which could outlive the detach and
+ * leave the process stopped (when its exec's stop is the one waited for). A signal stopped on is passed on. */
+static long attach_and_release(pid_t pid)
+{
+    if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) < 0)
+        return -1;
+    int status;
+    if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) == 0 && waitpid(pid, &status, __WALL) == pid && WIFSTOPPED(status)) {
+        int sig = (status >> 16) == PTRACE_EVENT_STOP ? 0 : WSTOPSIG(status);
+        ptrace(PTRACE_DETACH, pid, NULL, (void *)(long)sig);
+    }
+    return 0;
+}
+
+/* For `seconds`, or until /tmp/watch-stop exists, look at every process of this pid namespace but ourselves:
+ * open its exe O_PATH and, unless that is a file of the container's own rootfs, open it for writing and reopen
+ * the O_PATH fd for writing (the CVE-2019-5736 way); ptrace-attach it. Prints one line per process seen:
+ * "pid EXE-LINK write=.. path=.. reopen=.. attach=.. capeff=HEX seccomp=MODE" (the status read after those
+ * attempts; write=own: the exe was the container's own binary, not tried: that would only make the container's
+ * next exec of it fail with ETXTBSY), then "watched N". */
 static int probe_watch(int seconds)
 {
     static char seen[4194304 / 8];
     int count = 0;
     time_t end = time(NULL) + seconds;
     pid_t self = getpid();
-    while (time(NULL) < end) {
+    struct stat root;
+    if (stat("/", &root) < 0)
+        return report("watch", -1);
+    while (time(NULL) < end && access("/tmp/watch-stop", F_OK) != 0) {
         DIR *d = opendir("/proc");
         struct dirent *ent;
         if (!d)
@@ -108,32 +128,33 @@ static int probe_watch(int seconds)
             snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
             ssize_t n = readlink(path, link, sizeof(link) - 1);
             link[n > 0 ? n : 1] = 0;
-            int w = open(path, O_WRONLY | O_CLOEXEC);
-            int ew = w < 0 ? errno : 0;
             int p = open(path, O_PATH | O_CLOEXEC);
             int ep = p < 0 ? errno : 0;
-            int r = -1, er = EBADF;
-            if (p >= 0) {
-                snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p);
-                r = open(fdpath, O_WRONLY | O_CLOEXEC);
-                er = r < 0 ? errno : 0;
+            struct stat st;
+            int own = p >= 0 && fstat(p, &st) == 0 && st.st_dev == root.st_dev;
+            int w = -1, ew = EBADF, r = -1, er = EBADF;
+            if (!own) {
+                w = open(path, O_WRONLY | O_CLOEXEC);
+                ew = w < 0 ? errno : 0;
+                if (p >= 0) {
+                    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p);
+                    r = open(fdpath, O_WRONLY | O_CLOEXEC);
+                    er = r < 0 ? errno : 0;
+                }
             }
-            long a = ptrace(PTRACE_ATTACH, (pid_t)pid, NULL, NULL);
+            long a = attach_and_release((pid_t)pid);
             int ea = a < 0 ? errno : 0;
-            if (a == 0) {  /* wait for the attach's stop, then let it go on as it was */
-                waitpid((pid_t)pid, NULL, __WALL);
-                ptrace(PTRACE_DETACH, (pid_t)pid, NULL, NULL);
-            }
             char capeff[32] = "?", seccomp[8] = "?", line[256];
             snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-            FILE *st = fopen(path, "re");
-            while (st && fgets(line, sizeof(line), st)) {
+            FILE *st_file = fopen(path, "re");
+            while (st_file && fgets(line, sizeof(line), st_file)) {
                 sscanf(line, "CapEff: %31s", capeff);
                 sscanf(line, "Seccomp: %7s", seccomp);
             }
-            if (st) fclose(st);
-            printf("%ld %s write=%s path=%s reopen=%s attach=%s capeff=%s seccomp=%s\n", pid, link, errname(ew) ? errname(ew) : "?",
-                   errname(ep) ? errname(ep) : "?", errname(er) ? errname(er) : "?", errname(ea) ? errname(ea) : "?", capeff, seccomp);
+            if (st_file) fclose(st_file);
+            printf("%ld %s write=%s path=%s reopen=%s attach=%s capeff=%s seccomp=%s\n", pid, link,
+                   own ? "own" : errname(ew) ? errname(ew) : "?", errname(ep) ? errname(ep) : "?",
+                   own ? "own" : errname(er) ? errname(er) : "?", errname(ea) ? errname(ea) : "?", capeff, seccomp);
             fflush(stdout);
             if (w >= 0) close(w);
             if (r >= 0) close(r);
