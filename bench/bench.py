@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,13 +23,14 @@ from common import REPO, format_result, run_measure, write_chart  # noqa: E402  
 import measures_ansible  # noqa: E402  pylint: disable=wrong-import-position
 import measures_basic  # noqa: E402  pylint: disable=wrong-import-position
 import measures_density  # noqa: E402  pylint: disable=wrong-import-position
+import measures_fleet  # noqa: E402  pylint: disable=wrong-import-position
 import measures_oci  # noqa: E402  pylint: disable=wrong-import-position
 
 MEASURES = {
     'host-noop': measures_basic.HostNoop, 'cli-start': measures_basic.CliStart, 'image-pull': measures_basic.ImagePull,
     'bridge-run': measures_basic.BridgeRun, 'module-start': measures_ansible.ModuleStart,
     'noop-converge': measures_ansible.NoopConverge, 'supervisor-memory': measures_density.SupervisorMemory,
-    'start-slope': measures_density.StartSlope, 'oci': measures_oci.OciLifecycle,
+    'start-slope': measures_density.StartSlope, 'oci': measures_oci.OciLifecycle, 'fleet-converge': measures_fleet.FleetConverge,
 }
 
 
@@ -39,9 +41,14 @@ def main():
     args = parser.parse_args()
     out = os.path.join(REPO, 'bench', 'results', time.strftime('%Y%m%dT%H%M%S'))
     os.makedirs(out, exist_ok=True)
-    results = []
+    results, failed = [], []
     for name in args.measures or sorted(MEASURES):
-        results.append(dict(run_measure(MEASURES[name](), args.runs), key=name))
+        try:
+            results.append(dict(run_measure(MEASURES[name](), args.runs), key=name))
+        except Exception:  # pylint: disable=broad-except  # one broken measure must not hide the others
+            failed.append(name)
+            print('%s: FAILED\n%s' % (name, traceback.format_exc()), flush=True)
+            continue
         print(format_result(results[-1]) + '\n', flush=True)
         try:
             write_chart(results[-1], os.path.join(out, name + '.png'))
@@ -51,6 +58,8 @@ def main():
     with open(path, 'w') as f:
         json.dump(results, f, indent=1)
     print('report and charts: %s' % out)
+    if failed:
+        sys.exit('failed measures: %s' % ', '.join(failed))
 
 
 if __name__ == '__main__':

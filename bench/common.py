@@ -65,6 +65,8 @@ class _OnTestHost(Measure):
 
     def setup(self):
         self.host = TestHost('bench').start()
+        # Its /etc and /usr/local are overlays on the machine's, where the demo or a person may have set nsbox up.
+        self.host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /usr/local/bin/nsbox-oci /run/nsbox')
         self.runner = AnsibleRunner([self.host])
         res = self.runner.module('nsbox.runtime.host', {'data_root': DATA_ROOT})
         if res['_status'] == 'failed':

@@ -133,21 +133,34 @@ class NoopConverge(_AnsiblePeers):
     """A play declaring 20 running containers, run again when all are as declared: every task ``ok``."""
 
     name = 'idempotent no-op converge of 20 containers'
-    labels = {'nsbox': 'nsbox.runtime.container x20', 'podman': 'containers.podman.podman_container x20'}
+    ours = ('batch', 'nsbox')
+    labels = {'batch': 'nsbox.runtime.containers (1 task, 20)', 'nsbox': 'nsbox.runtime.container x20 (loop)',
+              'podman': 'containers.podman.podman_container x20'}
     runs = 5
     count = 20
 
     def setup(self):
         super().setup()
-        self.detail = 'ansible-playbook, one task looping over %d declared running containers, nothing to change' % self.count
+        self.detail = ('ansible-playbook, %d declared running containers, nothing to change: one task looping over them '
+                       '(both modules), or the containers module (the containers role\'s way)' % self.count)
         self.res = {}
         self.plays = {}
         for side, task in (('nsbox', self.nsbox_task), ('podman', self.podman_task)):
             loop_task = dict(task('bench-%s-{{ item }}' % side), name='converge', loop=list(range(self.count)))
             self.plays[side] = [{'hosts': 'testhosts', 'gather_facts': False, 'tasks': [loop_task]}]
-            first = self.runner.playbook(self.plays[side])
+        one = self.nsbox_task('x')['nsbox.runtime.container']
+        items = [dict(one, name='bench-batch-%d' % i) for i in range(self.count)]
+        for item in items:
+            del item['data_root']
+        self.plays['batch'] = [{'hosts': 'testhosts', 'gather_facts': False, 'tasks': [
+            {'name': 'converge', 'nsbox.runtime.containers': {'containers': items, 'data_root': DATA_ROOT}}]}]
+        for side, play in self.plays.items():
+            first = self.runner.playbook(play)
             if first.rc != 0:
                 raise RuntimeError('%s: the first converge failed: %r' % (side, first))
+
+    def run_batch(self):
+        self.res['batch'] = self.runner.playbook(self.plays['batch'])
 
     def run_nsbox(self):
         self.res['nsbox'] = self.runner.playbook(self.plays['nsbox'])

@@ -548,29 +548,17 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
+from ..module_utils.container_task import argument_spec, ensure
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import options, service
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(COMMON_ARGS, name={'type': 'str', 'required': True},
-                           state={'type': 'str', 'default': 'started', 'choices': list(service.STATES)},
-                           recreate={'type': 'bool', 'default': False}, force_kill={'type': 'bool', 'default': False},
-                           pull={'type': 'str', 'default': 'missing', 'choices': list(service.PULL)},
-                           comparisons={'type': 'dict'},
-                           healthy_wait_timeout={'type': 'float', 'default': service.HEALTHY_WAIT_TIMEOUT},
-                           **options.argument_spec()),
-        supports_check_mode=True,
-    )
-    p = module.params
+    module = AnsibleModule(argument_spec=dict(COMMON_ARGS, **argument_spec()), supports_check_mode=True)
     result = {'changed': False, 'actions': [], 'container': None}
     try:
         cfg = host_config(module)
         lib = ensure_library(module)
-        out = service.ensure(cfg, p['name'], {k: p[k] for k in options.OPTIONS}, state=p['state'], recreate=p['recreate'],
-                             force_kill=p['force_kill'], check_mode=module.check_mode, pull=p['pull'],
-                             comparisons=p['comparisons'], healthy_wait_timeout=p['healthy_wait_timeout'])
+        out = ensure(cfg, module.params, module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

@@ -20,7 +20,7 @@ def _ship():  # pragma: no cover - never called
     from .cgroups import devices as cgroups_devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
     from .container import barrier, caps, devices as container_devices, health, idranges, logs, monitor, mounts, options, policy  # noqa: F401
     from .container import process, runner, seccomp, security, service as container_service, store as container_store, supervisor, unit  # noqa: F401
-    from .container import users  # noqa: F401
+    from .container import order, users  # noqa: F401
     from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
     from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
     from .oci import cli as oci_cli, runtime, spec  # noqa: F401
@@ -55,6 +55,7 @@ MODULES = (
     'container/monitor',
     'container/mounts',
     'container/options',
+    'container/order',
     'container/policy',
     'container/process',
     'container/runner',
