@@ -65,7 +65,7 @@ def test_containers_become_enabled_units_in_depends_on_order(sd):
     res = converge(ansible, archive, DECLARED)
     assert res.rc == 0, res
     loop = [r['result'] for r in res.records if 'Converge the declared containers' in r['task']][0]
-    assert [item['item']['name'] for item in loop['results']] == ['web', 'client']
+    assert [item['name'] for item in loop['containers']] == ['web', 'client']
     for name in ('web', 'client'):
         st = show(host, 'nsbox-%s.service' % name, 'ActiveState', 'UnitFileState', 'Type', 'MainPID')
         assert st['ActiveState'] == 'active' and st['UnitFileState'] == 'enabled' and st['Type'] == 'notify', st
