@@ -358,12 +358,14 @@ class Follower:
 
 
 # -- relaying ---------------------------------------------------------------------------------
-def relay(fds, log, stop, timeout=POLL_SECONDS, on_error=None):
+def relay(fds, log, stop, timeout=POLL_SECONDS, on_error=None, wake=None):
     """Copy ``fds`` ({stream: fd}, e.g. the read ends of the container's FIFOs) into ``log``.
 
     Returns once every fd reached EOF, or once ``stop()`` (asked after each poll, at least every
     ``timeout`` seconds) is true: then what is already in the pipes is still read (at most
     DRAIN_MAX per fd: a writer that goes on cannot keep us here). The fds are made non-blocking.
+    ``wake``: an fd whose readiness ends the wait at once (the init's pidfd: its exit is seen when
+    it happens, not at the next poll, also while something it left behind holds the FIFOs open).
 
     A FIFO's EOF comes only when every writer closed it (the container's init and every process
     that inherited fd 1 or 2); a FIFO opened before any writer reads as EOF too. A reader of a
@@ -381,8 +383,14 @@ def relay(fds, log, stop, timeout=POLL_SECONDS, on_error=None):
         os.set_blocking(fd, False)
         poller.register(fd, select.POLLIN)
         streams[fd] = stream
+    if wake is not None:
+        poller.register(wake, select.POLLIN)
     while streams:
         for fd, events in poller.poll(timeout * 1000):
+            if fd == wake:
+                poller.unregister(wake)  # readable for good once it fired: stop() is asked below
+                wake = None
+                continue
             if fd not in streams:
                 continue
             if events & select.POLLNVAL:

@@ -148,12 +148,10 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None, health=None):
     """
     log = logs.JsonFileLog(log_path, log_config.get('max_size'), log_config.get('max_files', 1))
     result = {}
-    pidfd = None
-    if adopted:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pidfd = None
+    try:  # readable once the init has ended (ours or adopted): its end is seen at once, not at the next poll
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # Python < 3.9, Linux < 5.3, or already gone
+        pidfd = None
 
     def gone():
         try:
@@ -184,9 +182,9 @@ def watch(pid, fds, log_config, log_path, adopted, pid_start=None, health=None):
                 result['code'] = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
     try:
-        logs.relay(fds, log, ended)
+        logs.relay(fds, log, ended, wake=pidfd)
         while not ended():
-            select.select([], [], [], 0.2)
+            select.select([pidfd] if pidfd is not None else [], [], [], 0.2)
     finally:
         if health is not None:
             health.kill()
@@ -210,6 +208,9 @@ def main(container_id, handover_fd):
                  os.path.join(data['config']['data_root'], 'containers', container_id, 'logs', '%s-json.log' % container_id),
                  data['adopted'], data.get('pid_start'), timer)
     # pylint: disable=import-outside-toplevel
+    if data.get('pyz'):  # started with -c, not the zipapp's __main__: the teardown's imports through the code cache now
+        from .. import codecache  # (compiling them cost ~0.13 s between the init's end and its recorded exit)
+        codecache.install(data['pyz'])
     import site  # started with -S: the system's site-packages (pyroute2, nftables) only now, for the teardown
     site.main()
     from ..config import HostConfig

@@ -452,6 +452,24 @@ def test_relay_stops_when_asked_and_keeps_what_was_written(tmp_path):
     os.close(writer)
 
 
+def test_relay_wakes_at_once_on_the_wake_fd(tmp_path):
+    """A writer keeps the FIFO open (no EOF) and the poll is long: the wake fd (the init's pidfd) ends the wait
+    when it fires, stop() is asked then, and what was written is kept."""
+    reader, writer = os.pipe()
+    wake_r, wake_w = os.pipe()
+    os.write(writer, b'out\n')
+    ended = []
+    threading.Timer(0.2, lambda: (ended.append(1), os.write(wake_w, b'x'))).start()
+    log_path = str(tmp_path / 'c-json.log')
+    with logs.JsonFileLog(log_path) as log:
+        started = time.monotonic()
+        logs.relay({'stdout': reader}, log, lambda: bool(ended), timeout=30, wake=wake_r)
+        assert time.monotonic() - started < 5
+    assert logs.text(logs.tail(log_path)) == 'out\n'
+    for fd in (reader, writer, wake_r, wake_w):
+        os.close(fd)
+
+
 def test_a_writer_that_goes_on_cannot_hold_the_drain(tmp_path):
     reader, writer = os.pipe()
     quit_ = threading.Event()
