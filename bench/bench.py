@@ -42,14 +42,17 @@ def main():
     out = os.path.join(REPO, 'bench', 'results', time.strftime('%Y%m%dT%H%M%S'))
     os.makedirs(out, exist_ok=True)
     results, failed = [], []
+    begun = time.monotonic()
     for name in args.measures or sorted(MEASURES):
+        started = time.monotonic()
         try:
             results.append(dict(run_measure(MEASURES[name](), args.runs), key=name))
+            results[-1]['bench_seconds'] = round(time.monotonic() - started, 1)
         except Exception:  # pylint: disable=broad-except  # one broken measure must not hide the others
             failed.append(name)
             print('%s: FAILED\n%s' % (name, traceback.format_exc()), flush=True)
             continue
-        print(format_result(results[-1]) + '\n', flush=True)
+        print(format_result(results[-1]) + '\n  (%.0f s)\n' % results[-1]['bench_seconds'], flush=True)
         try:
             write_chart(results[-1], os.path.join(out, name + '.png'))
         except ImportError:
@@ -57,7 +60,7 @@ def main():
     path = os.path.join(out, 'report.json')
     with open(path, 'w') as f:
         json.dump(results, f, indent=1)
-    print('report and charts: %s' % out)
+    print('report and charts: %s (all measures: %.0f s)' % (out, time.monotonic() - begun))
     if failed:
         sys.exit('failed measures: %s' % ', '.join(failed))
 

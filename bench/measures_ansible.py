@@ -107,7 +107,7 @@ class ModuleStart(_AnsiblePeers):
 
     name = 'container module start over SSH'
     labels = {'nsbox': 'nsbox.runtime.container', 'podman': 'containers.podman.podman_container'}
-    runs = 7
+    runs = 5
 
     def setup(self):
         super().setup()
@@ -136,7 +136,7 @@ class NoopConverge(_AnsiblePeers):
     ours = ('batch', 'nsbox')
     labels = {'batch': 'nsbox.runtime.containers (1 task, 20)', 'nsbox': 'nsbox.runtime.container x20 (loop)',
               'podman': 'containers.podman.podman_container x20'}
-    runs = 5
+    runs = 3
     count = 20
 
     def setup(self):

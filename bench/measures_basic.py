@@ -70,7 +70,7 @@ class ImagePull(_OnTestHost):
     peers = ('podman', 'skopeo_umoci')
     labels = {'library': 'nsbox library: service.pull (python3)', 'module': 'nsbox.runtime.image over SSH (ansible)',
               'podman': 'podman pull', 'skopeo_umoci': 'skopeo copy + umoci unpack'}
-    runs = 5
+    runs = 3
 
     def setup(self):
         self.machine_store = os.path.exists('/var/lib/containers')

@@ -35,7 +35,7 @@ class FleetConverge(Measure):
     ours = ('fleet',)
     peers = ('one',)
     labels = {'fleet': '10 hosts, forks=10', 'one': '1 host'}
-    runs = 3
+    runs = 2
     sizes = {'fleet': 10, 'one': 1}
 
     def setup(self):

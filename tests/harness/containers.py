@@ -87,6 +87,19 @@ class Box:
     def run(self, check=False, diff=False, **args):
         return self.ansible.module('nsbox.runtime.container', args, check=check, diff=diff)
 
+    def create_many(self, containers, base=None):
+        """``{name: args}`` (each over ``base``) created and started in one play; every one must change."""
+        res = self.ansible.tasks([{'name': name, 'nsbox.runtime.container': dict(base or {}, name=name, **args)}
+                                  for name, args in containers.items()])
+        for name in containers:
+            assert res.task(name)['_status'] == 'changed', res.task(name)
+        return res
+
+    def remove_many(self, names):
+        """Containers ``names`` removed (killed at once) in one play."""
+        res = self.ansible.tasks([{'nsbox.runtime.container': {'name': n, 'state': 'absent', 'force_kill': True}} for n in names])
+        assert res.rc == 0, res
+
     def info(self, name, log_lines=0):
         res = self.ansible.module('nsbox.runtime.container_info', {'name': [name], 'log_lines': log_lines})
         return res['containers'][0] if res['containers'] else None

@@ -90,18 +90,6 @@ def box(hard_host, reaper):
     reaper.check()
 
 
-def _create(box, containers):
-    res = box.ansible.tasks([{'name': name, 'nsbox.runtime.container': dict(BASE, name=name, **args)} for name, args in containers.items()])
-    for name in containers:
-        assert res.task(name)['_status'] == 'changed', res.task(name)
-    return res
-
-
-def _remove(box, names):
-    res = box.ansible.tasks([{'nsbox.runtime.container': {'name': n, 'state': 'absent', 'force_kill': True}} for n in names])
-    assert res.rc == 0, res
-
-
 def _out(result):
     assert not result.get('failed'), result
     return result['stdout'].strip()
@@ -122,7 +110,7 @@ def test_a_default_container_refuses_and_privileged_lifts(box, probe):
     }
     mknod_open = 'mknod /tmp/disk b %d %d && /probe open /tmp/disk' % (os.major(disk), os.minor(disk))
     try:
-        _create(box, containers)
+        box.create_many(containers, BASE)
         seen = box.exec_many(dict(
             _probes('hard-default'), **_probes('hard-priv'),
             **{'default status': ('hard-default', ['sh', '-c', STATUS], {}),
@@ -145,7 +133,7 @@ def test_a_default_container_refuses_and_privileged_lifts(box, probe):
                'priv loop': ('hard-priv', ['sh', '-c', 'mknod /tmp/loop b 7 0 && /probe open /tmp/loop'], {}),
                'priv devs': ('hard-priv', ['ls', '/dev'], {})}))
     finally:
-        _remove(box, containers)
+        box.remove_many(containers)
     status = dict(line.split(' ', 1) for line in _out(seen['default status']).splitlines())
     assert status == {'CapInh:': '0' * 16, 'CapPrm:': DEFAULT_CAPS, 'CapEff:': DEFAULT_CAPS, 'CapBnd:': DEFAULT_CAPS,
                       'CapAmb:': '0' * 16, 'NoNewPrivs:': '1', 'Seccomp:': '2'}, status
@@ -181,11 +169,11 @@ def test_a_passed_device(box, probe):
     if not os.path.exists('/dev/fuse'):
         pytest.skip('no /dev/fuse on this host')
     try:
-        _create(box, {'hard-fuse': {'volumes': [probe_mod.volume(probe)], 'devices': ['/dev/fuse:/dev/sub/fuse:rw']}})
+        box.create_many({'hard-fuse': {'volumes': [probe_mod.volume(probe)], 'devices': ['/dev/fuse:/dev/sub/fuse:rw']}}, BASE)
         seen = box.execs('hard-fuse', {'ls': (['ls', '-ln', '/dev/sub/fuse'], {}), 'open': (['/probe', 'open', '/dev/sub/fuse'], {}),
                                        'other': (['sh', '-c', 'mknod /tmp/tun c 10 229 && mknod /tmp/l c 7 0 && /probe open /tmp/l'], {})})
     finally:
-        _remove(box, ['hard-fuse'])
+        box.remove_many(['hard-fuse'])
     fields = _out(seen['ls']).split()
     st = os.stat('/dev/fuse')
     assert fields[0][0] == 'c' and (fields[4], fields[5]) == ('10,', '229'), fields
@@ -238,7 +226,7 @@ def test_malicious_images_cannot_mount_onto_the_host(box):
         assert _out(seen['fds']).split() == ['0', '1', '2']  # the init holds no host fd (CVE-2024-21626's leaked fd)
         assert _host_view(box) == before
     finally:
-        _remove(box, list(EVIL))
+        box.remove_many(list(EVIL))
         after = _host_view(box)
         shutil.rmtree(EVIL_TARGET, ignore_errors=True)
     assert after == before
@@ -248,12 +236,12 @@ def test_the_init_holds_no_host_fd(box):
     """0, 1 and 2 only, with and without a terminal; and an exec's process the same (CVE-2024-21626: a leaked
     host fd, /proc/self/fd/N as cwd, would reach the host's tree)."""
     try:
-        _create(box, {'fd-plain': {}, 'fd-tty': {'tty': True, 'interactive': True}})
+        box.create_many({'fd-plain': {}, 'fd-tty': {'tty': True, 'interactive': True}}, BASE)
         seen = box.exec_many({'plain': ('fd-plain', ['ls', '/proc/1/fd'], {}), 'tty': ('fd-tty', ['ls', '/proc/1/fd'], {}),
                               'exec': ('fd-plain', ['ls', '/proc/self/fd'], {}),
                               'cwd': ('fd-plain', ['readlink', '/proc/1/cwd'], {})})
     finally:
-        _remove(box, ['fd-plain', 'fd-tty'])
+        box.remove_many(['fd-plain', 'fd-tty'])
     assert _out(seen['plain']).split() == ['0', '1', '2']
     assert _out(seen['tty']).split() == ['0', '1', '2']
     assert set(_out(seen['exec']).split()) <= {'0', '1', '2', '3'}  # 3: ls's own directory fd
@@ -282,7 +270,7 @@ def test_an_execs_host_helper_from_inside(box, probe):
     containers = {'cve-default': {'volumes': [probe_mod.volume(probe)], 'command': ['/probe', 'watch', '120']},
                   'cve-ptrace': {'volumes': [probe_mod.volume(probe)], 'command': ['/probe', 'watch', '120'], 'cap_add': ['SYS_PTRACE']}}
     try:
-        _create(box, containers)
+        box.create_many(containers, BASE)
         tasks = [{'name': '%s %d' % (name, i), 'nsbox.runtime.container_exec': {'container': name, 'command': ['true']}, 'ignore_errors': True}
                  for i in range(6) for name in containers]
         tasks += [{'name': '%s sleep' % name, 'nsbox.runtime.container_exec': {'container': name, 'command': ['sleep', '1']}, 'ignore_errors': True}
@@ -294,7 +282,7 @@ def test_an_execs_host_helper_from_inside(box, probe):
         seen = {name: box.wait_exited(name, timeout=60) for name in containers}
         logs = {name: _log_text(box, name) for name in containers}
     finally:
-        _remove(box, containers)
+        box.remove_many(containers)
     default, ptrace = _helpers(logs['cve-default']), _helpers(logs['cve-ptrace'])
     print('helpers seen without CAP_SYS_PTRACE: %r\nwith it: %r' % (default, ptrace))
     assert all(s['state']['status'] == 'exited' for s in seen.values()), seen

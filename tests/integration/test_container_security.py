@@ -58,18 +58,6 @@ def _status(text):
     return dict(line.split(' ', 1) for line in text.strip().splitlines())
 
 
-def _create(box, containers):
-    res = box.ansible.tasks([{'name': name, 'nsbox.runtime.container': dict(BASE, name=name, **args)} for name, args in containers.items()])
-    for name in containers:
-        assert res.task(name)['_status'] == 'changed', res.task(name)
-    return res
-
-
-def _remove(box, names):
-    res = box.ansible.tasks([{'nsbox.runtime.container': {'name': n, 'state': 'absent', 'force_kill': True}} for n in names])
-    assert res.rc == 0, res
-
-
 def _failed_with(result, text):
     return result.get('rc') not in (0, None) and text in result.get('stderr', ''), result
 
@@ -85,7 +73,7 @@ def test_what_a_container_gets(box):
         'sec-user': {'user': '1000', 'security_opt': ['no-new-privileges:false']},  # the filter loaded before the user switch
     }
     try:
-        _create(box, containers)
+        box.create_many(containers, BASE)
         seen = box.exec_many({
             'default init': ('sec-default', ['sh', '-c', STATUS % '1'], {}),
             'default exec': ('sec-default', ['sh', '-c', STATUS % 'self'], {}),
@@ -107,7 +95,7 @@ def test_what_a_container_gets(box):
             'user': ('sec-user', ['sh', '-c', STATUS % '1'], {}),
         })
     finally:
-        _remove(box, containers)
+        box.remove_many(containers)
     ok = {label: r for label, r in seen.items() if not r.get('failed')}
     for label in ('default init', 'default exec', 'default mkdir', 'nocaps', 'admin', 'admin mount', 'admin unshare', 'unconfined',
                   'unconfined exec', 'priv', 'priv mounts', 'user'):
@@ -165,4 +153,4 @@ def test_a_profile_file_of_ones_own(box, profile_dir):
         assert back['actions'][0] == 'recreated container sec-profile (security_opt)', back
         assert not box.exec('sec-profile', ['sh', '-c', 'mkdir /z && rmdir /z']).get('failed')
     finally:
-        _remove(box, ['sec-profile'])
+        box.remove_many(['sec-profile'])
