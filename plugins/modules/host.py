@@ -115,6 +115,13 @@ options:
       - The role M(nsbox.runtime.host) (variable C(nsbox_data_root_migrate)) stops the containers, moves and starts them again.
     type: bool
     default: false
+  sysctls:
+    description:
+      - Kernel parameters the host needs, for example V(net.ipv4.ip_forward=1) for bridge networking. They are written to
+        C(/etc/sysctl.d/90-nsbox.conf) (kept across reboots) and set live where the running value differs; every
+        name is checked under C(/proc/sys) before anything changes.
+      - An empty dict removes that file (when nsbox wrote it); leaving the option out leaves sysctls alone.
+    type: dict
 '''
 
 EXAMPLES = r'''
@@ -180,7 +187,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
-from ..module_utils._runtime import hostinfo
+from ..module_utils._runtime import hostinfo, sysctls
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.hostsetup import HostSetup
 
@@ -206,10 +213,12 @@ def main():
                                                  'no_proxy': {'type': 'str'}}},
             install_library={'type': 'bool', 'default': True},
             data_root_migrate={'type': 'bool', 'default': False},
+            sysctls={'type': 'dict'},
         ),
         supports_check_mode=True,
     )
     result = {'changed': False, 'changes': []}
+    wanted_sysctls, sysctls_before = module.params['sysctls'], None
     try:
         desired = host_config(module, **{k: module.params[k] for k in CONFIG_OPTIONS})
         setup = HostSetup(desired, move_data_root=module.params['data_root_migrate'])
@@ -217,6 +226,11 @@ def main():
         changes = setup.plan() if module.check_mode else setup.apply()
         result['changes'] = [desc for _kind, desc in changes]
         result.update(config=desired.data, config_path=setup.path, changed=bool(changes))
+        if wanted_sysctls is not None:
+            sysctls_before = sysctls.live(wanted_sysctls)
+            done = sysctls.plan(wanted_sysctls) if module.check_mode else sysctls.apply(wanted_sysctls)
+            result['changes'] += [desc for _kind, desc in done]
+            result['changed'] |= bool(done)
         lib_before = lib_after = None
         if module.params['install_library']:
             lib = ensure_library(module)
@@ -230,8 +244,13 @@ def main():
     if module._diff:  # pylint: disable=protected-access
         result['diff'] = {
             'before_header': setup.path, 'after_header': setup.path,
-            'before': json.dumps({'config': before, 'library': lib_before}, indent=2, sort_keys=True) + '\n',
-            'after': json.dumps({'config': desired.to_file(), 'library': lib_after}, indent=2, sort_keys=True) + '\n',
+            'before': json.dumps(dict({'config': before, 'library': lib_before},
+                                      **({'sysctls': sysctls_before} if wanted_sysctls is not None else {})),
+                                 indent=2, sort_keys=True) + '\n',
+            'after': json.dumps(dict({'config': desired.to_file(), 'library': lib_after},
+                                     **({'sysctls': {k: ' '.join(str(v).split()) for k, v in wanted_sysctls.items()}}
+                                        if wanted_sysctls is not None else {})),
+                                indent=2, sort_keys=True) + '\n',
         }
     result['ansible_facts'] = {'nsbox': facts}
     module.exit_json(**result)

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 
 from harness.runner import REPO, AnsibleRunner
+from harness.testhost import TestHost
 
 
 def test_library_outlives_the_payload(ansible, fresh_host):
@@ -114,3 +115,32 @@ def test_data_root_in_use_moves_only_with_data_root_migrate(ansible, fresh_host)
     assert fresh_host.ssh('cat %s/volumes/keep/_data/file; ls -A /var/lib/nsbox' % new).stdout.strip() == 'kept'
     assert ansible.module('nsbox.runtime.host', {'data_root': new, 'data_root_migrate': True})['_status'] == 'ok'
     assert ansible.module('nsbox.runtime.volume_info', {'name': 'keep'})['exists']
+
+
+def test_sysctls_in_one_module_run(ansible_for):
+    """The host module's sysctls: checked, written to /etc/sysctl.d/90-nsbox.conf and set live (in the test host's own
+    network namespace: the machine's values stay), idempotent, predicted in check mode; a bad name changes nothing."""
+    with open('/proc/sys/net/ipv4/ip_forward') as f:
+        machine_before = f.read()
+    wanted = {'net.ipv4.ip_forward': 1, 'net.ipv4.ping_group_range': '0 2147483647'}
+    with TestHost('sysctlhost', netns=True) as host:
+        runner = ansible_for(host)
+        host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /etc/sysctl.d/90-nsbox.conf')
+        live = 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/ping_group_range'
+        before = host.ssh(live).stdout
+        check = runner.module('nsbox.runtime.host', {'sysctls': wanted, 'install_library': False}, check=True, diff=True)
+        assert check['_status'] == 'changed' and 'write /etc/sysctl.d/90-nsbox.conf' in check['changes'], check
+        assert 'set net.ipv4.ping_group_range = 0 2147483647 (was %s)' % ' '.join(before.split()[1:]) in check['changes'], check
+        assert host.ssh(live).stdout == before and host.ssh('test -e /etc/sysctl.d/90-nsbox.conf', check=False).returncode == 1
+        done = runner.module('nsbox.runtime.host', {'sysctls': wanted, 'install_library': False})
+        assert done['_status'] == 'changed', done
+        assert host.ssh(live).stdout.split() == ['1', '0', '2147483647']
+        assert host.ssh('cat /etc/sysctl.d/90-nsbox.conf').stdout == (
+            '# Written by nsbox.runtime.host\nnet.ipv4.ip_forward = 1\nnet.ipv4.ping_group_range = 0 2147483647\n')
+        again = runner.module('nsbox.runtime.host', {'sysctls': wanted, 'install_library': False})
+        assert again['_status'] == 'ok' and again['changes'] == [], again
+        bad = runner.module('nsbox.runtime.host', {'sysctls': {'net.ipv4.ip_forward': 0, 'net.ipv4.nosuch': 1}, 'install_library': False})
+        assert bad['_status'] == 'failed' and 'failed to set sysctl net.ipv4.nosuch: this kernel has no such parameter' in bad['msg'], bad
+        assert host.ssh(live).stdout.split() == ['1', '0', '2147483647']  # nothing changed, not even the valid one
+    with open('/proc/sys/net/ipv4/ip_forward') as f:
+        assert f.read() == machine_before

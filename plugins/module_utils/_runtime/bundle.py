@@ -16,7 +16,7 @@ def _ship():  # pragma: no cover - never called
     without a module run importing (and, from a payload, compiling) all of it."""
     # pylint: disable=unused-import,import-outside-toplevel
     from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, mountinfo  # noqa: F401
-    from . import namespace_service, namespaces, rootfs, syscall, units, userns, version  # noqa: F401
+    from . import namespace_service, namespaces, rootfs, syscall, sysctls, units, userns, version  # noqa: F401
     from .cgroups import devices as cgroups_devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
     from .container import barrier, caps, devices as container_devices, health, idranges, logs, monitor, mounts, options, policy  # noqa: F401
     from .container import process, runner, seccomp, security, service as container_service, store as container_store, supervisor, unit  # noqa: F401
@@ -97,6 +97,7 @@ MODULES = (
     'oci/spec',
     'rootfs',
     'syscall',
+    'sysctls',
     'units',
     'userns',
     'version',

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host's kernel parameters the runtime wants (``net.ipv4.ip_forward`` for bridge networking...):
+kept across reboots in ``/etc/sysctl.d/90-nsbox.conf`` and set live where they differ.
+
+The host module's ``sysctls`` option, in one module run: what a role did before with a copy, a
+read per parameter, a ``sysctl -w`` per difference and a handler (four to six module runs on
+every host of a fleet). Every key is checked (it must exist under ``/proc/sys``) before anything
+is written, so a bad key changes nothing. Values compare as sysctl prints them: fields separated by
+whitespace (``ping_group_range`` is ``0<TAB>2147483647``).
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import ConfigError, NsboxError
+from .fsutil import atomic_write
+
+CONF = '/etc/sysctl.d/90-nsbox.conf'
+HEADER = '# Written by nsbox.runtime.host\n'
+_KEY = re.compile(r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$')
+
+
+def _norm(value):
+    return ' '.join(str(value).split())
+
+
+def text(values):
+    """The file's content for ``values`` ({key: value})."""
+    return HEADER + ''.join('%s = %s\n' % (key, _norm(value)) for key, value in sorted(values.items()))
+
+
+def _path(key, proc):
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ConfigError('use', 'sysctl %r' % (key,), 'expected a dotted kernel parameter name like net.ipv4.ip_forward')
+    path = os.path.join(proc, key.replace('.', '/'))
+    if not os.path.isfile(path):
+        raise ConfigError('set', 'sysctl %s' % key, 'this kernel has no such parameter (%s)' % path)
+    return path
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise NsboxError.from_oserror('read', path, exc) from None
+
+
+def live(values, proc='/proc/sys'):
+    """The live value of each key of ``values``, as sysctl prints it."""
+    return {key: _norm(_read(_path(key, proc)) or '') for key in values}
+
+
+def _diff(values, conf, proc):
+    """(what to do with the file: 'write', 'remove' or None, the keys to set live, their live values)."""
+    now = live(values, proc)
+    content = _read(conf)
+    if values and content != text(values):
+        action = 'write'
+    elif not values and content is not None and content.startswith(HEADER):
+        action = 'remove'  # ours, and nothing is wanted any more
+    else:
+        action = None
+    return action, [key for key in sorted(values) if now[key] != _norm(values[key])], now
+
+
+def plan(values, conf=CONF, proc='/proc/sys'):
+    """What :func:`apply` would change: [(kind, description)]; raises ConfigError on a bad key (nothing done)."""
+    action, keys, now = _diff(values, conf, proc)
+    changes = [('file', '%s %s' % (action, conf))] if action else []
+    return changes + [('live', 'set %s = %s (was %s)' % (key, _norm(values[key]), now[key])) for key in keys]
+
+
+def apply(values, conf=CONF, proc='/proc/sys'):
+    """Write the file and the live values that differ; returns the changes made (as :func:`plan`)."""
+    action, keys, _now = _diff(values, conf, proc)
+    changes = plan(values, conf, proc)
+    try:
+        if action == 'write':
+            os.makedirs(os.path.dirname(conf), 0o755, exist_ok=True)
+            atomic_write(conf, text(values).encode(), 0o644)
+        elif action == 'remove':
+            os.unlink(conf)
+    except OSError as exc:
+        raise NsboxError.from_oserror('write', conf, exc) from None
+    for key in keys:
+        try:
+            with open(_path(key, proc), 'w') as f:
+                f.write(_norm(values[key]) + '\n')
+        except OSError as exc:
+            raise NsboxError.from_oserror('set', 'sysctl %s' % key, exc) from None
+    return changes
