@@ -84,7 +84,8 @@ class _AnsiblePeers(_OnTestHost):
     def remove_all(self):
         """Remove every container of both sides (untimed)."""
         self.runner.tasks([{'name': 'list', 'nsbox.runtime.container_info': {'data_root': DATA_ROOT}, 'register': 'info'},
-                           {'name': 'rm', 'nsbox.runtime.container': {'name': '{{ item.name }}', 'state': 'absent', 'data_root': DATA_ROOT},
+                           {'name': 'rm', 'nsbox.runtime.container': {'name': '{{ item.name }}', 'state': 'absent', 'force_kill': True,
+                                                                      'data_root': DATA_ROOT},
                             'loop': '{{ info.containers }}'}])
         # on the test host: podman's mounts for its containers live in the test host's mount namespace
         self.runner.tasks([{'name': 'podman rm', 'ansible.builtin.command': {'argv': [self.wrapper] + self.cmd_args + ['rm', '-a', '-f', '-t', '0']}}])

@@ -54,6 +54,29 @@ def owner_pyz(entry):
     return name if PYZ_RE.match(name) else None
 
 
+def _load(entry):
+    """The code object kept at ``entry``, or None (missing or unreadable: it is compiled again)."""
+    try:
+        with open(entry, 'rb') as f:
+            return marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+def _store(entry, code):
+    """Keep ``code`` at ``entry`` (a temp file renamed over); a read-only or foreign dir: compiled each time, still works."""
+    tmp = '%s.%d.tmp' % (entry, os.getpid())
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(marshal.dumps(code))
+        os.replace(tmp, entry)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 class CachedZipImporter(zipimport.zipimporter):  # pylint: disable=too-few-public-methods
     """A zipimporter for the one zipapp this process runs, whose ``get_code`` goes through the cache."""
 
@@ -70,24 +93,15 @@ class CachedZipImporter(zipimport.zipimporter):  # pylint: disable=too-few-publi
         return self.get_code(fullname).co_filename
 
     def get_code(self, fullname):
-        path = os.path.join(self.directory, fullname + '.pyc')
-        try:
-            with open(path, 'rb') as f:
-                return marshal.loads(f.read())
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
-        code = super().get_code(fullname)
-        tmp = '%s.%d.tmp' % (path, os.getpid())
-        try:
-            os.makedirs(self.directory, 0o700, exist_ok=True)
-            with open(tmp, 'wb') as f:
-                f.write(marshal.dumps(code))
-            os.replace(tmp, path)
-        except OSError:  # a read-only or foreign lib dir: compiling each time still works
+        entry = os.path.join(self.directory, fullname + '.pyc')
+        code = _load(entry)
+        if code is None:
+            code = super().get_code(fullname)
             try:
-                os.unlink(tmp)
+                os.makedirs(self.directory, 0o700, exist_ok=True)
             except OSError:
                 pass
+            _store(entry, code)
         return code
 
 
@@ -149,24 +163,12 @@ class PayloadImporter(zipimport.zipimporter):  # pylint: disable=too-few-public-
         except (ImportError, OSError):  # not a plain source module: zipimport's own way
             return super().get_code(fullname)
         entry = os.path.join(self.directory, hashlib.sha256(source).hexdigest() + '.pyc')
-        try:
-            with open(entry, 'rb') as f:
-                code = marshal.loads(f.read())
+        code = _load(entry)
+        if code is not None:
             _imp._fix_co_filename(code, path)  # pylint: disable=protected-access  # where it is now (tracebacks, __file__)
             return code
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
         code = compile(source.replace(b'\r\n', b'\n').replace(b'\r', b'\n'), path, 'exec', dont_inherit=True)
-        tmp = '%s.%d.tmp' % (entry, os.getpid())
-        try:
-            with open(tmp, 'wb') as f:
-                f.write(marshal.dumps(code))
-            os.replace(tmp, entry)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        _store(entry, code)
         return code
 
 
