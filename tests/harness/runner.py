@@ -107,7 +107,9 @@ class AnsibleRunner:
             cmd += ['-e', json.dumps(extra_vars)]
         if limit:
             cmd += ['--limit', limit]
-        proc = subprocess.run(cmd, env=self.env(results), capture_output=True, text=True, timeout=timeout, check=False)
+        # stdin: never the test's (an ssh started beside may have made that file non-blocking, which Ansible refuses)
+        proc = subprocess.run(cmd, env=self.env(results), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                              check=False)
         with open(results) as f:
             records = json.load(f) if os.path.getsize(results) else []
         return PlayResult(proc.returncode, records, proc.stdout, proc.stderr)
@@ -126,7 +128,8 @@ class AnsibleRunner:
     def adhoc(self, module, args, pattern='all', timeout=300):
         """``ansible PATTERN -i INVENTORY -m MODULE -a ARGS``, as a person types it; the CompletedProcess."""
         cmd = [self._bin('ansible'), pattern, '-i', self.inventory, '-m', module, '-a', args]
-        return subprocess.run(cmd, env=self.env(os.devnull), capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(cmd, env=self.env(os.devnull), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                              check=False)
 
     def close(self):
         if self._own:

@@ -51,7 +51,7 @@ def test_changed_library_replaces_atomically(ansible, fresh_host, monkeypatch):
     stop = os.path.join(fresh_host.workdir, 'stop-loop')
     loop = subprocess.Popen(fresh_host.ssh_args() + [  # pylint: disable=consider-using-with
         'n=0; f=0; until [ -e %s ]; do nsbox version >/dev/null 2>&1 || f=$((f+1)); n=$((n+1)); done; echo "$n $f"' % stop],
-        stdout=subprocess.PIPE, text=True)
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)  # ssh makes its stdin non-blocking: never the test's
     try:
         with tempfile.TemporaryDirectory(prefix='nsbox-coll2-') as tmp:
             monkeypatch.setenv('NSBOX_COLLECTIONS_PATH', _changed_collection(tmp))
