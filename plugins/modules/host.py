@@ -248,7 +248,7 @@ def main():
                                       **({'sysctls': sysctls_before} if wanted_sysctls is not None else {})),
                                  indent=2, sort_keys=True) + '\n',
             'after': json.dumps(dict({'config': desired.to_file(), 'library': lib_after},
-                                     **({'sysctls': {k: ' '.join(str(v).split()) for k, v in wanted_sysctls.items()}}
+                                     **({'sysctls': sysctls.wanted(wanted_sysctls)}
                                         if wanted_sysctls is not None else {})),
                                 indent=2, sort_keys=True) + '\n',
         }

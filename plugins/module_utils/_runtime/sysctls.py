@@ -50,6 +50,11 @@ def _read(path):
         raise NsboxError.from_oserror('read', path, exc) from None
 
 
+def wanted(values):
+    """``values`` as sysctl prints them (what :func:`live` reads once they are set)."""
+    return {key: _norm(value) for key, value in values.items()}
+
+
 def live(values, proc='/proc/sys'):
     """The live value of each key of ``values``, as sysctl prints it."""
     return {key: _norm(_read(_path(key, proc)) or '') for key in values}
@@ -68,17 +73,20 @@ def _diff(values, conf, proc):
     return action, [key for key in sorted(values) if now[key] != _norm(values[key])], now
 
 
-def plan(values, conf=CONF, proc='/proc/sys'):
-    """What :func:`apply` would change: [(kind, description)]; raises ConfigError on a bad key (nothing done)."""
-    action, keys, now = _diff(values, conf, proc)
+def _described(values, conf, action, keys, now):
     changes = [('file', '%s %s' % (action, conf))] if action else []
     return changes + [('live', 'set %s = %s (was %s)' % (key, _norm(values[key]), now[key])) for key in keys]
 
 
+def plan(values, conf=CONF, proc='/proc/sys'):
+    """What :func:`apply` would change: [(kind, description)]; raises ConfigError on a bad key (nothing done)."""
+    return _described(values, conf, *_diff(values, conf, proc))
+
+
 def apply(values, conf=CONF, proc='/proc/sys'):
     """Write the file and the live values that differ; returns the changes made (as :func:`plan`)."""
-    action, keys, _now = _diff(values, conf, proc)
-    changes = plan(values, conf, proc)
+    action, keys, now = _diff(values, conf, proc)
+    changes = _described(values, conf, action, keys, now)  # from the one read of the file and /proc/sys
     try:
         if action == 'write':
             os.makedirs(os.path.dirname(conf), 0o755, exist_ok=True)
