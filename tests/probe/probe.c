@@ -97,12 +97,27 @@ static long attach_and_release(pid_t pid)
     return 0;
 }
 
+/* Whether /proc shows a process of this pid namespace other than `self`. */
+static int others(pid_t self)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *ent;
+    int found = 0;
+    while (d && !found && (ent = readdir(d)) != NULL) {
+        char *tail;
+        long pid = strtol(ent->d_name, &tail, 10);
+        found = !*tail && pid > 0 && pid != self;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
 /* For `seconds`, or until /tmp/watch-stop exists, look at every process of this pid namespace but ourselves:
  * open its exe O_PATH and, unless that is a file of the container's own rootfs, open it for writing and reopen
  * the O_PATH fd for writing (the CVE-2019-5736 way); ptrace-attach it. Prints one line per process seen:
  * "pid EXE-LINK write=.. path=.. reopen=.. attach=.. capeff=HEX seccomp=MODE" (the status read after those
  * attempts; write=own: the exe was the container's own binary, not tried: that would only make the container's
- * next exec of it fail with ETXTBSY), then "watched N". */
+ * next exec of it fail with ETXTBSY), then "watched N" once no other process is left (at most 5 s). */
 static int probe_watch(int seconds)
 {
     static char seen[4194304 / 8];
@@ -162,6 +177,9 @@ static int probe_watch(int seconds)
         }
         closedir(d);
     }
+    /* the stop file's writer may still be finishing: as our pid namespace's init, exiting now would SIGKILL it */
+    for (int tries = 0; tries < 100 && others(self); tries++)
+        usleep(50000);
     printf("watched %d\n", count);
     return 0;
 }
