@@ -49,6 +49,20 @@ options:
         a play manages (the containers role prunes by such a label).
     type: dict
     default: {}
+  prune:
+    description:
+      - Remove the containers on the host that carry every one of O(labels) but are not in O(containers) (a container
+        dropped from the list), before the declared ones are converged, so a name, a published port or a volume it
+        held is free for them. Containers without those labels (made by hand, by another play) are never touched.
+      - Needs O(labels) (without it every container on the host would be a candidate).
+    type: bool
+    default: false
+  converge:
+    description:
+      - V(false) only prunes (with O(prune)). O(containers) then only names the containers to keep, which are
+        validated but neither created, started nor changed.
+    type: bool
+    default: true
 '''
 
 EXAMPLES = r'''
@@ -66,6 +80,13 @@ EXAMPLES = r'''
         image: docker.io/library/nginx:1.27
         published_ports: ["8080:80"]
         depends_on: [db]
+
+- name: The same stack, without the worker any more (removed, as it carries the stack's label)
+  nsbox.runtime.containers:
+    labels:
+      io.example.stack: web
+    prune: true
+    containers: "{{ stack_containers }}"
 '''
 
 RETURN = r'''
@@ -78,6 +99,12 @@ containers:
     - {name: db, changed: false, actions: [], container: {name: db, state: {status: running}}}
     - {name: web, changed: true, actions: [started container web], container: {name: web, state: {status: running}}}
     - {name: worker, failed: true, msg: 'failed to create container worker: ...'}
+removed:
+  description: The containers O(prune) removed (or in check mode would remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [worker]
 actions:
   description: What was (or in check mode would be) done, each prefixed with its container's name.
   returned: always
@@ -93,7 +120,7 @@ from ansible.module_utils.errors import UnsupportedError
 from ..module_utils.common import COMMON_ARGS, ensure_library, host_config
 from ..module_utils.container_task import argument_spec, ensure
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import order
+from ..module_utils._runtime.container import order, service
 
 
 def _validated(module, spec):
@@ -129,18 +156,48 @@ def _diff(name, diff):
     return out
 
 
+def _prune(module, cfg, declared, spec):
+    """Remove the labelled containers that are not declared: (their names, actions, diffs, {name: why} of failures)."""
+    validator = ArgumentSpecValidator(spec)
+    removed, actions, diffs, failed = [], [], [], {}
+    stale = [c for c in service.labelled(cfg, module.params['labels']) if c['name'] not in declared]
+    names = {c['name'] for c in stale}
+    try:  # those that depend on others first (only the stale ones count: a declared one stays)
+        stale = order.depends_order([{'name': c['name'], 'depends_on': [d for d in c['depends_on'] if d in names]}
+                                     for c in stale])[::-1]
+    except NsboxError:
+        pass  # a cycle among containers made one by one: by name, then
+    for name in [c['name'] for c in stale]:
+        try:
+            out = ensure(cfg, validator.validate({'name': name, 'state': 'absent'}).validated_parameters, module.check_mode)
+        except NsboxError as exc:
+            failed[name] = 'not removed (prune): %s' % exc.message
+            continue
+        removed.append(name)
+        actions += ['%s: %s' % (name, action) for action in out['actions']]
+        diffs += _diff(name, out['diff'])
+    return removed, actions, diffs, failed
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(COMMON_ARGS, containers={'type': 'list', 'elements': 'dict', 'required': True},
-                                              defaults={'type': 'dict', 'default': {}}, labels={'type': 'dict', 'default': {}}),
+                                              defaults={'type': 'dict', 'default': {}}, labels={'type': 'dict', 'default': {}},
+                                              prune={'type': 'bool', 'default': False}, converge={'type': 'bool', 'default': True}),
                            supports_check_mode=True)
-    items = _validated(module, argument_spec())
-    results, actions, diffs, failed = [], [], [], {}
+    if module.params['prune'] and not module.params['labels']:
+        module.fail_json(msg='prune needs labels: it removes only the undeclared containers that carry all of them')
+    spec = argument_spec()
+    items = _validated(module, spec)
+    results, actions, diffs, failed, removed = [], [], [], {}, []  # failed: by name, prune's too
     try:
         cfg = host_config(module)
         lib = ensure_library(module)
     except NsboxError as exc:
-        module.fail_json(msg=exc.message, error=exc.to_dict(), changed=False, containers=[], actions=[])
-    for params in items:
+        module.fail_json(msg=exc.message, error=exc.to_dict(), changed=False, containers=[], actions=[], removed=[])
+    if module.params['prune']:
+        removed, actions, diffs, failed = _prune(module, cfg, {params['name'] for params in items}, spec)
+    candidates = len(removed) + len(failed)
+    for params in items if module.params['converge'] else []:
         name = params['name']
         blocked = [d for d in params.get('depends_on') or [] if d in failed]
         if blocked:
@@ -156,11 +213,12 @@ def main():
         diffs += _diff(name, out.pop('diff'))
         actions += ['%s: %s' % (name, action) for action in out['actions']]
         results.append(dict(out, name=name))
-    result = {'changed': lib['changed'] or any(r.get('changed') for r in results), 'containers': results, 'actions': actions}
+    result = {'changed': lib['changed'] or bool(removed) or any(r.get('changed') for r in results), 'containers': results,
+              'actions': actions, 'removed': removed}
     if module._diff:  # pylint: disable=protected-access
         result['diff'] = diffs
     if failed:
-        module.fail_json(msg='failed to converge %d of %d containers: %s' % (len(failed), len(items), '; '.join(
+        module.fail_json(msg='failed to converge %d of %d containers: %s' % (len(failed), (len(items) if module.params['converge'] else 0) + candidates, '; '.join(
             '%s: %s' % (name, why) for name, why in failed.items())), **result)
     module.exit_json(**result)
 

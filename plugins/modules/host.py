@@ -115,6 +115,21 @@ options:
       - The role M(nsbox.runtime.host) (variable C(nsbox_data_root_migrate)) stops the containers, moves and starts them again.
     type: bool
     default: false
+  kernel_modules:
+    description:
+      - Kernel modules the host needs, for example V(overlay) for the overlay driver and V(br_netfilter) for bridge
+        networking. Each one the kernel has neither loaded nor built in is loaded with C(modprobe), and all are listed
+        in C(/etc/modules-load.d/nsbox.conf) so they are loaded at boot; every name is checked before anything changes,
+        and a module that does not load fails the task with modprobe's message.
+      - An empty list removes that file (when nsbox wrote it); leaving the option out leaves kernel modules alone.
+    type: list
+    elements: str
+  kernel_modules_load:
+    description:
+      - V(false) only looks (a host in a container or in namespaces, where modprobe cannot work) - each missing module
+        is a warning, nothing is loaded or written.
+    type: bool
+    default: true
   sysctls:
     description:
       - Kernel parameters the host needs, for example V(net.ipv4.ip_forward=1) for bridge networking. They are written to
@@ -139,6 +154,12 @@ EXAMPLES = r'''
       mirrors:
         docker.io: [mirror.example.com]
       insecure: [registry.lan:5000]
+
+- name: Load what bridge networking needs, now and at every boot
+  nsbox.runtime.host:
+    kernel_modules: [overlay, br_netfilter]
+    sysctls:
+      net.ipv4.ip_forward: 1
 
 - name: Move the data-root (with its images and stopped containers) to a bigger disk
   nsbox.runtime.host:
@@ -169,6 +190,11 @@ library:
   type: dict
   sample: {"version": "0.1.0", "sha256": "2179...", "path": "/usr/local/lib/nsbox/nsbox-0.1.0-217971cfd62d.pyz",
            "current": "/usr/local/lib/nsbox/current.pyz", "bin": "/usr/local/bin/nsbox", "python": "/usr/bin/python3"}
+kernel_modules:
+  description: Whether each of O(kernel_modules) is in the kernel after the task (loaded or built in).
+  returned: when O(kernel_modules) is given
+  type: dict
+  sample: {"overlay": true, "br_netfilter": true}
 ansible_facts:
   description: Facts about the host.
   returned: always
@@ -187,7 +213,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
-from ..module_utils._runtime import hostinfo, sysctls
+from ..module_utils._runtime import hostinfo, kmods, sysctls
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.hostsetup import HostSetup
 
@@ -213,24 +239,34 @@ def main():
                                                  'no_proxy': {'type': 'str'}}},
             install_library={'type': 'bool', 'default': True},
             data_root_migrate={'type': 'bool', 'default': False},
+            kernel_modules={'type': 'list', 'elements': 'str'},
+            kernel_modules_load={'type': 'bool', 'default': True},
             sysctls={'type': 'dict'},
         ),
         supports_check_mode=True,
     )
     result = {'changed': False, 'changes': []}
     wanted_sysctls, sysctls_before = module.params['sysctls'], None
+    wanted_kmods, load_kmods, kmods_before = module.params['kernel_modules'], module.params['kernel_modules_load'], None
     try:
         desired = host_config(module, **{k: module.params[k] for k in CONFIG_OPTIONS})
         setup = HostSetup(desired, move_data_root=module.params['data_root_migrate'])
         before = setup.current.to_file() if setup.current.exists else {}
-        changes = setup.plan() if module.check_mode else setup.apply()
-        result['changes'] = [desc for _kind, desc in changes]
-        result.update(config=desired.data, config_path=setup.path, changed=bool(changes))
+        if wanted_kmods is not None:  # before the sysctls: a module's own (net.bridge.*) exist once it is loaded
+            done, kmods_before = (kmods.plan if module.check_mode else kmods.apply)(wanted_kmods, load_kmods)
+            result['changes'] += [desc for _kind, desc in done]
+            result['kernel_modules'] = dict(kmods_before, **({name: True for name in wanted_kmods} if load_kmods else {}))
+            for name in ([] if load_kmods else [n for n in wanted_kmods if not kmods_before[n]]):
+                module.warn('kernel module %s is not loaded, and kernel_modules_load is false' % name)
         if wanted_sysctls is not None:
-            sysctls_before = sysctls.live(wanted_sysctls)
+            sysctls_before = sysctls.live(wanted_sysctls)  # every name checked before the configuration is written
+        changes = setup.plan() if module.check_mode else setup.apply()
+        result['changes'] += [desc for _kind, desc in changes]
+        result.update(config=desired.data, config_path=setup.path)
+        if wanted_sysctls is not None:
             done = sysctls.plan(wanted_sysctls) if module.check_mode else sysctls.apply(wanted_sysctls)
             result['changes'] += [desc for _kind, desc in done]
-            result['changed'] |= bool(done)
+        result['changed'] = bool(result['changes'])
         lib_before = lib_after = None
         if module.params['install_library']:
             lib = ensure_library(module)
@@ -245,11 +281,13 @@ def main():
         result['diff'] = {
             'before_header': setup.path, 'after_header': setup.path,
             'before': json.dumps(dict({'config': before, 'library': lib_before},
-                                      **({'sysctls': sysctls_before} if wanted_sysctls is not None else {})),
+                                      **({'sysctls': sysctls_before} if wanted_sysctls is not None else {}),
+                                      **({'kernel_modules': kmods_before} if wanted_kmods is not None else {})),
                                  indent=2, sort_keys=True) + '\n',
             'after': json.dumps(dict({'config': desired.to_file(), 'library': lib_after},
                                      **({'sysctls': sysctls.wanted(wanted_sysctls)}
-                                        if wanted_sysctls is not None else {})),
+                                        if wanted_sysctls is not None else {}),
+                                     **({'kernel_modules': result['kernel_modules']} if wanted_kmods is not None else {})),
                                 indent=2, sort_keys=True) + '\n',
         }
     result['ansible_facts'] = {'nsbox': facts}

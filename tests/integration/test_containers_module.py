@@ -104,3 +104,30 @@ def test_a_failure_stops_what_depends_on_it_only(box):
         assert set(box.infos(['f-broken', 'f-needs', 'f-fine'])) == {'f-fine'}
     finally:
         _remove(box, ['f-fine'])
+
+
+def test_prune_removes_only_undeclared_labelled_containers_first(box):
+    """A stack loses a container: prune removes it (and only it: a container without the stack's label stays), in the
+    same run, before the declared ones are converged, so the name and port it held are free; check mode predicts it."""
+    stack = {'io.example.stack': 'pr'}
+    first = [{'name': 'pr-db'}, {'name': 'pr-web', 'depends_on': ['pr-db']}, {'name': 'pr-keep'}]
+    try:
+        assert _converge(box, first, labels=stack)['_status'] == 'changed'
+        assert _converge(box, [{'name': 'pr-other'}])['_status'] == 'changed'  # no stack label: made another way
+        refused = _converge(box, [{'name': 'pr-keep'}], prune=True)
+        assert refused['_status'] in ('failed', 'ignored') and refused['msg'].startswith('prune needs labels'), refused
+        check = _converge(box, [{'name': 'pr-keep'}], labels=stack, prune=True, check=True, diff=True)
+        assert check['_status'] == 'changed' and check['removed'] == ['pr-web', 'pr-db'], check  # dependent first
+        assert set(box.infos(['pr-db', 'pr-web', 'pr-keep', 'pr-other'])) == {'pr-db', 'pr-web', 'pr-keep', 'pr-other'}
+        # Only the prune step (the role's playbooks/prune.yml): pr-keep is declared, not converged (its new env waits).
+        only = _converge(box, [{'name': 'pr-keep', 'env': {'NEW': '1'}}], labels=stack, prune=True, converge=False)
+        assert only['_status'] == 'changed' and only['removed'] == ['pr-web', 'pr-db'] and only['containers'] == [], only
+        infos = box.infos(['pr-db', 'pr-web', 'pr-keep', 'pr-other'])
+        assert set(infos) == {'pr-keep', 'pr-other'} and 'NEW=1' not in infos['pr-keep']['config']['env'], infos
+        # Prune and converge in one run.
+        again = _converge(box, [{'name': 'pr-keep'}, {'name': 'pr-web', 'command': 'sleep 999'}], labels=stack, prune=True)
+        assert again['_status'] == 'changed' and again['removed'] == [], again
+        assert _converge(box, [{'name': 'pr-web', 'command': 'sleep 999'}], labels=stack, prune=True)['removed'] == ['pr-keep']
+        assert set(box.infos(['pr-web', 'pr-keep', 'pr-other'])) == {'pr-web', 'pr-other'}
+    finally:
+        _remove(box, ['pr-db', 'pr-web', 'pr-keep', 'pr-other'])

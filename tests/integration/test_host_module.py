@@ -144,3 +144,31 @@ def test_sysctls_in_one_module_run(ansible_for):
         assert host.ssh(live).stdout.split() == ['1', '0', '2147483647']  # nothing changed, not even the valid one
     with open('/proc/sys/net/ipv4/ip_forward') as f:
         assert f.read() == machine_before
+
+
+def test_kernel_modules_in_one_module_run(ansible_for):
+    """The host module's kernel_modules: present ones (this machine's kernel has overlay, no loadable modules at all:
+    loading runs on the real-host VM, tests/realhost/test_host_facts.py) are listed in
+    /etc/modules-load.d/nsbox.conf, idempotent; kernel_modules_load false only warns; a module that cannot be
+    loaded fails the task, names it, and leaves the file as it was."""
+    with TestHost('kmodhost') as host:
+        runner = ansible_for(host)
+        host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /etc/modules-load.d/nsbox.conf')
+        args = {'kernel_modules': ['overlay'], 'install_library': False}
+        check = runner.module('nsbox.runtime.host', args, check=True, diff=True)
+        assert check['_status'] == 'changed' and 'write /etc/modules-load.d/nsbox.conf' in check['changes'], check
+        assert check['kernel_modules'] == {'overlay': True}
+        assert host.ssh('test -e /etc/modules-load.d/nsbox.conf', check=False).returncode == 1
+        done = runner.module('nsbox.runtime.host', args)
+        assert done['_status'] == 'changed' and host.ssh('cat /etc/modules-load.d/nsbox.conf').stdout == (
+            '# Written by nsbox.runtime.host\noverlay\n'), done
+        again = runner.module('nsbox.runtime.host', args)
+        assert again['_status'] == 'ok' and again['changes'] == [], again
+        missing = 'nsbox_test_absent'  # no kernel has it
+        look = runner.module('nsbox.runtime.host', {'kernel_modules': ['overlay', missing], 'kernel_modules_load': False,
+                                                    'install_library': False})
+        assert look['_status'] == 'ok' and look['kernel_modules'] == {'overlay': True, missing: False}, look
+        assert any(missing in w and 'not loaded' in w for w in look.get('warnings', [])), look
+        bad = runner.module('nsbox.runtime.host', {'kernel_modules': ['overlay', missing], 'install_library': False})
+        assert bad['_status'] == 'failed' and bad['msg'].startswith('failed to load kernel module %s: ' % missing), bad
+        assert host.ssh('cat /etc/modules-load.d/nsbox.conf').stdout == '# Written by nsbox.runtime.host\noverlay\n'

@@ -27,3 +27,21 @@ def test_host_module_reports_cgroup_v2_and_systemd(realhost, realhost_ansible):
     assert info['cgroup']['version'] == 'v2' and info['systemd'] is True
     again = realhost_ansible.module('nsbox.runtime.host')
     assert again['_status'] == 'ok', again
+
+
+def test_kernel_modules_load_for_real(realhost, realhost_ansible):
+    """On a kernel with loadable modules (Debian's cloud kernel): the host module loads br_netfilter with modprobe, lists
+    the modules in /etc/modules-load.d/nsbox.conf, then changes nothing; a module no kernel has fails, naming it."""
+    assert realhost.ssh('test -e /sys/module/br_netfilter', check=False).returncode == 1  # not loaded at boot
+    args = {'kernel_modules': ['overlay', 'br_netfilter'], 'install_library': False,
+            'sysctls': {'net.bridge.bridge-nf-call-iptables': 1}}  # exists once br_netfilter is loaded: loaded first
+    done = realhost_ansible.module('nsbox.runtime.host', args)
+    assert done['_status'] == 'changed' and 'load kernel module br_netfilter' in done['changes'], done
+    assert done['kernel_modules'] == {'overlay': True, 'br_netfilter': True}
+    assert realhost.ssh('test -d /sys/module/br_netfilter && cat /etc/modules-load.d/nsbox.conf'
+                        ' /proc/sys/net/bridge/bridge-nf-call-iptables').stdout == (
+        '# Written by nsbox.runtime.host\noverlay\nbr_netfilter\n1\n')
+    again = realhost_ansible.module('nsbox.runtime.host', args)
+    assert again['_status'] == 'ok' and again['changes'] == [], again
+    bad = realhost_ansible.module('nsbox.runtime.host', {'kernel_modules': ['nsbox_test_absent'], 'install_library': False})
+    assert bad['_status'] == 'failed' and 'failed to load kernel module nsbox_test_absent: modprobe exited 1' in bad['msg'], bad

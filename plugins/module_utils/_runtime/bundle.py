@@ -15,8 +15,8 @@ def _ship():  # pragma: no cover - never called
     that never runs too: these imports put the whole library in every module's payload
     without a module run importing (and, from a payload, compiling) all of it."""
     # pylint: disable=unused-import,import-outside-toplevel
-    from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, mountinfo  # noqa: F401
-    from . import namespace_service, namespaces, rootfs, syscall, sysctls, units, userns, version  # noqa: F401
+    from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, kmods  # noqa: F401
+    from . import mountinfo, namespace_service, namespaces, rootfs, syscall, sysctls, units, userns, version  # noqa: F401
     from .cgroups import devices as cgroups_devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
     from .container import barrier, caps, devices as container_devices, health, idranges, logs, monitor, mounts, options, policy  # noqa: F401
     from .container import process, runner, seccomp, security, service as container_service, store as container_store, supervisor, unit  # noqa: F401
@@ -71,6 +71,7 @@ MODULES = (
     'hostinfo',
     'hostsetup',
     'idmap',
+    'kmods',
     'image/__init__',
     'image/archive',
     'image/ingest',

@@ -143,3 +143,40 @@ def tree_size(path):
             except OSError:
                 pass
     return total
+
+
+def read_text(path):
+    """A text file's content, None when it does not exist (any other error: NsboxError)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise NsboxError.from_oserror('read', path, exc) from None
+
+
+class OwnedFile:
+    """A host file the runtime writes whole and marks with ``header`` as its first line (``/etc/sysctl.d/90-nsbox.conf``,
+    ``/etc/modules-load.d/nsbox.conf``): written when its content differs, removed when nothing is wanted any more,
+    and then only if it still carries the header (a file a person wrote is left alone)."""
+
+    def __init__(self, path, header):
+        self.path, self.header = path, header
+
+    def action(self, content):
+        """'write', 'remove' or None, for ``content`` (the whole file, starting with the header; None: not wanted)."""
+        now = read_text(self.path)
+        if content is not None:
+            return 'write' if now != content else None
+        return 'remove' if now is not None and now.startswith(self.header) else None
+
+    def apply(self, action, content, mode=0o644):
+        try:
+            if action == 'write':
+                os.makedirs(os.path.dirname(self.path), 0o755, exist_ok=True)
+                atomic_write(self.path, content.encode(), mode)
+            elif action == 'remove':
+                os.unlink(self.path)
+        except OSError as exc:
+            raise NsboxError.from_oserror('write', self.path, exc) from None

@@ -15,7 +15,7 @@ import os
 import re
 
 from .errors import ConfigError, NsboxError
-from .fsutil import atomic_write
+from .fsutil import OwnedFile, read_text
 
 CONF = '/etc/sysctl.d/90-nsbox.conf'
 HEADER = '# Written by nsbox.runtime.host\n'
@@ -40,16 +40,6 @@ def _path(key, proc):
     return path
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise NsboxError.from_oserror('read', path, exc) from None
-
-
 def wanted(values):
     """``values`` as sysctl prints them (what :func:`live` reads once they are set)."""
     return {key: _norm(value) for key, value in values.items()}
@@ -57,19 +47,13 @@ def wanted(values):
 
 def live(values, proc='/proc/sys'):
     """The live value of each key of ``values``, as sysctl prints it."""
-    return {key: _norm(_read(_path(key, proc)) or '') for key in values}
+    return {key: _norm(read_text(_path(key, proc)) or '') for key in values}
 
 
 def _diff(values, conf, proc):
     """(what to do with the file: 'write', 'remove' or None, the keys to set live, their live values)."""
     now = live(values, proc)
-    content = _read(conf)
-    if values and content != text(values):
-        action = 'write'
-    elif not values and content is not None and content.startswith(HEADER):
-        action = 'remove'  # ours, and nothing is wanted any more
-    else:
-        action = None
+    action = OwnedFile(conf, HEADER).action(text(values) if values else None)
     return action, [key for key in sorted(values) if now[key] != _norm(values[key])], now
 
 
@@ -87,14 +71,7 @@ def apply(values, conf=CONF, proc='/proc/sys'):
     """Write the file and the live values that differ; returns the changes made (as :func:`plan`)."""
     action, keys, now = _diff(values, conf, proc)
     changes = _described(values, conf, action, keys, now)  # from the one read of the file and /proc/sys
-    try:
-        if action == 'write':
-            os.makedirs(os.path.dirname(conf), 0o755, exist_ok=True)
-            atomic_write(conf, text(values).encode(), 0o644)
-        elif action == 'remove':
-            os.unlink(conf)
-    except OSError as exc:
-        raise NsboxError.from_oserror('write', conf, exc) from None
+    OwnedFile(conf, HEADER).apply(action, text(values))
     for key in keys:
         try:
             with open(_path(key, proc), 'w') as f:

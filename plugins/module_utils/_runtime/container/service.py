@@ -142,6 +142,14 @@ def info(cfg, names=None, log_lines=0):
             'missing': [n for n in (names or []) if store.find(n) is None]}
 
 
+def labelled(cfg, labels):
+    """The containers whose labels include every one of ``labels`` (same value), by name: [{'name', 'depends_on'}]."""
+    wanted = {key: str(value) for key, value in labels.items()}
+    return sorted(({'name': c.name, 'depends_on': list(c.config.get('depends_on') or [])} for c in open_store(cfg).all()
+                   if wanted.items() <= {k: str(v) for k, v in (c.config.get('labels') or {}).items()}.items()),
+                  key=lambda c: c['name'])
+
+
 # -- acting -------------------------------------------------------------------------------------
 def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, console=None):
     """Double fork + setsid + exec of ``nsbox supervise``; waits for its answer (running or an error).
