@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pytest
@@ -225,7 +227,10 @@ def test_kill_9_mid_pull_then_rerun(ansible, fresh_host, big_image):
     root = data_root(fresh_host)
     ansible.module('nsbox.runtime.host', {'install_library': False})
     result = []
-    pull = threading.Thread(target=lambda: result.append(ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})))
+    # The killed module never removes its AnsiballZ payload dir: TMPDIR puts it in one of this test's own.
+    payload_tmp = tempfile.mkdtemp(prefix='nsb-killpull-')
+    task = {'name': 'pull', 'nsbox.runtime.image': {'name': ref, 'insecure': True}, 'environment': {'TMPDIR': payload_tmp}}
+    pull = threading.Thread(target=lambda: result.append(ansible.tasks([task]).task('pull')))
     pull.start()
     killed = None
     try:
@@ -236,6 +241,9 @@ def test_kill_9_mid_pull_then_rerun(ansible, fresh_host, big_image):
                 killed = pid
     finally:
         pull.join()
+        left = os.listdir(payload_tmp)
+        shutil.rmtree(payload_tmp)
+    assert [n for n in left if n.startswith('ansible_nsbox.runtime.image_payload_')], left  # where the payload went
     assert killed, 'the pull finished before it could be killed: %s' % result
     assert result[0]['_status'] == 'failed'
     assert os.listdir(os.path.join(root, 'tmp')), 'the killed pull left its staging dir (to be cleaned by the next run)'
