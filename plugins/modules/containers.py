@@ -218,7 +218,8 @@ def main():
     if module._diff:  # pylint: disable=protected-access
         result['diff'] = diffs
     if failed:
-        module.fail_json(msg='failed to converge %d of %d containers: %s' % (len(failed), (len(items) if module.params['converge'] else 0) + candidates, '; '.join(
+        total = (len(items) if module.params['converge'] else 0) + candidates
+        module.fail_json(msg='failed to converge %d of %d containers: %s' % (len(failed), total, '; '.join(
             '%s: %s' % (name, why) for name, why in failed.items())), **result)
     module.exit_json(**result)
 
