@@ -136,6 +136,8 @@ options:
         C(/etc/sysctl.d/90-nsbox.conf) (kept across reboots) and set live where the running value differs; every
         name is checked under C(/proc/sys) before anything changes.
       - An empty dict removes that file (when nsbox wrote it); leaving the option out leaves sysctls alone.
+      - Kernel modules of O(kernel_modules) are loaded first, so their parameters (V(net.bridge.bridge-nf-call-iptables)
+        of V(br_netfilter)) can be set in the same task; check mode predicts those while the module is not loaded yet.
     type: dict
 '''
 
@@ -252,19 +254,21 @@ def main():
         desired = host_config(module, **{k: module.params[k] for k in CONFIG_OPTIONS})
         setup = HostSetup(desired, move_data_root=module.params['data_root_migrate'])
         before = setup.current.to_file() if setup.current.exists else {}
+        pending = False  # check mode, with kernel modules to load: their sysctls are predicted, not refused as unknown
         if wanted_kmods is not None:  # before the sysctls: a module's own (net.bridge.*) exist once it is loaded
             done, kmods_before = (kmods.plan if module.check_mode else kmods.apply)(wanted_kmods, load_kmods)
             result['changes'] += [desc for _kind, desc in done]
+            pending = module.check_mode and any(kind == 'load' for kind, _desc in done)
             result['kernel_modules'] = dict(kmods_before, **({name: True for name in wanted_kmods} if load_kmods else {}))
             for name in ([] if load_kmods else [n for n in wanted_kmods if not kmods_before[n]]):
                 module.warn('kernel module %s is not loaded, and kernel_modules_load is false' % name)
-        if wanted_sysctls is not None:
-            sysctls_before = sysctls.live(wanted_sysctls)  # every name checked before the configuration is written
+        if wanted_sysctls is not None:  # every name checked before the configuration is written
+            sysctls_before = sysctls.live(wanted_sysctls, absent_ok=pending)
         changes = setup.plan() if module.check_mode else setup.apply()
         result['changes'] += [desc for _kind, desc in changes]
         result.update(config=desired.data, config_path=setup.path)
         if wanted_sysctls is not None:
-            done = sysctls.plan(wanted_sysctls) if module.check_mode else sysctls.apply(wanted_sysctls)
+            done = sysctls.plan(wanted_sysctls, absent_ok=pending) if module.check_mode else sysctls.apply(wanted_sysctls)
             result['changes'] += [desc for _kind, desc in done]
         result['changed'] = bool(result['changes'])
         lib_before = lib_after = None

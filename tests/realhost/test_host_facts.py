@@ -35,6 +35,9 @@ def test_kernel_modules_load_for_real(realhost, realhost_ansible):
     assert realhost.ssh('test -e /sys/module/br_netfilter', check=False).returncode == 1  # not loaded at boot
     args = {'kernel_modules': ['overlay', 'br_netfilter'], 'install_library': False,
             'sysctls': {'net.bridge.bridge-nf-call-iptables': 1}}  # exists once br_netfilter is loaded: loaded first
+    check = realhost_ansible.module('nsbox.runtime.host', args, check=True)  # its sysctl is not there yet: predicted
+    assert check['_status'] == 'changed' and 'set net.bridge.bridge-nf-call-iptables = 1 (was not there yet)' in check['changes'], check
+    assert realhost.ssh('test -e /sys/module/br_netfilter', check=False).returncode == 1
     done = realhost_ansible.module('nsbox.runtime.host', args)
     assert done['_status'] == 'changed' and 'load kernel module br_netfilter' in done['changes'], done
     assert done['kernel_modules'] == {'overlay': True, 'br_netfilter': True}

@@ -31,11 +31,13 @@ def text(values):
     return HEADER + ''.join('%s = %s\n' % (key, _norm(value)) for key, value in sorted(values.items()))
 
 
-def _path(key, proc):
+def _path(key, proc, absent_ok=False):
     if not isinstance(key, str) or not _KEY.match(key):
         raise ConfigError('use', 'sysctl %r' % (key,), 'expected a dotted kernel parameter name like net.ipv4.ip_forward')
     path = os.path.join(proc, key.replace('.', '/'))
     if not os.path.isfile(path):
+        if absent_ok:
+            return None
         raise ConfigError('set', 'sysctl %s' % key, 'this kernel has no such parameter (%s)' % path)
     return path
 
@@ -45,26 +47,33 @@ def wanted(values):
     return {key: _norm(value) for key, value in values.items()}
 
 
-def live(values, proc='/proc/sys'):
-    """The live value of each key of ``values``, as sysctl prints it."""
-    return {key: _norm(read_text(_path(key, proc)) or '') for key in values}
+def live(values, proc='/proc/sys', absent_ok=False):
+    """The live value of each key of ``values``, as sysctl prints it. ``absent_ok``: a key the kernel does not have
+    (yet: check mode, before the kernel module that makes it is loaded) is None instead of an error."""
+    out = {}
+    for key in values:
+        path = _path(key, proc, absent_ok)
+        out[key] = None if path is None else _norm(read_text(path) or '')
+    return out
 
 
-def _diff(values, conf, proc):
+def _diff(values, conf, proc, absent_ok=False):
     """(what to do with the file: 'write', 'remove' or None, the keys to set live, their live values)."""
-    now = live(values, proc)
+    now = live(values, proc, absent_ok)
     action = OwnedFile(conf, HEADER).action(text(values) if values else None)
     return action, [key for key in sorted(values) if now[key] != _norm(values[key])], now
 
 
 def _described(values, conf, action, keys, now):
     changes = [('file', '%s %s' % (action, conf))] if action else []
-    return changes + [('live', 'set %s = %s (was %s)' % (key, _norm(values[key]), now[key])) for key in keys]
+    return changes + [('live', 'set %s = %s (was %s)' % (key, _norm(values[key]), 'not there yet' if now[key] is None else now[key]))
+                      for key in keys]
 
 
-def plan(values, conf=CONF, proc='/proc/sys'):
-    """What :func:`apply` would change: [(kind, description)]; raises ConfigError on a bad key (nothing done)."""
-    return _described(values, conf, *_diff(values, conf, proc))
+def plan(values, conf=CONF, proc='/proc/sys', absent_ok=False):
+    """What :func:`apply` would change: [(kind, description)]; raises ConfigError on a bad key (nothing done).
+    ``absent_ok``: as :func:`live`."""
+    return _described(values, conf, *_diff(values, conf, proc, absent_ok))
 
 
 def apply(values, conf=CONF, proc='/proc/sys'):

@@ -48,3 +48,15 @@ def test_a_file_that_is_not_ours_is_left_alone(tmp_path, proc):
     conf = tmp_path / '90-nsbox.conf'
     conf.write_text('# a person wrote this\nnet.ipv4.ip_forward = 1\n')
     assert sysctls.apply({}, str(conf), proc) == [] and conf.exists()
+
+
+def test_a_parameter_not_there_yet_is_predicted_only_when_asked(tmp_path, proc):
+    """Check mode before the kernel module that makes a parameter is loaded (net.bridge.* and br_netfilter)."""
+    conf = str(tmp_path / '90-nsbox.conf')
+    wanted = {'net.bridge.bridge-nf-call-iptables': 1}
+    with pytest.raises(ConfigError, match='this kernel has no such parameter'):
+        sysctls.plan(wanted, conf, proc)
+    assert sysctls.plan(wanted, conf, proc, absent_ok=True) == [
+        ('file', 'write %s' % conf), ('live', 'set net.bridge.bridge-nf-call-iptables = 1 (was not there yet)')]
+    with pytest.raises(ConfigError, match='expected a dotted kernel parameter name'):
+        sysctls.plan({'../x': 1}, conf, proc, absent_ok=True)  # a bad name is still refused
