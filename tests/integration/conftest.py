@@ -12,6 +12,9 @@ import time
 
 import pytest
 
+from harness import images
+from harness.containers import FIXTURE_CACHE
+from harness.registry import Registry
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
 
@@ -33,6 +36,23 @@ def ansible(testhost):
     runner = AnsibleRunner([testhost])
     yield runner
     runner.close()
+
+
+@pytest.fixture(scope='session')
+def fixtures():
+    """The test images built from Debian packages (harness/images.py), cached across runs."""
+    return images.FixtureImages(FIXTURE_CACHE).build()
+
+
+@pytest.fixture(scope='module')
+def registry():
+    """A registry (Debian's docker-registry) on 127.0.0.1 for one test module."""
+    reg = Registry()
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.stop()
 
 
 @pytest.fixture

@@ -12,17 +12,11 @@ import time
 
 import pytest
 
-from harness import images
-from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
 SLEEP = {'command': ['sleep', '3600'], 'stop_timeout': 1}
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

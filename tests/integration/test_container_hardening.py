@@ -16,7 +16,7 @@ import tarfile
 import pytest
 
 from harness import images, probe as probe_mod
-from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -35,11 +35,6 @@ def probe():
         return probe_mod.build()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 def evil_archive(path, links, name):

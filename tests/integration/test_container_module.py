@@ -17,14 +17,8 @@ import time
 
 import pytest
 
-from harness import images
-from harness.containers import DATA_ROOT, FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, mounts, setup, supervisors, teardown
+from harness.containers import DATA_ROOT, LAYOUT, NOTHING, V1_ONLY, mounts, setup, supervisors, teardown
 from harness.testhost import TestHost
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

@@ -20,8 +20,7 @@ import socket
 
 import pytest
 
-from harness import images
-from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import systemd_booted
@@ -197,11 +196,6 @@ def skipped():
 
 def name_of(option):
     return 'm-' + option.replace('_', '-')
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

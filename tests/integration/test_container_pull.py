@@ -14,28 +14,12 @@ import secrets
 import pytest
 
 from harness import images
-from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
-from harness.registry import Registry
+from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
 SLEEP = {'command': 'sleep 1000', 'stop_timeout': 0}
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
-
-
-@pytest.fixture(scope='module')
-def registry():
-    reg = Registry()
-    try:
-        reg.start()
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope='module')

@@ -14,8 +14,7 @@ import shutil
 
 import pytest
 
-from harness import images
-from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -23,11 +22,6 @@ BASE = {'image': 'busybox', 'command': 'sleep 3600', 'stop_timeout': 0}
 DEFAULT_CAPS = '00000000a80425fb'
 EPERM = 'Operation not permitted'
 STATUS = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/%s/status | tr -s '\\t ' ' '"
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

@@ -14,8 +14,7 @@ import shutil
 
 import pytest
 
-from harness import images
-from harness.containers import DATA_ROOT, FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import DATA_ROOT, LAYOUT, NOTHING, V1_ONLY, setup, teardown
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
 
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1
 BASE = {'image': 'busybox', 'command': 'sleep 3600', 'stop_timeout': 0}
 POOL_START = 2147483648
 DEFAULT_CAPS = '00000000a80425fb'
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

@@ -9,8 +9,7 @@ import secrets
 
 import pytest
 
-from harness import images
-from harness.containers import FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -18,11 +17,6 @@ DEFAULTS = {'image': 'busybox', 'command': 'sleep 3600', 'stop_timeout': 0, 'sup
 STACK = [{'name': 'st-web', 'depends_on': ['st-db'], 'env': {'ROLE': 'web'}, 'labels': {'tier': 'front'}},
          {'name': 'st-db', 'env': {'ROLE': 'db'}},
          {'name': 'st-tool', 'command': 'sleep 1000'}]
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

@@ -16,13 +16,7 @@ import pytest
 from harness import images
 from harness.registry import Registry
 
-FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

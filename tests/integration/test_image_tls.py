@@ -13,13 +13,7 @@ from harness.proxy import Proxy
 from harness.registry import Registry
 from harness.tls import PKI
 
-FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
 REPO = 'nsbox/busybox'
-
-
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
 
 
 @pytest.fixture(scope='module')

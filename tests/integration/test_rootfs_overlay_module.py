@@ -17,11 +17,6 @@ BOX = '/var/lib/nsbox/box'  # on the test host: the data-root is a real director
 PATHS = {'target': BOX + '/rootfs', 'upper_dir': BOX + '/upper', 'work_dir': BOX + '/work'}
 
 
-@pytest.fixture(scope='module')
-def fixtures():
-    return images.FixtureImages(FIXTURE_CACHE).build()
-
-
 @pytest.fixture
 def host(fresh_host, ansible):
     yield fresh_host
