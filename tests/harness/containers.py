@@ -20,6 +20,8 @@ import time
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
 
+from . import cgroupfs
+
 FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
 LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
 DATA_ROOT = '/var/lib/nsbox'
@@ -35,22 +37,7 @@ def cgroup_roots():
 def kill_and_remove(parent):
     """SIGKILL every process under cgroup ``parent`` (every hierarchy), then remove its directories, deepest first."""
     for root in cgroup_roots():
-        top = os.path.join(root, parent.lstrip('/'))
-        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda e: -e[0].count('/')):
-            procs = os.path.join(dirpath, 'cgroup.procs')
-            for pid in open(procs).read().split() if os.path.exists(procs) else []:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for _i in range(200):
-                try:
-                    os.rmdir(dirpath)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+        cgroupfs.remove_tree(os.path.join(root, parent.lstrip('/')), kill=True, wait=4.0)
 
 
 def supervisors(host):

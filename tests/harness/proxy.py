@@ -16,6 +16,7 @@ import socketserver
 import threading
 import urllib.parse
 
+from .lifecycle import Started
 from .netutil import free_port
 
 _HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailers',
@@ -93,7 +94,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
-class Proxy:
+class Proxy(Started):
     """Use as a context manager; ``url`` is ``http://127.0.0.1:PORT``."""
 
     def __init__(self):
@@ -106,7 +107,7 @@ class Proxy:
     def url(self):
         return 'http://127.0.0.1:%d' % self.port
 
-    def start(self):
+    def _start(self):
         self._server = _Server(('127.0.0.1', self.port), _Handler)
         self._server.log = self.log
         self._thread = threading.Thread(target=self._server.serve_forever, name='nsbox-test-proxy', daemon=True)
@@ -119,9 +120,3 @@ class Proxy:
             self._server.server_close()
             self._thread.join(10)
             self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 
+from .lifecycle import Started
 from .netutil import free_port
 from .tokenservice import TokenService
 
@@ -42,7 +43,7 @@ def http_get(url, headers=None, timeout=10, context=None):
             return exc.code, exc.headers, exc.read()
 
 
-class Registry:
+class Registry(Started):
     """One registry process; use as a context manager (stop() always runs, also after a failed start)."""
 
     def __init__(self, auth=None, username='nsbox', password=None, anonymous_pull=False, binary=DOCKER_REGISTRY, start_timeout=15.0,
@@ -101,14 +102,6 @@ class Registry:
         return '%s:%s' % (self.username, self.password) if self.auth else None
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self):
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self):
         self.workdir = tempfile.mkdtemp(prefix='nsbox-registry-', dir='/tmp')
         self.log_path = os.path.join(self.workdir, 'registry.log')
@@ -183,12 +176,6 @@ class Registry:
             self.token_service.stop()
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- helpers for tests -------------------------------------------------------------
     def log_tail(self, lines=40):

@@ -36,6 +36,8 @@ import subprocess
 import tempfile
 import time
 
+from . import cgroupfs
+from .lifecycle import SshHost
 from .testhost import _keygen
 
 UNIFIED = '/sys/fs/cgroup/unified'
@@ -136,7 +138,7 @@ def _boot_script(work, name, port):
     return '\n'.join(lines) + '\n'
 
 
-class SystemdHost:
+class SystemdHost(SshHost):
     """One host with systemd as PID 1 (see the module docstring); use as a context manager (stop() always runs)."""
 
     __test__ = False
@@ -272,24 +274,10 @@ class SystemdHost:
             self.shutdown()
         self._kill_all()
         if os.path.isdir(self.cgroup):
-            for dirpath, _dirs, _files in sorted(os.walk(self.cgroup), key=lambda e: -e[0].count('/')):
-                for _i in range(50):
-                    try:
-                        os.rmdir(dirpath)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        time.sleep(0.1)
+            cgroupfs.remove_tree(self.cgroup)
         if os.path.exists(self.net_ns_path):
             subprocess.run(['ip', 'netns', 'delete', self.netns_name], check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def log_tail(self, n=30):
         with contextlib.suppress(OSError), open(os.path.join(self.workdir, 'boot.log'), errors='replace') as f:
@@ -304,14 +292,6 @@ class SystemdHost:
         return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes', '-o', 'ProxyCommand=%s' % self.proxy_command(),
                 '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes',
                 'root@127.0.0.1']
-
-    def ssh(self, command, check=True, timeout=120, **kwargs):
-        """Run a shell command on the host over SSH; returns the CompletedProcess (text)."""
-        kwargs.setdefault('capture_output', True)
-        res = subprocess.run(self.ssh_args() + ['--', command], text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL, **kwargs)
-        if check and res.returncode != 0:
-            raise AssertionError('ssh %s %r exited %d\nstdout: %s\nstderr: %s' % (self.name, command, res.returncode, res.stdout, res.stderr))
-        return res
 
     def inventory_line(self):
         return ('%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '

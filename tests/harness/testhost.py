@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import time
 
+from .lifecycle import SshHost
 from .netutil import free_port
 
 SSHD = '/usr/sbin/sshd'
@@ -133,7 +134,7 @@ def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False, hostnam
     return '\n'.join(lines) + '\n'
 
 
-class TestHost:
+class TestHost(SshHost):
     """One SSH-reachable host; use as a context manager (stop() always runs)."""
 
     __test__ = False  # not a pytest class
@@ -159,14 +160,6 @@ class TestHost:
         self.net_ns_path = None
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self):
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self):
         os.makedirs(self.control_dir, exist_ok=True)
         os.makedirs(self.remote_tmp, mode=0o700, exist_ok=True)
@@ -278,12 +271,6 @@ class TestHost:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
     # -- reaching it -----------------------------------------------------------------
     def proxy_command(self):
         """SSH's ProxyCommand for a host with a network namespace of its own, else None."""
@@ -297,16 +284,6 @@ class TestHost:
         return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes'] + proxy + [
             '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
             '-o', 'BatchMode=yes', 'root@127.0.0.1']
-
-    def ssh(self, command, check=True, timeout=120, **kwargs):
-        """Run a shell command on the host over SSH; returns the CompletedProcess (text)."""
-        kwargs.setdefault('capture_output', True)
-        res = subprocess.run(self.ssh_args() + ['--', command], text=True, timeout=timeout, check=False,
-                             stdin=subprocess.DEVNULL, **kwargs)
-        if check and res.returncode != 0:
-            raise AssertionError('ssh %s %r exited %d\nstdout: %s\nstderr: %s'
-                                 % (self.name, command, res.returncode, res.stdout, res.stderr))
-        return res
 
     def inventory_line(self):
         line = ('%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from .lifecycle import Started
+
 TOKEN_LIFETIME = 300
 
 
@@ -68,7 +70,7 @@ def parse_scope(scope):
     return typ, name, [a for a in actions.split(',') if a]
 
 
-class TokenService:
+class TokenService(Started):
     """Issues registry tokens to known users; use as a context manager.
 
     ``users`` maps user name to password. Anonymous requests get 401 unless
@@ -97,7 +99,7 @@ class TokenService:
         return 'http://127.0.0.1:%d/token' % self.port
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self):
+    def _start(self):
         # Port 0: the kernel picks and the socket is bound before start() returns, so no wait and no race.
         self._server = ThreadingHTTPServer(('127.0.0.1', 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -112,12 +114,6 @@ class TokenService:
             self._server.server_close()
             self._thread.join(5)
             self._server = self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- tokens ----------------------------------------------------------------------
     def make_token(self, subject, access, lifetime=TOKEN_LIFETIME, audience=None):

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 
+from .lifecycle import SshHost
 from .netutil import free_port
 from .runner import AnsibleRunner
 
@@ -327,7 +328,7 @@ class QMP:
             self.sock.close()
 
 
-class RealHostVM:
+class RealHostVM(SshHost):
     """One booted VM; use as a context manager (stop() always runs)."""
 
     __test__ = False  # not a pytest class
@@ -351,14 +352,6 @@ class RealHostVM:
         self.timings = {'restore_s': [], 'ansible': []}
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self):
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self):
         if shutil.which(QEMU) is None:
             raise QemuUnavailable('%s is not installed (Debian package qemu-system-x86)' % QEMU)
@@ -588,12 +581,6 @@ class RealHostVM:
             self._entry_lock.close()
             self._entry_lock = None
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
     # -- reaching it -----------------------------------------------------------------
     def ssh_args(self):
         return ['ssh', '-p', str(self.port), '-i', self.client_key, '-o', 'IdentitiesOnly=yes',
@@ -601,16 +588,6 @@ class RealHostVM:
                 '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'ControlMaster=auto',
                 # The path Ansible's runner uses too (control_dir/%C): one master for both.
                 '-o', 'ControlPath=%s/%%C' % self.control_dir, '-o', 'ControlPersist=120s', 'root@127.0.0.1']
-
-    def ssh(self, command, check=True, timeout=120, **kwargs):
-        """Run a shell command in the VM over SSH; returns the CompletedProcess (text)."""
-        kwargs.setdefault('capture_output', True)
-        res = subprocess.run(self.ssh_args() + ['--', command], text=True, timeout=timeout, check=False,
-                             stdin=subprocess.DEVNULL, **kwargs)
-        if check and res.returncode != 0:
-            raise AssertionError('ssh %s %r exited %d\nstdout: %s\nstderr: %s'
-                                 % (self.name, command, res.returncode, res.stdout, res.stderr))
-        return res
 
     def inventory_line(self):
         return ('%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '
