@@ -144,7 +144,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
+from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime import idmap, namespace_service, namespaces
 
@@ -174,12 +174,7 @@ def main():
                                        gid_map=p['gid_map'], loopback_up=p['loopback_up'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)
-    diff = out.pop('diff')
-    result.update(out)
-    result['changed'] = out['changed'] or lib['changed']
-    if module._diff:  # pylint: disable=protected-access
-        result['diff'] = diff
-    module.exit_json(**result)
+    finish(module, result, out, lib)
 
 
 if __name__ == '__main__':

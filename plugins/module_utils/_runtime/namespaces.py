@@ -438,6 +438,64 @@ def _wait_holder(sock, name, timeout=TIMEOUT):
     raise NamespaceError('start', what, 'it exited before it was ready')
 
 
+class Unsharer:
+    """A forked child that unshares ``stages`` (CLONE_* flags; 0: nothing) one after the other, the first at once and
+    each next one on the caller's :meth:`next`, and holds what it made until :meth:`close` (SIGKILL and reap): the
+    caller works on ``/proc/<pid>/ns/*`` between stages (writes a new user namespace's maps, opens or persists the
+    namespaces). A context manager. A stage that fails raises ``error`` with the child's reason; nothing is left."""
+
+    def __init__(self, stages, what, error=NsboxError):
+        self.what, self.error = what, error
+        up_r, up_w = os.pipe2(os.O_CLOEXEC)
+        down_r, down_w = os.pipe2(os.O_CLOEXEC)
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - the child: never returns into the caller's code
+            code = 0
+            try:
+                os.close(up_r)
+                os.close(down_w)
+                for index, flags in enumerate(stages):
+                    if index and os.read(down_r, 1) != b'n':
+                        break  # the caller gave up
+                    if flags:
+                        syscall.unshare(flags)
+                    os.write(up_w, b'+')
+                os.read(down_r, 1)  # EOF: the caller is done with us
+            except BaseException as exc:  # pylint: disable=broad-except
+                with contextlib.suppress(OSError):
+                    os.write(up_w, b'E' + (exc.message if isinstance(exc, NsboxError) else str(exc)).encode('utf-8', 'replace'))
+                code = 1
+            os._exit(code)  # pylint: disable=protected-access
+        os.close(up_w)
+        os.close(down_r)
+        self._up, self._down = up_r, down_w
+
+    def ready(self):
+        """Wait until the child has made the current stage."""
+        data = os.read(self._up, 4096)
+        if data[:1] != b'+':
+            raise self.error('create', self.what, data[1:].decode('utf-8', 'replace') or 'its helper ended early')
+
+    def next(self):
+        """Let the child make the next stage, and wait until it has."""
+        os.write(self._down, b'n')
+        self.ready()
+
+    def close(self):
+        for fd in (self._up, self._down):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 # -- the persisted namespaces of a host --------------------------------------------------------
 def persist(source, target, what):
     """Persist the namespace at ``source`` (/proc/<pid>/ns/<type>): an empty file at ``target`` with it

@@ -19,24 +19,18 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import signal
 import stat
 
 from . import syscall
 from .errors import NsboxError, SyscallError
 from .idmap import IdMapEntry
-from .namespaces import CLONE, write_id_maps
+from .namespaces import CLONE, Unsharer, write_id_maps
 
 TYPES = ('user', 'net', 'ipc', 'uts')  # what the helper can make: namespaces that hold no process
 
 
 class UsernsError(NsboxError):
     """A user namespace, an idmapped mount or an ownership shift could not be made."""
-
-
-def _read_byte(fd):
-    data = os.read(fd, 4096)
-    return data[:1], data[1:]
 
 
 def create(uid_map, gid_map, types=('user',)):
@@ -48,54 +42,19 @@ def create(uid_map, gid_map, types=('user',)):
             raise UsernsError('create', 'a %s namespace' % ns_type, 'the helper makes only %s' % ', '.join(TYPES))
         if ns_type != 'user':
             flags |= CLONE[ns_type]
-    up_r, up_w = os.pipe2(os.O_CLOEXEC)
-    down_r, down_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the helper: never returns into the caller's code
-        code = 0
-        try:
-            os.close(up_r)
-            os.close(down_w)
-            syscall.unshare(syscall.CLONE_NEWUSER)
-            os.write(up_w, b'u')
-            if os.read(down_r, 1) == b'm':
-                if flags:
-                    syscall.unshare(flags)
-                os.write(up_w, b'r')
-                os.read(down_r, 1)  # EOF: the caller holds its fds (or gave up)
-        except BaseException as exc:  # pylint: disable=broad-except
-            try:
-                os.write(up_w, b'E' + (exc.message if isinstance(exc, NsboxError) else str(exc)).encode('utf-8', 'replace'))
-            except OSError:
-                pass
-            code = 1
-        os._exit(code)  # pylint: disable=protected-access
-    os.close(up_w)
-    os.close(down_r)
     fds = {}
-    try:
-        step, rest = _read_byte(up_r)
-        if step == b'u':
-            write_id_maps(pid, uid_map, gid_map, 'a container\'s user namespace')
-            os.write(down_w, b'm')
-            step, rest = _read_byte(up_r)
-        if step != b'r':
-            raise UsernsError('create', 'a user namespace', rest.decode('utf-8', 'replace') or 'its helper ended early')
-        for ns_type in ('user',) + tuple(t for t in types if t != 'user'):
-            fds[ns_type] = os.open('/proc/%d/ns/%s' % (pid, ns_type), os.O_RDONLY | os.O_CLOEXEC)
-        return dict(fds)
-    except BaseException:
-        for fd in fds.values():
-            os.close(fd)
-        raise
-    finally:
-        os.close(up_r)
-        os.close(down_w)
+    with Unsharer((syscall.CLONE_NEWUSER, flags), 'a user namespace', UsernsError) as helper:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
+            helper.ready()
+            write_id_maps(helper.pid, uid_map, gid_map, 'a container\'s user namespace')
+            helper.next()
+            for ns_type in ('user',) + tuple(t for t in types if t != 'user'):
+                fds[ns_type] = os.open('/proc/%d/ns/%s' % (helper.pid, ns_type), os.O_RDONLY | os.O_CLOEXEC)
+            return dict(fds)
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
 
 
 def idmapped_clone(source, userns_fd, target, recursive=True):

@@ -388,6 +388,24 @@ def _console_pty(sock_fd, uid):  # pragma: no cover - forked child
         _close(master, slave)
 
 
+def _fork_intermediate(body, spec, join, stdio, side, ends):
+    """Fork A, the intermediate, with its three pipes: errors (A and B write, we read), the go-ahead (we write once the
+    cgroup is joined) and B's pid; ``body`` runs in A and never returns. Every fd made is added to ``ends`` (closed by
+    the caller whatever happens); ours are returned: (A's pid, (errors, go-ahead, pid)). The console socket (``side``)
+    is A's now and closed here."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    ends += [err_r, err_w]
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    ends += [sync_r, sync_w]
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    ends += [pid_r, pid_w]
+    intermediate = os.fork()
+    if intermediate == 0:  # pragma: no cover - runs in the child
+        body(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side)
+    _close(err_w, sync_r, pid_w, side['console'])
+    return intermediate, (err_r, sync_w, pid_r)
+
+
 def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socket=None):
     """Start a container's init (see the module docstring); returns its host pid once it has
     exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec; ``console_socket``:
@@ -413,14 +431,8 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socke
         if spec['userns']:  # made here, owning the new namespaces that hold no process; B joins them
             owned = ['user'] + [t for t in ('net', 'ipc', 'uts') if t in ns and ns[t] is None]
             join.update(userns_mod.create(spec['userns']['uid_map'], spec['userns']['gid_map'], owned))
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-        ends += [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
-        intermediate = os.fork()
-        if intermediate == 0:  # pragma: no cover - runs in the child
-            _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, {'barrier': barrier, 'console': console})
-        _close(err_w, sync_r, pid_w, console)
+        intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_start_intermediate, spec, join, stdio,
+                                                                  {'barrier': barrier, 'console': console}, ends)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the container process')
@@ -728,14 +740,8 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
             raise ProcessError('enter', 'process %d' % target_pid, 'it is no longer running', errno=errno.ESRCH)
         console = _connect_console(console_socket)
         ends.append(console)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-        ends += [err_r, err_w, sync_r, sync_w, pid_r, pid_w]
-        intermediate = os.fork()
-        if intermediate == 0:  # pragma: no cover - runs in the child
-            _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, {'detach': detach, 'console': console})
-        _close(err_w, sync_r, pid_w, console)
+        intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_enter_intermediate, spec, join, stdio,
+                                                                  {'detach': detach, 'console': console}, ends)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the command in process %d' % target_pid)

@@ -10,8 +10,7 @@ import contextlib
 import os
 
 from .. import mountinfo, syscall
-from ..errors import NsboxError
-from ..namespaces import persist, unpersist
+from ..namespaces import Unsharer, persist, unpersist
 
 
 def exists(path):
@@ -24,30 +23,9 @@ def create(path):
         return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # an empty file a crash left
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    done_r, done_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - forked child: unshare, say so, wait, end
-        code = 1
-        try:
-            os.close(ready_r)
-            os.close(done_w)
-            syscall.unshare(syscall.CLONE_NEWNET)
-            os.write(ready_w, b'1')
-            os.read(done_r, 1)
-            code = 0
-        finally:
-            os._exit(code)  # pylint: disable=protected-access
-    os.close(ready_w)
-    os.close(done_r)
-    try:
-        if os.read(ready_r, 1) != b'1':
-            raise NsboxError('create', 'a network namespace', 'the child could not unshare one (CAP_SYS_ADMIN?)')
-        persist('/proc/%d/ns/net' % pid, path, 'a network namespace at %s' % path)
-    finally:
-        os.close(ready_r)
-        os.close(done_w)
-        os.waitpid(pid, 0)
+    with Unsharer((syscall.CLONE_NEWNET,), 'a network namespace') as helper:
+        helper.ready()
+        persist('/proc/%d/ns/net' % helper.pid, path, 'a network namespace at %s' % path)
     return True
 
 
