@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 from harness.podman import PrivatePodman, empty_dir as _empty_dir, run as _run, unmount_under as _unmount_under  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-from harness import images  # noqa: E402  pylint: disable=wrong-import-position
+from harness import cgroupfs, images  # noqa: E402  pylint: disable=wrong-import-position
 from harness.runner import AnsibleRunner, collections_path  # noqa: E402  pylint: disable=wrong-import-position
 from harness.testhost import DATA_ROOT, TestHost  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -68,7 +67,9 @@ class _OnTestHost(Measure):
         # Its /etc and /usr/local are overlays on the machine's, where the demo or a person may have set nsbox up.
         self.host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /usr/local/bin/nsbox-oci /run/nsbox')
         self.runner = AnsibleRunner([self.host])
-        res = self.runner.module('nsbox.runtime.host', {'data_root': DATA_ROOT})
+        # the test host shares the machine's cgroupfs: a parent of the measure's own, removed at teardown
+        self.cgroup_parent = '/nsbox-bench-host-%d' % os.getpid()
+        res = self.runner.module('nsbox.runtime.host', {'data_root': DATA_ROOT, 'cgroup_parent': self.cgroup_parent})
         if res['_status'] == 'failed':
             raise RuntimeError('host set-up failed: %s' % res.get('msg'))
 
@@ -77,6 +78,14 @@ class _OnTestHost(Measure):
             self.runner.close()
         if getattr(self, 'host', None):
             self.host.stop()
+        if getattr(self, 'cgroup_parent', None):
+            remove_cgroup_parent(self.cgroup_parent)
+
+
+def remove_cgroup_parent(parent):
+    """A measure's cgroup parent, in every hierarchy (empty once its containers are gone)."""
+    for controller in os.listdir('/sys/fs/cgroup'):
+        cgroupfs.remove_tree(os.path.join('/sys/fs/cgroup', controller, parent.lstrip('/')))
 
 
 # Run on the "managed host" side: install the library (DESIGN D1, as the modules do) and load busybox into a store.
@@ -101,10 +110,7 @@ class LibraryStore:
 
     def remove(self):
         """The cgroup parent in every hierarchy, then whatever is mounted below the work dir, then the dir."""
-        for root in ('/sys/fs/cgroup/%s' % c for c in os.listdir('/sys/fs/cgroup')):
-            path = os.path.join(root, self.cgroup_parent.lstrip('/'))
-            if os.path.isdir(path):
-                subprocess.run(['rmdir', path], check=False, capture_output=True)
+        remove_cgroup_parent(self.cgroup_parent)
         _unmount_under(self.work)
         shutil.rmtree(self.work, ignore_errors=True)
 
