@@ -263,12 +263,13 @@ def main():
             for name in ([] if load_kmods else [n for n in wanted_kmods if not kmods_before[n]]):
                 module.warn('kernel module %s is not loaded, and kernel_modules_load is false' % name)
         if wanted_sysctls is not None:  # every name checked before the configuration is written
-            sysctls_before = sysctls.live(wanted_sysctls, absent_ok=pending)
+            sysctls.check(wanted_sysctls, absent_ok=pending)
         changes = setup.plan() if module.check_mode else setup.apply()
         result['changes'] += [desc for _kind, desc in changes]
         result.update(config=desired.data, config_path=setup.path)
         if wanted_sysctls is not None:
-            done = sysctls.plan(wanted_sysctls, absent_ok=pending) if module.check_mode else sysctls.apply(wanted_sysctls)
+            done, sysctls_before = (sysctls.plan(wanted_sysctls, absent_ok=pending) if module.check_mode
+                                    else sysctls.apply(wanted_sysctls))
             result['changes'] += [desc for _kind, desc in done]
         result['changed'] = bool(result['changes'])
         lib_before = lib_after = None

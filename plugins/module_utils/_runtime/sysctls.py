@@ -42,6 +42,12 @@ def _path(key, proc, absent_ok=False):
     return path
 
 
+def check(values, proc='/proc/sys', absent_ok=False):
+    """Raise ConfigError for a key of ``values`` that is not a kernel parameter (``absent_ok``: as :func:`live`)."""
+    for key in values:
+        _path(key, proc, absent_ok)
+
+
 def wanted(values):
     """``values`` as sysctl prints them (what :func:`live` reads once they are set)."""
     return {key: _norm(value) for key, value in values.items()}
@@ -71,13 +77,14 @@ def _described(values, conf, action, keys, now):
 
 
 def plan(values, conf=CONF, proc='/proc/sys', absent_ok=False):
-    """What :func:`apply` would change: [(kind, description)]; raises ConfigError on a bad key (nothing done).
-    ``absent_ok``: as :func:`live`."""
-    return _described(values, conf, *_diff(values, conf, proc, absent_ok))
+    """(what :func:`apply` would change: [(kind, description)], the live values before, as :func:`live`); raises
+    ConfigError on a bad key (nothing done). ``absent_ok``: as :func:`live`."""
+    action, keys, now = _diff(values, conf, proc, absent_ok)
+    return _described(values, conf, action, keys, now), now
 
 
 def apply(values, conf=CONF, proc='/proc/sys'):
-    """Write the file and the live values that differ; returns the changes made (as :func:`plan`)."""
+    """Write the file and the live values that differ; returns (the changes made, the live values before), as :func:`plan`."""
     action, keys, now = _diff(values, conf, proc)
     changes = _described(values, conf, action, keys, now)  # from the one read of the file and /proc/sys
     OwnedFile(conf, HEADER).apply(action, text(values))
@@ -87,4 +94,4 @@ def apply(values, conf=CONF, proc='/proc/sys'):
                 f.write(_norm(values[key]) + '\n')
         except OSError as exc:
             raise NsboxError.from_oserror('set', 'sysctl %s' % key, exc) from None
-    return changes
+    return changes, now

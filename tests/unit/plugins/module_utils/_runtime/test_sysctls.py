@@ -21,16 +21,17 @@ def proc(tmp_path):
 def test_file_and_live_values_then_nothing(tmp_path, proc):
     conf = str(tmp_path / 'sysctl.d' / '90-nsbox.conf')
     wanted = {'net.ipv4.ip_forward': 1, 'net.ipv4.ping_group_range': '0   2147483647'}
-    planned = sysctls.plan(wanted, conf, proc)
+    planned, before = sysctls.plan(wanted, conf, proc)
     assert planned == [('file', 'write %s' % conf), ('live', 'set net.ipv4.ip_forward = 1 (was 0)'),
                        ('live', 'set net.ipv4.ping_group_range = 0 2147483647 (was 1 0)')]
-    assert sysctls.apply(wanted, conf, proc) == planned
+    assert before == {'net.ipv4.ip_forward': '0', 'net.ipv4.ping_group_range': '1 0'}
+    assert sysctls.apply(wanted, conf, proc) == (planned, before)
     with open(conf) as f:
         assert f.read() == '# Written by nsbox.runtime.host\nnet.ipv4.ip_forward = 1\nnet.ipv4.ping_group_range = 0 2147483647\n'
     assert sysctls.live(wanted, proc) == {'net.ipv4.ip_forward': '1', 'net.ipv4.ping_group_range': '0 2147483647'}
-    assert sysctls.apply(wanted, conf, proc) == []  # whitespace as sysctl prints it: no difference
-    assert sysctls.apply({}, conf, proc) == [('file', 'remove %s' % conf)]  # nothing wanted: our file goes
-    assert sysctls.apply({}, conf, proc) == []
+    assert sysctls.apply(wanted, conf, proc)[0] == []  # whitespace as sysctl prints it: no difference
+    assert sysctls.apply({}, conf, proc)[0] == [('file', 'remove %s' % conf)]  # nothing wanted: our file goes
+    assert sysctls.apply({}, conf, proc)[0] == []
 
 
 @pytest.mark.parametrize('key, message', [('net.ipv4.nosuch', 'this kernel has no such parameter'),
@@ -47,7 +48,7 @@ def test_a_bad_key_changes_nothing(tmp_path, proc, key, message):
 def test_a_file_that_is_not_ours_is_left_alone(tmp_path, proc):
     conf = tmp_path / '90-nsbox.conf'
     conf.write_text('# a person wrote this\nnet.ipv4.ip_forward = 1\n')
-    assert sysctls.apply({}, str(conf), proc) == [] and conf.exists()
+    assert sysctls.apply({}, str(conf), proc)[0] == [] and conf.exists()
 
 
 def test_a_parameter_not_there_yet_is_predicted_only_when_asked(tmp_path, proc):
@@ -56,7 +57,7 @@ def test_a_parameter_not_there_yet_is_predicted_only_when_asked(tmp_path, proc):
     wanted = {'net.bridge.bridge-nf-call-iptables': 1}
     with pytest.raises(ConfigError, match='this kernel has no such parameter'):
         sysctls.plan(wanted, conf, proc)
-    assert sysctls.plan(wanted, conf, proc, absent_ok=True) == [
+    assert sysctls.plan(wanted, conf, proc, absent_ok=True)[0] == [
         ('file', 'write %s' % conf), ('live', 'set net.bridge.bridge-nf-call-iptables = 1 (was not there yet)')]
     with pytest.raises(ConfigError, match='expected a dotted kernel parameter name'):
         sysctls.plan({'../x': 1}, conf, proc, absent_ok=True)  # a bad name is still refused
