@@ -91,10 +91,10 @@ def remove_cgroup_parent(parent):
 # Run on the "managed host" side: install the library (DESIGN D1, as the modules do) and load busybox into a store.
 _LIBRARY_LOAD = (
     'import sys; sys.path.insert(0, sys.argv[1]); '
-    'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config, install; '
+    'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import config, install; '
     'install.LibraryInstall().apply(); '
-    'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service; '
-    "service.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
+    'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import images; '
+    "images.load(config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]}), sys.argv[4], name='busybox')")
 
 
 class LibraryStore:

@@ -53,10 +53,10 @@ class CliStart(_OnTestHost):
 LIBRARY_PULL = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import config
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import images
 cfg = config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3]})
-out = service.pull(cfg, sys.argv[4], insecure=True)
+out = images.pull(cfg, sys.argv[4], insecure=True)
 print(json.dumps({'actions': out['actions'], 'image': out['image']}))
 """
 
@@ -68,7 +68,7 @@ class ImagePull(_OnTestHost):
     name = 'image pull + unpack'
     ours = ('library', 'module')
     peers = ('podman', 'skopeo_umoci')
-    labels = {'library': 'nsbox library: service.pull (python3)', 'module': 'nsbox.runtime.image over SSH (ansible)',
+    labels = {'library': 'nsbox library: images.pull (python3)', 'module': 'nsbox.runtime.image over SSH (ansible)',
               'podman': 'podman pull', 'skopeo_umoci': 'skopeo copy + umoci unpack'}
     runs = 3
 
@@ -154,16 +154,16 @@ class ImagePull(_OnTestHost):
 LIBRARY_RUN = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import logs, service
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import config
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import converge, logs
 cfg = config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3], 'cgroup_parent': sys.argv[4]})
-service.ensure(cfg, 'bench', {'image': 'busybox', 'command': ['ip', '-4', '-o', 'addr', 'show', 'eth0']}, state='started')
-container = service.open_store(cfg).find('bench')
+converge.ensure(cfg, 'bench', {'image': 'busybox', 'command': ['ip', '-4', '-o', 'addr', 'show', 'eth0']}, state='started')
+container = converge.open_store(cfg).find('bench')
 while container.status()['status'] != 'exited':
     time.sleep(0.002)
 out = logs.tail(container.log_path, 5, 1)
 state = container.status()
-service.ensure(cfg, 'bench', state='absent')
+converge.ensure(cfg, 'bench', state='absent')
 print(json.dumps({'logs': [e['log'] for e in out], 'exit_code': state['exit_code'], 'error': state['error']}))
 """
 

@@ -70,17 +70,17 @@ class SupervisorMemory(_AnsiblePeers):
 LIBRARY_SERIES = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import config
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import service
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import config
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import converge
 cfg = config.HostConfig({'data_root': sys.argv[2], 'state_dir': sys.argv[3], 'cgroup_parent': sys.argv[4]})
 action, count = sys.argv[5], int(sys.argv[6])
 times = []
 for i in range(count):
     start = time.perf_counter()
     if action == 'start':
-        service.ensure(cfg, 'slope-%d' % i, {'image': 'busybox', 'command': ['sleep', '100000'], 'network_mode': 'none'}, state='started')
+        converge.ensure(cfg, 'slope-%d' % i, {'image': 'busybox', 'command': ['sleep', '100000'], 'network_mode': 'none'}, state='started')
     else:
-        service.ensure(cfg, 'slope-%d' % i, state='absent', force_kill=True)
+        converge.ensure(cfg, 'slope-%d' % i, state='absent', force_kill=True)
     times.append(time.perf_counter() - start)
 print(json.dumps(times))
 """

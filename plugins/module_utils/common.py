@@ -8,14 +8,14 @@ typed errors, and :func:`fail` turns them into ``fail_json``.
 from __future__ import annotations
 
 # First: the rest of the library is imported through the host's code cache (see codecache.py).
-from ._runtime import codecache  # noqa: I100  pylint: disable=wrong-import-order
+from ._runtime.host import codecache  # noqa: I100  pylint: disable=wrong-import-order
 
 codecache.install_payload(codecache.LIB_DIR)
 
 # Importing bundle ships the whole library in each module's payload (see bundle.py).
 from ._runtime import bundle  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
-from ._runtime import config as hostconfig
-from ._runtime.install import LibraryInstall
+from ._runtime.host import config as hostconfig
+from ._runtime.host.install import LibraryInstall
 
 COMMON_ARGS = {
     'data_root': {'type': 'path'},

@@ -4,23 +4,23 @@
 its options (the argument spec) and how it is run (the library's ``service.ensure``)."""
 from __future__ import annotations
 
-from ._runtime.container import options, service
+from ._runtime.container import options, converge
 
 
 def argument_spec():
     """The options of one container: what to converge it to (name, state...) and its settings."""
     return dict(name={'type': 'str', 'required': True},
-                state={'type': 'str', 'default': 'started', 'choices': list(service.STATES)},
+                state={'type': 'str', 'default': 'started', 'choices': list(converge.STATES)},
                 recreate={'type': 'bool', 'default': False}, force_kill={'type': 'bool', 'default': False},
-                pull={'type': 'str', 'default': 'missing', 'choices': list(service.PULL)},
+                pull={'type': 'str', 'default': 'missing', 'choices': list(converge.PULL)},
                 comparisons={'type': 'dict'},
-                healthy_wait_timeout={'type': 'float', 'default': service.HEALTHY_WAIT_TIMEOUT},
+                healthy_wait_timeout={'type': 'float', 'default': converge.HEALTHY_WAIT_TIMEOUT},
                 **options.argument_spec())
 
 
 def ensure(cfg, params, check_mode):
     """Converge the container ``params`` (validated against :func:`argument_spec`) describe; the library's result."""
-    return service.ensure(cfg, params['name'], {k: params[k] for k in options.OPTIONS}, state=params['state'],
+    return converge.ensure(cfg, params['name'], {k: params[k] for k in options.OPTIONS}, state=params['state'],
                           recreate=params['recreate'], force_kill=params['force_kill'], check_mode=check_mode,
                           pull=params['pull'], comparisons=params['comparisons'],
                           healthy_wait_timeout=params['healthy_wait_timeout'])

@@ -183,7 +183,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.cgroups import service
+from ..module_utils._runtime.named import cgroup
 
 _DEV_RATE = {'type': 'list', 'elements': 'dict', 'options': {'path': {'type': 'str', 'required': True}, 'rate': {'type': 'str', 'required': True}}}
 _DEV_IOPS = {'type': 'list', 'elements': 'dict', 'options': {'path': {'type': 'str', 'required': True}, 'rate': {'type': 'int', 'required': True}}}
@@ -208,7 +208,7 @@ def main():
     try:
         cfg = host_config(module)
         lib = ensure_library(module)
-        out = service.ensure(cfg, p['name'], options={k: p[k] for k in LIMITS}, procs=p['procs'], state=p['state'],
+        out = cgroup.ensure(cfg, p['name'], options={k: p[k] for k in LIMITS}, procs=p['procs'], state=p['state'],
                              parent=p['parent'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)

@@ -215,9 +215,9 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
-from ..module_utils._runtime import hostinfo, kmods, sysctls
+from ..module_utils._runtime.host import hostinfo, kmods, sysctls
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.hostsetup import HostSetup
+from ..module_utils._runtime.host.hostsetup import HostSetup
 
 CONFIG_OPTIONS = ('state_dir', 'storage_driver', 'cgroup_driver', 'cgroup_parent', 'default_network', 'default_network_mode',
                   'log_driver', 'registries', 'proxies')

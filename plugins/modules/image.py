@@ -176,7 +176,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.image import service
+from ..module_utils._runtime.image import images
+from ..module_utils._runtime.usage import References
 
 CONFIG_KEYS = {'cmd': 'Cmd', 'entrypoint': 'Entrypoint', 'env': 'Env', 'workdir': 'WorkingDir', 'user': 'User'}
 
@@ -213,16 +214,16 @@ def main():
         lib = ensure_library(module)
         check = module.check_mode
         if p['state'] == 'absent':
-            out = service.remove(cfg, p['name'], prune=p['prune'], check_mode=check)
+            out = images.remove(cfg, p['name'], prune=p['prune'], check_mode=check, refs=References(cfg))
         elif p['source'] == 'pull':
-            out = service.pull(cfg, p['name'], platform=p['platform'], auth=p['auth'], insecure=p['insecure'],
+            out = images.pull(cfg, p['name'], platform=p['platform'], auth=p['auth'], insecure=p['insecure'],
                                validate_certs=p['validate_certs'], ca_path=p['ca_path'], client_cert=p['client_cert'],
                                client_key=p['client_key'], check_mode=check)
         elif p['source'] == 'load':
-            out = service.load(cfg, p['path'], name=p['name'], platform=p['platform'], check_mode=check)
+            out = images.load(cfg, p['path'], name=p['name'], platform=p['platform'], check_mode=check)
         else:
             conf = {CONFIG_KEYS[k]: v for k, v in (p['config'] or {}).items() if v is not None}
-            out = service.import_rootfs(cfg, p['path'], p['name'], config=conf, platform=p['platform'], check_mode=check)
+            out = images.import_rootfs(cfg, p['path'], p['name'], config=conf, platform=p['platform'], check_mode=check)
     except NsboxError as exc:
         fail(module, exc, **result)
     out.pop('requests', None)

@@ -58,7 +58,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, fail, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.image import service
+from ..module_utils._runtime.image import images
 
 
 def main():
@@ -67,10 +67,10 @@ def main():
         supports_check_mode=True,
     )
     try:
-        images = service.list_images(host_config(module), module.params['name'])
+        found = images.list_images(host_config(module), module.params['name'])
     except NsboxError as exc:
         fail(module, exc, images=[])
-    module.exit_json(changed=False, images=images)
+    module.exit_json(changed=False, images=found)
 
 
 if __name__ == '__main__':

@@ -146,7 +146,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime import idmap, namespace_service, namespaces
+from ..module_utils._runtime.kernel import idmap, namespaces
+from ..module_utils._runtime.named import namespace
 
 _MAP = {'type': 'list', 'elements': 'dict', 'options': {k: {'type': 'int', 'required': True} for k in idmap.MAP_FIELDS}}
 
@@ -167,10 +168,10 @@ def main():
     try:
         namespaces.validate_name(p['name'])
         if p['state'] == 'present':  # every option checked before anything is written, the library included
-            namespace_service.check_options(p['types'], p['uid_map'], p['gid_map'], p['loopback_up'])
+            namespace.check_options(p['types'], p['uid_map'], p['gid_map'], p['loopback_up'])
         cfg = host_config(module)
         lib = ensure_library(module)
-        out = namespace_service.ensure(cfg, p['name'], types=p['types'], state=p['state'], uid_map=p['uid_map'],
+        out = namespace.ensure(cfg, p['name'], types=p['types'], state=p['state'], uid_map=p['uid_map'],
                                        gid_map=p['gid_map'], loopback_up=p['loopback_up'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)

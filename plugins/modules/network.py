@@ -109,7 +109,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.network import service
+from ..module_utils._runtime.network import networks
 
 
 def main():
@@ -126,7 +126,7 @@ def main():
     try:
         cfg = host_config(module)
         lib = ensure_library(module)
-        out = service.ensure(cfg, p['name'], subnet=p['subnet'], gateway=p['gateway'], internal=p['internal'], labels=p['labels'],
+        out = networks.ensure(cfg, p['name'], subnet=p['subnet'], gateway=p['gateway'], internal=p['internal'], labels=p['labels'],
                              driver=p['driver'], state=p['state'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)

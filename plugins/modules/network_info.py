@@ -52,13 +52,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, fail, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.network import service
+from ..module_utils._runtime.network import networks
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(COMMON_ARGS, name={'type': 'list', 'elements': 'str'}), supports_check_mode=True)
     try:
-        out = service.info(host_config(module), module.params['name'])
+        out = networks.info(host_config(module), module.params['name'])
     except NsboxError as exc:
         fail(module, exc, networks=[], missing=[])
     module.exit_json(changed=False, **out)

@@ -96,7 +96,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime import rootfs
+from ..module_utils._runtime.image import rootfs
 
 
 def main():

@@ -110,16 +110,17 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.volume import service
+from ..module_utils._runtime.usage import References
+from ..module_utils._runtime.volume import volumes
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(COMMON_ARGS, name={'type': 'str', 'required': True},
-                           state={'type': 'str', 'default': 'present', 'choices': list(service.STATES)},
+                           state={'type': 'str', 'default': 'present', 'choices': list(volumes.STATES)},
                            driver={'type': 'str', 'default': 'local', 'choices': ['local']},
                            driver_options={'type': 'dict'}, labels={'type': 'dict'},
-                           recreate={'type': 'str', 'default': 'never', 'choices': list(service.RECREATE)}),
+                           recreate={'type': 'str', 'default': 'never', 'choices': list(volumes.RECREATE)}),
         supports_check_mode=True,
     )
     p = module.params
@@ -127,8 +128,8 @@ def main():
     try:
         cfg = host_config(module)
         lib = ensure_library(module)
-        out = service.ensure(cfg, p['name'], state=p['state'], driver=p['driver'], labels=p['labels'],
-                             driver_options=p['driver_options'], recreate=p['recreate'], check_mode=module.check_mode)
+        out = volumes.ensure(cfg, p['name'], state=p['state'], driver=p['driver'], labels=p['labels'],
+                             driver_options=p['driver_options'], recreate=p['recreate'], check_mode=module.check_mode, refs=References(cfg))
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

@@ -76,13 +76,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, fail, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.volume import service
+from ..module_utils._runtime.usage import References
+from ..module_utils._runtime.volume import volumes
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(COMMON_ARGS, name={'type': 'str'}), supports_check_mode=True)
     try:
-        out = service.info(host_config(module), module.params['name'])
+        cfg = host_config(module)
+        out = volumes.info(cfg, module.params['name'], refs=References(cfg))
     except NsboxError as exc:
         fail(module, exc)
     module.exit_json(changed=False, **out)

@@ -181,10 +181,10 @@ def library_host(fixtures, reaper):
     killed by pid), what is left mounted under the base dir is unmounted, the cgroup parent and
     the base dir are removed, and no process the runtime started may be left (the reaper).
     """
-    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import mountinfo  # pylint: disable=import-outside-toplevel
-    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.config import HostConfig  # pylint: disable=import-outside-toplevel
-    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import service  # pylint: disable=import-outside-toplevel
-    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import service as image_service  # pylint: disable=import-outside-toplevel
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import mountinfo  # pylint: disable=import-outside-toplevel
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host.config import HostConfig  # pylint: disable=import-outside-toplevel
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import converge  # pylint: disable=import-outside-toplevel
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import images as image_service  # pylint: disable=import-outside-toplevel
     base = '/var/tmp/nsbox-runner-%s' % secrets.token_hex(4)  # overlay upper dirs need a real filesystem
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
     data = {'data_root': base + '/data', 'state_dir': base + '/run', 'cgroup_parent': parent,
@@ -194,13 +194,13 @@ def library_host(fixtures, reaper):
         image_service.load(cfg, fixtures.docker_archive, name='busybox')
         yield cfg, base, data
     finally:
-        store = service.open_store(cfg)
+        store = converge.open_store(cfg)
         for c in store.all():
             st = c.status()
             if st['running']:
                 os.kill(st['pid'], signal.SIGKILL)
             try:
-                service.remove(cfg, store, c, force=True)
+                converge.remove(cfg, store, c, force=True)
             except Exception:  # pylint: disable=broad-except
                 pass
         for mnt in sorted(mountinfo.read('/proc/self/mountinfo'), key=lambda m: -len(m.mount_point)):

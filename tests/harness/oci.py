@@ -19,7 +19,7 @@ DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']
 def install_private(work):
     """nsbox and nsbox-oci installed under ``work`` (lib/, bin/) by the library's own install code (DESIGN D1); returns nsbox-oci's path."""
     code = ('import sys; sys.path.insert(0, sys.argv[1]); '
-            'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import install; '
+            'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import install; '
             "install.LibraryInstall(sys.argv[2] + '/lib', sys.argv[2] + '/bin/nsbox', python='/usr/bin/python3').apply()")
     subprocess.run([sys.executable, '-c', code, collections_path(work), work], check=True)
     return os.path.join(work, 'bin', 'nsbox-oci')

@@ -50,7 +50,7 @@ def _keygen(path):
 def cgroup_mounts(mountinfo='/proc/self/mountinfo'):
     """[(mount point, fstype, mount options)] of the machine's cgroup hierarchies, and [(link, target)] beside them."""
     # Only hosts with a cgroup of their own need the library (the demo's plain host does not import it).
-    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import mountinfo as mi  # pylint: disable=import-outside-toplevel
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import mountinfo as mi  # pylint: disable=import-outside-toplevel
     mounts = [(m.mount_point, m.fstype, ','.join(o for o in m.super_options if o not in ('rw', 'ro')) or 'none')
               for m in mi.read(mountinfo) if m.fstype in ('cgroup', 'cgroup2')]
     links = [(os.path.join(CGROUP_ROOT, n), os.readlink(os.path.join(CGROUP_ROOT, n)))

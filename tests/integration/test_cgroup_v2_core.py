@@ -17,9 +17,10 @@ import time
 import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import devices, v2
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import CgroupError, Layout
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import CgroupError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import Resources
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices as container_devices
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import devices as container_devices
 
 LAYOUT = Layout.detect() if os.path.isdir('/sys/fs/cgroup') else None
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or LAYOUT is None or not LAYOUT.unified, reason='needs root and a cgroup2 tree')
@@ -113,7 +114,7 @@ def test_device_program_denies_and_reads_back(mgr, proc):
 
 
 def test_a_containers_device_list_as_a_program(mgr, proc, tmp_path):
-    """Every container's standard allow list (container/devices.py) as the eBPF program of a pure v2 host: the pseudo
+    """Every container's standard allow list (launch/devices.py) as the eBPF program of a pure v2 host: the pseudo
     devices open, a disk and a host device not passed do not (EPERM), any node may be made (m) but not opened."""
     probe = proc('import os, sys\nfor line in sys.stdin:\n    try:\n        cmd, path = line.split()\n'
                  '        if cmd == "mknod":\n            os.mknod(path, 0o600 | 0o060000, os.makedev(7, 0))\n'

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import cli_views
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cli import views
 from harness import images
 from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 
@@ -279,7 +279,7 @@ def test_pull_prints_a_line_per_layer_or_draws_bars(box, registry, fixtures):
         short = lay['digest'].split(':')[1][:12]
         if '%s: Already exists' % short in lines:  # the base layer: busybox's
             continue
-        assert '%s: Download complete (%s)' % (short, cli_views.human_size(lay['size'])) in lines, lines
+        assert '%s: Download complete (%s)' % (short, views.human_size(lay['size'])) in lines, lines
         assert '%s: Pull complete' % short in lines, lines
         fetched += 1
     assert fetched >= 1 and len(lines) == 1 + fetched * 2 + (len(layers) - fetched) + 2, lines

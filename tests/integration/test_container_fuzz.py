@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from harness import images
 from harness.containers import FIXTURE_CACHE, LAYOUT, cgroup_roots, library_host
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, service
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, converge
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or LAYOUT is None or LAYOUT.mode == 'v2', reason='root on a v1/hybrid host')
@@ -53,7 +53,7 @@ def test_generated_options_are_refused_cleanly_or_converge(lib, opts):
     cfg, _base, data = lib
     args = dict(opts, image='busybox')
     try:
-        out = service.ensure(cfg, 'fuzz', args, state='present')
+        out = converge.ensure(cfg, 'fuzz', args, state='present')
     except ConfigError as exc:
         event('refused')
         assert exc.message and exc.to_dict()['cause'], exc
@@ -61,5 +61,5 @@ def test_generated_options_are_refused_cleanly_or_converge(lib, opts):
         return
     event('created')
     assert out['changed'] and out['container']['name'] == 'fuzz'
-    service.ensure(cfg, 'fuzz', state='absent')
+    converge.ensure(cfg, 'fuzz', state='absent')
     assert _traces(cfg, data['cgroup_parent']) == {'containers': [], 'cgroups': [], 'mounts': []}

@@ -24,7 +24,8 @@ from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import systemd_booted
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices as container_devices, options
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import devices as container_devices
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""container/process.py for real: busybox containers started with start(), entered with enter().
+"""launch/process.py for real: busybox containers started with start(), entered with enter().
 
 Each container is started by a forked helper that makes itself a child subreaper (as the
 supervisor does), so the container's init becomes its child and its real exit status is seen;
@@ -28,8 +28,8 @@ import pytest
 
 from harness.images import busybox_rootfs_bytes
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import namespaces, syscall
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import caps, process
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import namespaces, syscall
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import caps, process
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import NsboxError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='containers need root')

@@ -23,8 +23,8 @@ import pytest
 
 from harness import images
 from harness.containers import FIXTURE_CACHE, LAYOUT, library_host
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import runner, service
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import mountinfo
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import runner, converge
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import mountinfo
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or LAYOUT is None or LAYOUT.mode == 'v2', reason='root on a v1/hybrid host')
 COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(sys.modules['ansible_collections.nsbox.runtime'].__path__[0])))
@@ -46,7 +46,7 @@ def unit_env(tmp_path, reaper):
 
 def nsbox(env, *args, extra_env=None):
     """The host CLI; its output to files, as a unit's goes to the journal (the container keeps the fds)."""
-    code = 'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cli import main; main()'
+    code = 'from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cli.main import main; main()'
     with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
         # The host's python3, as the installed command runs (its libseccomp binding, which a venv lacks).
         proc = subprocess.run(['/usr/bin/python3', '-c', code] + list(args), env=dict(env, **(extra_env or {})),
@@ -59,7 +59,7 @@ def nsbox(env, *args, extra_env=None):
 
 def test_run_unit_reports_the_init_as_mainpid_and_ends(unit_env):
     cfg, env, sock = unit_env
-    service.ensure(cfg, 'unitweb', {'image': 'busybox', 'command': 'sleep 1000'}, state='present')
+    converge.ensure(cfg, 'unitweb', {'image': 'busybox', 'command': 'sleep 1000'}, state='present')
     proc = nsbox(env, 'run-unit', 'unitweb')
     assert proc.returncode == 0, proc.stderr
     sock.settimeout(5)
@@ -71,7 +71,7 @@ def test_run_unit_reports_the_init_as_mainpid_and_ends(unit_env):
     assert open('/proc/%d/stat' % pid).read().split()[3] == str(os.getpid())
     assert open('/proc/%d/cmdline' % pid).read() == 'sleep\x001000\x00'
     assert os.stat('/proc/%d/ns/pid' % pid).st_ino != os.stat('/proc/self/ns/pid').st_ino
-    store = service.open_store(cfg)
+    store = converge.open_store(cfg)
     c = store.find('unitweb')
     assert c.status()['running'] and c.status()['pid'] == pid
     assert any(c.id in line for line in open('/proc/%d/cgroup' % pid))
@@ -83,14 +83,14 @@ def test_run_unit_reports_the_init_as_mainpid_and_ends(unit_env):
     st = store.find('unitweb').status()
     assert st['status'] == 'exited' and st['exit_code'] == 137 and not st['oom_killed']
     assert not any(m.mount_point == c.rootfs for m in mountinfo.read('/proc/self/mountinfo'))
-    assert not service.supervisor.cgroup_of(cfg, c).exists()
+    assert not converge.assemble.cgroup_of(cfg, c).exists()
 
 
 def test_run_unit_needs_systemd_and_an_existing_container(unit_env):
     cfg, env, _sock = unit_env
     proc = nsbox(env, 'run-unit', 'ghost')
     assert proc.returncode == 1 and 'it does not exist' in proc.stderr
-    service.ensure(cfg, 'unitweb', {'image': 'busybox', 'command': 'true'}, state='present')
+    converge.ensure(cfg, 'unitweb', {'image': 'busybox', 'command': 'true'}, state='present')
     no_socket = {k: v for k, v in env.items() if k != 'NOTIFY_SOCKET'}
     with pytest.raises(Exception, match='NOTIFY_SOCKET is not set'):
         runner.notify('READY=1', no_socket)

@@ -224,7 +224,7 @@ def test_a_failure_midway_undoes_everything(ansible, host):
     code = '\n'.join([
         'import json, sys',
         'sys.path.insert(0, %r)' % PYZ,
-        'from nsbox_runtime import namespaces as ns',
+        'from nsbox_runtime.named import store as ns',
         'store = ns.NamespaceStore("/run/nsbox")',
         'real = store._bind',
         'def bind(source, target, ns_type, name):',
@@ -254,7 +254,8 @@ def test_mount_namespaces_persist_whatever_the_cpus(ansible, host):
     code = '\n'.join([
         'import os, sys',
         'sys.path.insert(0, %r)' % PYZ,
-        'from nsbox_runtime import namespaces as ns, syscall',
+        'from nsbox_runtime.named import store as ns',
+        'from nsbox_runtime.kernel import syscall',
         'cpus = sorted(os.sched_getaffinity(0))',
         'for w in cpus:',
         '    for c in cpus:',

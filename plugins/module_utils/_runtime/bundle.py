@@ -15,16 +15,19 @@ def _ship():  # pragma: no cover - never called
     that never runs too: these imports put the whole library in every module's payload
     without a module run importing (and, from a payload, compiling) all of it."""
     # pylint: disable=unused-import,import-outside-toplevel
-    from . import cli, cli_run, cli_term, cli_views, codecache, config, errors, fsutil, hostinfo, hostsetup, idmap, install, kmods  # noqa: F401
-    from . import mountinfo, namespace_service, namespaces, rootfs, syscall, sysctls, units, userns, version  # noqa: F401
-    from .cgroups import devices as cgroups_devices, layout, manager, resources, service as cgroups_service, systemd, v1, v2  # noqa: F401
-    from .container import barrier, caps, devices as container_devices, health, idranges, logs, monitor, mounts, options, policy  # noqa: F401
-    from .container import process, runner, seccomp, security, service as container_service, store as container_store, supervisor, unit  # noqa: F401
-    from .container import order, users  # noqa: F401
-    from .image import archive, ingest, layer, manifest, reference, registry, service, store  # noqa: F401
-    from .network import etc_files, links, netns, nft, service as network_service, store as network_store  # noqa: F401
-    from .oci import cli as oci_cli, runtime, spec  # noqa: F401
-    from .volume import copyup, service as volume_service, store as volume_store  # noqa: F401
+    from . import errors, usage, version  # noqa: F401
+    from .cgroups import devices as cgroups_devices, factory, layout, manager, resources, systemd, v1, v2  # noqa: F401
+    from .cli import main, oci, run, term, views  # noqa: F401
+    from .container import assemble, converge, execute, exits, health, idranges, logs, monitor, options, order, policy, runner, security  # noqa: F401
+    from .container import store as container_store, supervisor, unit, users  # noqa: F401
+    from .host import codecache, config, dataroot, hostinfo, hostsetup, install, kmods, sysctls  # noqa: F401
+    from .image import archive, images, ingest, layer, manifest, reference, registry, rootfs, store as image_store  # noqa: F401
+    from .kernel import fsutil, idmap, mountinfo, namespaces, syscall, units, userns  # noqa: F401
+    from .launch import barrier, caps, devices as launch_devices, mounts, process, seccomp  # noqa: F401
+    from .named import cgroup, namespace, store as named_store  # noqa: F401
+    from .network import etc_files, links, netns, networks, nft, store as network_store  # noqa: F401
+    from .oci import runtime, spec  # noqa: F401
+    from .volume import copyup, store as volume_store, volumes  # noqa: F401
 
 
 MODULES = (
@@ -32,78 +35,90 @@ MODULES = (
     'bundle',
     'cgroups/__init__',
     'cgroups/devices',
+    'cgroups/factory',
     'cgroups/layout',
     'cgroups/manager',
     'cgroups/resources',
-    'cgroups/service',
     'cgroups/systemd',
     'cgroups/v1',
     'cgroups/v2',
-    'cli',
-    'cli_run',
-    'cli_term',
-    'cli_views',
-    'codecache',
-    'config',
+    'cli/__init__',
+    'cli/main',
+    'cli/oci',
+    'cli/run',
+    'cli/term',
+    'cli/views',
     'container/__init__',
-    'container/barrier',
-    'container/caps',
-    'container/devices',
+    'container/assemble',
+    'container/converge',
+    'container/execute',
+    'container/exits',
     'container/health',
     'container/idranges',
     'container/logs',
     'container/monitor',
-    'container/mounts',
     'container/options',
     'container/order',
     'container/policy',
-    'container/process',
     'container/runner',
-    'container/seccomp',
     'container/security',
-    'container/service',
     'container/store',
     'container/supervisor',
     'container/unit',
     'container/users',
     'errors',
-    'fsutil',
-    'hostinfo',
-    'hostsetup',
-    'idmap',
-    'kmods',
+    'host/__init__',
+    'host/codecache',
+    'host/config',
+    'host/dataroot',
+    'host/hostinfo',
+    'host/hostsetup',
+    'host/install',
+    'host/kmods',
+    'host/sysctls',
     'image/__init__',
     'image/archive',
+    'image/images',
     'image/ingest',
     'image/layer',
     'image/manifest',
     'image/reference',
     'image/registry',
-    'image/service',
+    'image/rootfs',
     'image/store',
-    'install',
-    'mountinfo',
-    'namespace_service',
-    'namespaces',
+    'kernel/__init__',
+    'kernel/fsutil',
+    'kernel/idmap',
+    'kernel/mountinfo',
+    'kernel/namespaces',
+    'kernel/syscall',
+    'kernel/units',
+    'kernel/userns',
+    'launch/__init__',
+    'launch/barrier',
+    'launch/caps',
+    'launch/devices',
+    'launch/mounts',
+    'launch/process',
+    'launch/seccomp',
+    'named/__init__',
+    'named/cgroup',
+    'named/namespace',
+    'named/store',
     'network/__init__',
     'network/etc_files',
     'network/links',
     'network/netns',
+    'network/networks',
     'network/nft',
-    'network/service',
     'network/store',
     'oci/__init__',
-    'oci/cli',
     'oci/runtime',
     'oci/spec',
-    'rootfs',
-    'syscall',
-    'sysctls',
-    'units',
-    'userns',
+    'usage',
     'version',
     'volume/__init__',
     'volume/copyup',
-    'volume/service',
     'volume/store',
+    'volume/volumes',
 )

@@ -54,3 +54,7 @@ class InstallError(NsboxError):
 
 class SyscallError(NsboxError):
     """A kernel call failed."""
+
+
+class CgroupError(NsboxError):
+    """A cgroup could not be read, written, created or removed."""

@@ -18,9 +18,8 @@ import hashlib
 import os
 import struct
 
-from .. import syscall
-from ..errors import NsboxError
-from .layout import CgroupError
+from ..kernel import syscall
+from ..errors import CgroupError, NsboxError
 
 # bpf(2) commands, program/attach types and flags (linux/bpf.h)
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9

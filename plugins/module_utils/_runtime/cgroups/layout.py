@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import os
 
-from .. import mountinfo, syscall
-from ..errors import NsboxError
+from ..kernel import mountinfo, syscall
+from ..errors import CgroupError, NsboxError
 
 # v1 controllers a manager creates its cgroup in (cpuacct for usage statistics).
 V1_CONTROLLERS = ('memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'devices', 'freezer')
-
-
-class CgroupError(NsboxError):
-    """A cgroup could not be read, written, created or removed."""
 
 
 def parse_mountinfo(text):
@@ -91,38 +87,6 @@ def resolve_driver(configured, mode, booted):
 def default_parent(driver):
     """D4: containers go under ``nsbox.slice`` (systemd) or ``/nsbox`` (cgroupfs)."""
     return 'nsbox.slice' if driver == 'systemd' else '/nsbox'
-
-
-def manager_for(path, driver='cgroupfs', layout=None, booted=None):
-    """The manager for cgroup ``path`` under this host's hierarchies and ``driver``."""
-    from .v1 import CgroupV1Manager  # pylint: disable=import-outside-toplevel
-    from .v2 import CgroupV2Manager  # pylint: disable=import-outside-toplevel
-    layout = layout or Layout.detect()
-    booted = systemd_booted() if booted is None else booted
-    path = clean_path(path)
-    if driver == 'systemd':
-        if layout.mode != 'v2':
-            raise CgroupError('use', 'the systemd cgroup driver', 'it needs a cgroup v2 host (this one is %s); use cgroupfs' % layout.mode)
-        from .systemd import SystemdManager  # pylint: disable=import-outside-toplevel
-        parts = path.strip('/').split('/')
-        if len(parts) < 2:
-            raise CgroupError('use', 'cgroup path %r' % path, 'under the systemd driver it is a slice and a name, e.g. nsbox.slice/web')
-        return SystemdManager(parts[0], parts[1:], layout.unified)
-    if driver != 'cgroupfs':
-        raise CgroupError('use', 'cgroup driver %r' % (driver,), 'expected cgroupfs or systemd')
-    if layout.mode == 'v2':
-        # The root's subtree_control is written only where no systemd manages the tree (as runc does there).
-        return CgroupV2Manager(path, layout.unified, may_enable_root=not booted)
-    return CgroupV1Manager(path, layout)
-
-
-def for_config(cfg, name, parent=None, layout=None):
-    """The manager of cgroup ``name`` under ``parent`` (default: the host config's cgroup_parent, else D4's)."""
-    layout = layout or Layout.detect()
-    booted = systemd_booted()
-    driver = resolve_driver(cfg['cgroup_driver'], layout.mode, booted)
-    parent = parent or cfg['cgroup_parent'] or default_parent(driver)
-    return manager_for(clean_path(parent) + clean_path(name), driver, layout, booted)
 
 
 def read_text(path, default=None):

@@ -12,7 +12,8 @@ import os
 import signal
 import time
 
-from .layout import CgroupError, read_text
+from ..errors import CgroupError
+from .layout import read_text, write_text
 
 
 class CgroupManager:
@@ -87,7 +88,6 @@ class CgroupManager:
         return sorted(int(p) for p in text.split())
 
     def add_procs(self, pids):
-        from .layout import write_text  # pylint: disable=import-outside-toplevel
         for pid in pids:
             for d in self.dirs():
                 try:

@@ -13,7 +13,7 @@ import re
 import stat
 
 from ..errors import ConfigError
-from ..units import UNLIMITED, parse_cpus, parse_size
+from ..kernel.units import UNLIMITED, parse_cpus, parse_size
 
 PAGE = os.sysconf('SC_PAGE_SIZE')
 DEFAULT_CPU_PERIOD = 100000  # microseconds, as the kernel's and Docker's default

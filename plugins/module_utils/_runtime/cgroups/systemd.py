@@ -22,8 +22,9 @@ import re
 import subprocess
 import time
 
-from ..units import UNLIMITED
-from .layout import CgroupError, read_text
+from ..kernel.units import UNLIMITED
+from ..errors import CgroupError
+from .layout import read_text
 from .manager import CgroupManager, expand_list
 from .resources import THROTTLE_KEYS, DeviceRule, blkio_to_io_weight, shares_to_weight
 from .v2 import CgroupV2Manager

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import time
 
-from ..units import UNLIMITED
-from .layout import V1_CONTROLLERS, CgroupError, read_text, write_text
+from ..kernel.units import UNLIMITED
+from ..errors import CgroupError
+from .layout import V1_CONTROLLERS, read_text, write_text
 from .manager import CgroupManager, make_dirs, read_kv
 from .resources import THROTTLE_KEYS, DeviceRule
 

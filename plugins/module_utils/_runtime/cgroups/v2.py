@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import time
 
-from ..units import UNLIMITED
+from ..kernel.units import UNLIMITED
 from . import devices as devfilter
-from .layout import CgroupError, read_text, write_text
+from ..errors import CgroupError
+from .layout import read_text, write_text
 from .manager import CgroupManager, make_dirs, read_kv
 from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 
 from ..errors import NsboxError
-from ..fsutil import read_json, write_json
+from ..kernel.fsutil import read_json, write_json
 from . import policy
+from .execute import ExecTimeout, exec_in
 from .store import ContainerStore, now
 
 SCHEMA = 1
@@ -48,7 +49,6 @@ def reset(container):
 
 def run_check(cfg, container_id, in_start_period):
     """Run the check once inside the running container and record its result; returns the new record."""
-    from .service import ExecTimeout, exec_in  # pylint: disable=import-outside-toplevel
     container = ContainerStore(cfg).find(container_id)
     if container is None or not container.config.get('healthcheck'):
         return None

@@ -24,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ..config import DEFAULTS
+from ..host.config import DEFAULTS
 from ..errors import ConfigError, NsboxError
-from ..fsutil import locked, read_json, write_json
-from ..idmap import IdMapEntry, map_dicts, parse_id_map
+from ..kernel.fsutil import locked, read_json, write_json
+from ..kernel.idmap import IdMapEntry, map_dicts, parse_id_map
 
 SCHEMA = 1
 BLOCK = 65536

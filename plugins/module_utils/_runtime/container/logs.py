@@ -29,7 +29,7 @@ import sys
 import time
 
 from ..errors import ConfigError, NsboxError
-from ..units import parse_size as _parse_size
+from ..kernel.units import parse_size as _parse_size
 
 LINE_MAX = 16 * 1024          # Docker's copier buffer: longer lines become partial entries
 READ_CHUNK = 65536            # one read of a FIFO, one step of reading a file backwards

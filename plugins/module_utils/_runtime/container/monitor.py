@@ -13,6 +13,9 @@ It also runs the healthcheck (a short-lived ``nsbox healthcheck`` child per chec
 watcher stays small) and, once the init ended, applies the restart policy: after the back-off
 it execs ``nsbox supervise --restart`` — again the same process, which sets the container up
 anew and comes back here.
+
+Deferred imports: imported only now, after the init ended (or in a forked check): the monitor holds as
+little memory as it can while it watches.
 """
 from __future__ import annotations
 
@@ -131,7 +134,7 @@ def health_spawner(config, container_id, pyz):
                 os.closerange(fd + 1, 1 << 16)
                 os.set_inheritable(fd, True)
                 os.execv(sys.executable, [sys.executable, '-I', pyz] + args + ['--config-fd', str(fd)])
-            from ..config import HostConfig  # pylint: disable=import-outside-toplevel
+            from ..host.config import HostConfig  # pylint: disable=import-outside-toplevel
             from .health import run_check  # pylint: disable=import-outside-toplevel
             run_check(HostConfig(config), container_id, in_start_period)
             os._exit(0)  # pylint: disable=protected-access
@@ -209,13 +212,13 @@ def main(container_id, handover_fd):
                  data['adopted'], data.get('pid_start'), timer)
     # pylint: disable=import-outside-toplevel
     if data.get('pyz'):  # started with -c, not the zipapp's __main__: the teardown's imports through the code cache now
-        from .. import codecache  # (compiling them cost ~0.13 s between the init's end and its recorded exit)
+        from ..host import codecache  # (compiling them cost ~0.13 s between the init's end and its recorded exit)
         codecache.install(data['pyz'])
     import site  # started with -S: the system's site-packages (pyroute2, nftables) only now, for the teardown
     site.main()
-    from ..config import HostConfig
+    from ..host.config import HostConfig
     from .store import ContainerStore
-    from .supervisor import after_exit
+    from .exits import after_exit
     cfg = HostConfig(data['config'])
     container = ContainerStore(cfg).find(container_id)
     if container is not None and after_exit(cfg, container, code) and data.get('pyz'):

@@ -15,6 +15,7 @@ rejects them as unsupported, the library's parser as unknown — never accepted 
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -22,10 +23,11 @@ import shlex
 import signal
 
 from ..cgroups.resources import Resources, display
-from ..units import parse_size
+from ..kernel.units import parse_size
 from ..errors import ConfigError
 from ..volume.store import validate_name as validate_volume_name
-from . import caps, devices as device_options, idranges, policy, security
+from ..launch import caps, devices as device_options
+from . import idranges, policy, security
 
 SCHEMA_VERSION = 1
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -329,7 +331,6 @@ def _network_entry(item, index):
 
 
 def _ip(value, what):
-    import ipaddress  # pylint: disable=import-outside-toplevel
     try:
         address = ipaddress.ip_address(str(value).strip())
     except ValueError:

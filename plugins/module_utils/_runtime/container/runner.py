@@ -3,7 +3,7 @@
 """The systemd front (DESIGN D2): ``nsbox run-unit NAME`` and ``nsbox unit-stopped NAME``.
 
 A unit with ``Type=notify`` runs ``nsbox run-unit NAME``: it sets the container up (the same
-``supervisor.launch`` as the supervisor), tells systemd ``READY=1`` and ``MAINPID=<init>`` on
+``assemble.launch`` as the supervisor), tells systemd ``READY=1`` and ``MAINPID=<init>`` on
 ``$NOTIFY_SOCKET`` and exits — no process of ours stays per container. systemd then watches the
 init (stdout and stderr go where the unit's go: the journal), and ``ExecStopPost=nsbox
 unit-stopped NAME`` records how it ended from ``$EXIT_CODE``/``$EXIT_STATUS`` (set by systemd)
@@ -23,8 +23,8 @@ import signal
 import socket
 
 from ..cgroups.layout import Layout, read_text, resolve_driver, systemd_booted, write_text
-from ..namespaces import boot_id, process_stamp
-from . import supervisor
+from ..kernel.namespaces import boot_id, process_stamp
+from . import assemble
 from .store import ContainerError, now
 
 
@@ -71,14 +71,14 @@ def run_unit(cfg, store, name):
         if status['running']:
             raise ContainerError('start', 'container %s' % name, 'it runs already (pid %d)' % status['pid'])
         if container.read_state().get('status') == 'running':
-            supervisor.teardown(cfg, container)
+            assemble.teardown(cfg, container)
         unit_cgroup = delegated_cgroup(cfg)
         if unit_cgroup:
             _move_self(Layout.detect(), unit_cgroup + '/runner')
         container.write_state(cgroup=unit_cgroup + '/container' if unit_cgroup else None)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            pid, _manager = supervisor.launch(cfg, store, container, (null, 1, 2))
+            pid, _manager = assemble.launch(cfg, store, container, (null, 1, 2))
         finally:
             os.close(null)
         stamp = process_stamp(pid)
@@ -108,5 +108,5 @@ def unit_stopped(cfg, store, name, env=None):
         return None
     code = _code_from_systemd(env)
     with container.lock():
-        supervisor.finish(cfg, container, code, oom=env.get('SERVICE_RESULT') == 'oom-kill')
+        assemble.finish(cfg, container, code, oom=env.get('SERVICE_RESULT') == 'oom-kill')
     return code

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 from ..errors import ConfigError
-from . import caps
-from . import seccomp as seccomp_profiles
+from ..launch import caps
+from ..launch import seccomp as seccomp_profiles
 
 # security_opt's stored form when not given: Docker's default seccomp profile, and no_new_privs on
 # (stricter than Docker and podman, whose default is off).

@@ -24,8 +24,8 @@ import shutil
 import time
 
 from ..errors import NsboxError
-from ..fsutil import locked, read_json, write_json
-from ..namespaces import Holder, boot_id
+from ..kernel.fsutil import locked, read_json, write_json
+from ..kernel.namespaces import Holder, boot_id
 from . import options
 
 STATE_SCHEMA = 1

@@ -24,8 +24,8 @@ import re
 import shlex
 import subprocess
 
-from ..fsutil import atomic_write
-from ..install import BIN_PATH
+from ..kernel.fsutil import atomic_write
+from ..host.install import BIN_PATH
 from . import policy
 from .store import ContainerError
 

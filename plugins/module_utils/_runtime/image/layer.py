@@ -115,6 +115,7 @@ def open_layer(fileobj, media_type=None):
         inner = _Gunzip(fileobj, head)
     elif head == b'\x28\xb5\x2f\xfd':
         try:
+            # Imported here: an optional binding (python3-zstandard), only for zstd layers.
             import zstandard  # pylint: disable=import-outside-toplevel
         except ImportError:
             raise LayerError('decompress', 'a zstd layer (%s)' % (media_type or 'zstd'),

@@ -26,10 +26,10 @@ import shutil
 import tempfile
 import time
 
-from .. import mountinfo
+from ..kernel import mountinfo
 from ..errors import NsboxError
-from ..fsutil import fsync_dir, locked, read_json, tree_size, write_json
-from ..hostsetup import DATA_ROOT_MODE, DATA_SUBDIRS, write_store
+from ..kernel.fsutil import fsync_dir, locked, read_json, tree_size, write_json
+from ..host.dataroot import DATA_ROOT_MODE, DATA_SUBDIRS, write_store
 from . import layer as layerlib
 
 INDEX_SCHEMA = 1

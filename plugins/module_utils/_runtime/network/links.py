@@ -13,7 +13,7 @@ import ipaddress
 import os
 
 from ..errors import NsboxError
-from ..namespaces import run_in
+from ..kernel.namespaces import run_in
 
 IFF_UP = 1
 PEER_NAME = 'eth0'
@@ -25,6 +25,7 @@ class NetworkError(NsboxError):
 
 def _iproute():
     try:
+        # Imported here: pyroute2 costs ~170 ms to import; only the networking path pays it.
         from pyroute2 import IPRoute  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise NetworkError('use', 'netlink', 'the Python library pyroute2 is missing (Debian: python3-pyroute2; the host role installs it)') from None

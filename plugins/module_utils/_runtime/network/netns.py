@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .. import mountinfo, syscall
-from ..namespaces import Unsharer, persist, unpersist
+from ..kernel import mountinfo, syscall
+from ..kernel.namespaces import Unsharer, persist, unpersist
 
 
 def exists(path):

@@ -23,7 +23,7 @@ import json
 import os
 
 from ..errors import NsboxError
-from ..fsutil import atomic_write
+from ..kernel.fsutil import atomic_write
 
 FAMILY, TABLE = 'inet', 'nsbox'
 
@@ -34,6 +34,7 @@ class FirewallError(NsboxError):
 
 def _nft():
     try:
+        # Imported here: an optional system binding (python3-nftables), needed only to publish ports and NAT.
         import nftables  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise FirewallError('use', 'nftables', 'the Python binding of libnftables is missing (Debian: python3-nftables; '

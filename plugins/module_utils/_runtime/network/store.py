@@ -21,7 +21,7 @@ import os
 import re
 
 from ..errors import ConfigError
-from ..fsutil import locked, read_json, write_json
+from ..kernel.fsutil import locked, read_json, write_json
 from .links import NetworkError
 
 SCHEMA = 1

@@ -20,6 +20,9 @@ every call is a new interpreter that pays for each import again.
 
 Status: creating (create is under way: its own pid is recorded) -> created -> running (paused)
 -> stopped. A create that fails removes everything it made.
+
+Deferred imports: ``state``, ``kill`` and ``delete`` do not import the process code nor the spec
+translation (start-up cost, docs/oci.md).
 """
 from __future__ import annotations
 
@@ -30,11 +33,12 @@ import shutil
 import signal
 import subprocess
 
-from .. import fsutil
-from ..cgroups.layout import Layout, manager_for
+from ..kernel import fsutil
+from ..cgroups.factory import manager_for
+from ..cgroups.layout import Layout
 from ..cgroups.resources import Resources
 from ..errors import ConfigError, NsboxError
-from ..namespaces import boot_id, process_stamp
+from ..kernel.namespaces import boot_id, process_stamp
 
 OCI_VERSION = '1.0.2'  # of the runtime spec, as state and features report it
 DEFAULT_ROOT = '/run/nsbox-oci'
@@ -44,7 +48,7 @@ _ID_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def _process():
-    from ..container import process  # pylint: disable=import-outside-toplevel
+    from ..launch import process  # pylint: disable=import-outside-toplevel
     return process
 
 
@@ -269,7 +273,7 @@ def start(root, container_id):
     state = container.state()
     for hook in container.record['hooks'].get('startContainer') or ():
         _run_hook_inside(container, hook, state)
-    from ..container import barrier  # pylint: disable=import-outside-toplevel
+    from ..launch import barrier  # pylint: disable=import-outside-toplevel
     barrier.release(container.fifo, container.pid, container.record['start_time'])
     try:
         os.unlink(container.fifo)

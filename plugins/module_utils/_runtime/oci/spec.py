@@ -3,7 +3,7 @@
 """An OCI bundle's ``config.json`` translated into the library's own terms (the only spec translation).
 
 As runc's ``specconv``: plain data in, plain data out, nothing touched. ``translate`` gives the
-``process.start`` spec (container/process.py), the cgroup path and limits (cgroups/resources.py)
+``process.start`` spec (launch/process.py), the cgroup path and limits (cgroups/resources.py)
 and the hooks; ``process_of`` gives the ``process.enter`` spec of an ``exec --process`` file.
 What the spec asks and the library cannot do is refused with a ConfigError naming the field:
 a container that silently does less than its config says (a missing user namespace, a deny
@@ -21,8 +21,8 @@ import os
 import re
 
 from ..errors import ConfigError
-from ..container import caps, devices, mounts
-from ..container import seccomp as seccomp_profiles
+from ..launch import caps, devices, mounts
+from ..launch import seccomp as seccomp_profiles
 from ..cgroups.resources import DeviceRule
 
 HOOK_KINDS = ('prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop')

@@ -24,7 +24,7 @@ import shutil
 import time
 
 from ..errors import ConfigError, NsboxError
-from ..fsutil import fsync_dir, locked, read_json, write_json
+from ..kernel.fsutil import fsync_dir, locked, read_json, write_json
 from .copyup import repair
 
 SCHEMA_VERSION = 1

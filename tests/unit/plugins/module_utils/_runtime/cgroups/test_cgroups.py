@@ -11,6 +11,7 @@ from hypothesis import given, strategies as st
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import devices, layout, v1, v2
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import (
     DeviceRule, Resources, blkio_to_io_weight, shares_to_weight)
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import errors
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError, NsboxError
 
 HYBRID_MOUNTINFO = '''\
@@ -41,7 +42,7 @@ def test_driver_and_parent():
     assert layout.default_parent('systemd') == 'nsbox.slice' and layout.default_parent('cgroupfs') == '/nsbox'
     assert layout.clean_path('nsbox//web/') == '/nsbox/web'
     for bad in ('', '/', '../x', 'a/../../b'):
-        with pytest.raises(layout.CgroupError):
+        with pytest.raises(errors.CgroupError):
             layout.clean_path(bad)
 
 
@@ -100,10 +101,10 @@ def test_v2_plan_and_write_on_a_captured_tree(tmp_path):
 def test_v2_never_writes_the_root_unless_allowed(tmp_path):
     root = fake_v2_tree(tmp_path)
     mgr = v2.CgroupV2Manager('/web', str(root), may_enable_root=False)
-    with pytest.raises(layout.CgroupError, match='not enabled in the root cgroup'):
+    with pytest.raises(errors.CgroupError, match='not enabled in the root cgroup'):
         mgr.enable_controllers({'memory'})
     assert (root / 'cgroup.subtree_control').read_text() == ''
-    with pytest.raises(layout.CgroupError, match='does not offer them'):
+    with pytest.raises(errors.CgroupError, match='does not offer them'):
         v2.CgroupV2Manager('/web', str(root), may_enable_root=True).enable_controllers({'hugetlb'})
 
 

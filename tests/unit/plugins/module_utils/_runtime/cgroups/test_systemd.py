@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import systemd
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import CgroupError
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import CgroupError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import DeviceRule, Resources
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import devices
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import devices
 
 PROC_DEVICES = 'Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n254 virtblk\n'
 

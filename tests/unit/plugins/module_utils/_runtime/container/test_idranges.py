@@ -9,11 +9,11 @@ import os
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.config import HostConfig
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host.config import HostConfig
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import idranges, options, store as cstore
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.idmap import IdMapEntry
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.userns import in_host_range, map_id
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel.idmap import IdMapEntry
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel.userns import in_host_range, map_id
 
 IMAGE = {'name': 'busybox', 'digest': 'sha256:' + 'a' * 64, 'id': 'sha256:' + 'b' * 64}
 START = 2147483648

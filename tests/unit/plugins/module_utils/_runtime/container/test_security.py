@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import caps, options, seccomp, security
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import caps, seccomp
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, security
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError, NsboxError
 
 IMAGE = {'name': 'busybox', 'digest': 'sha256:' + 'a' * 64, 'id': 'sha256:' + 'b' * 64}

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.config import HostConfig
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host.config import HostConfig
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, store as cstore
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import SchemaError
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.namespaces import boot_id, process_stamp
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel.namespaces import boot_id, process_stamp
 
 IMAGE = {'name': 'busybox', 'digest': 'sha256:' + 'a' * 64, 'id': 'sha256:' + 'b' * 64}
 

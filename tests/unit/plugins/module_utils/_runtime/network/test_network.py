@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.config import HostConfig
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host.config import HostConfig
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError, NsboxError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.network import etc_files, nft, store as nstore

@@ -9,9 +9,10 @@ import signal
 import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import Resources
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import process
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import process
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.oci import cli, runtime, spec as ocispec
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cli import oci
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.oci import runtime, spec as ocispec
 
 
 def config(**edit):
@@ -128,13 +129,13 @@ def test_state_of_a_missing_container_is_a_clear_error(tmp_path):
 
 
 def test_features_are_json_as_runc_prints_them():
-    data = json.loads(json.dumps(cli.features()))
+    data = json.loads(json.dumps(oci.features()))
     assert data['ociVersionMin'] == '1.0.0' and 'poststop' in data['hooks']
     assert {'v1', 'v2', 'systemd'} <= set(data['linux']['cgroup']) and 'rbind' in data['mountOptions']
 
 
 def test_the_cli_parses_what_podman_and_conmon_pass():
-    p = cli.parser()
+    p = oci.parser()
     args = p.parse_args(['--root', '/r', '--log', '/l', '--log-format', 'json', '--systemd-cgroup', 'create', '--bundle', '/b',
                          '--pid-file', '/p', '--console-socket', '/s', '--no-new-keyring', 'abc'])
     assert (args.root, args.log_format, args.systemd_cgroup, args.verb, args.bundle, args.id) == ('/r', 'json', True, 'create', '/b', 'abc')

@@ -11,15 +11,24 @@ import stat
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import fsutil
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.config import HostConfig
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, supervisor
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import fsutil
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host.config import HostConfig
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import assemble, options
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container.store import ContainerError, ContainerStore
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.volume import copyup, service, store as vstore
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.volume import copyup, volumes, store as vstore
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.usage import References
 
 ROOT = os.geteuid() == 0
 IMAGE = {'name': 'busybox', 'digest': 'sha256:' + 'a' * 64, 'id': 'sha256:' + 'b' * 64}
+
+
+def _ensure(cfg, *args, **kwargs):
+    return volumes.ensure(cfg, *args, refs=References(cfg), **kwargs)
+
+
+def _info(cfg, *args, **kwargs):
+    return volumes.info(cfg, *args, refs=References(cfg), **kwargs)
 
 
 @pytest.fixture
@@ -213,26 +222,26 @@ def _container(cfg, name, mounts):
 
 
 def test_ensure_create_relabel_recreate_remove(cfg):
-    res = service.ensure(cfg, 'data', labels={'a': '1'}, check_mode=True)
+    res = _ensure(cfg, 'data', labels={'a': '1'}, check_mode=True)
     assert res['changed'] and res['actions'] == ['created volume data'] and not os.path.exists(os.path.join(cfg.data_root, 'volumes'))
-    res = service.ensure(cfg, 'data', labels={'a': '1'})
+    res = _ensure(cfg, 'data', labels={'a': '1'})
     assert res['changed'] and res['volume']['Labels'] == {'a': '1'} and res['diff']['before'] == {'exists': False}
-    assert not service.ensure(cfg, 'data', labels={'a': '1'})['changed']
-    assert not service.ensure(cfg, 'data')['changed']                       # labels not given: left as they are
-    data = service.info(cfg, 'data')['volume']['Mountpoint']
+    assert not _ensure(cfg, 'data', labels={'a': '1'})['changed']
+    assert not _ensure(cfg, 'data')['changed']                       # labels not given: left as they are
+    data = _info(cfg, 'data')['volume']['Mountpoint']
     with open(os.path.join(data, 'keep'), 'w') as f:
         f.write('x')
-    res = service.ensure(cfg, 'data', labels={'a': '2'}, check_mode=True)
+    res = _ensure(cfg, 'data', labels={'a': '2'}, check_mode=True)
     assert res['actions'] == ['updated labels of volume data'] and res['volume']['Labels'] == {'a': '2'}
-    assert service.info(cfg, 'data')['volume']['Labels'] == {'a': '1'}
-    res = service.ensure(cfg, 'data', labels={'a': '2'})
+    assert _info(cfg, 'data')['volume']['Labels'] == {'a': '1'}
+    res = _ensure(cfg, 'data', labels={'a': '2'})
     assert res['actions'] == ['updated labels of volume data'] and os.path.exists(os.path.join(data, 'keep'))  # in place: data kept
-    res = service.ensure(cfg, 'data', labels={'a': '3'}, recreate='options-changed')
+    res = _ensure(cfg, 'data', labels={'a': '3'}, recreate='options-changed')
     assert res['actions'] == ['recreated volume data (labels; its data is gone)'] and os.listdir(data) == []
-    assert service.ensure(cfg, 'data', recreate='always')['actions'] == ['recreated volume data (recreate: always; its data is gone)']
-    assert service.ensure(cfg, 'data', state='absent', check_mode=True)['changed'] and service.info(cfg, 'data')['exists']
-    assert service.ensure(cfg, 'data', state='absent')['actions'] == ['removed volume data']
-    assert not service.info(cfg, 'data')['exists'] and not service.ensure(cfg, 'data', state='absent')['changed']
+    assert _ensure(cfg, 'data', recreate='always')['actions'] == ['recreated volume data (recreate: always; its data is gone)']
+    assert _ensure(cfg, 'data', state='absent', check_mode=True)['changed'] and _info(cfg, 'data')['exists']
+    assert _ensure(cfg, 'data', state='absent')['actions'] == ['removed volume data']
+    assert not _info(cfg, 'data')['exists'] and not _ensure(cfg, 'data', state='absent')['changed']
 
 
 @pytest.mark.parametrize('kwargs, message', [
@@ -244,31 +253,31 @@ def test_ensure_create_relabel_recreate_remove(cfg):
 ])
 def test_bad_input_changes_nothing(cfg, kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        service.ensure(cfg, **kwargs)
+        _ensure(cfg, **kwargs)
     assert not os.path.exists(os.path.join(cfg.data_root, 'volumes'))
 
 
 def test_a_volume_in_use_is_neither_removed_nor_recreated(cfg):
-    service.ensure(cfg, 'data')
+    _ensure(cfg, 'data')
     _container(cfg, 'web', [{'type': 'volume', 'source': 'data', 'target': '/d'}])
     _container(cfg, 'db', [{'type': 'volume', 'source': 'data', 'target': '/e', 'read_only': True}])
     _container(cfg, 'other', [{'type': 'tmpfs', 'target': '/t'}])
     for kwargs in ({'state': 'absent'}, {'recreate': 'always'}, {'state': 'absent', 'check_mode': True}):
         with pytest.raises(vstore.VolumeError, match='in use by containers db, web'):
-            service.ensure(cfg, 'data', **kwargs)
-    assert service.info(cfg, 'data')['containers'] == ['db', 'web']
-    assert [v['UsedBy'] for v in service.info(cfg)['volumes']] == [['db', 'web']]
+            _ensure(cfg, 'data', **kwargs)
+    assert _info(cfg, 'data')['containers'] == ['db', 'web']
+    assert [v['UsedBy'] for v in _info(cfg)['volumes']] == [['db', 'web']]
 
 
 def test_containers_create_missing_volumes_and_take_them_back(cfg):
-    service.ensure(cfg, 'old')
+    _ensure(cfg, 'old')
     config = {'mounts': [{'type': 'volume', 'source': 'old', 'target': '/a'}, {'type': 'volume', 'source': 'new', 'target': '/b'}]}
-    assert service.create_missing(cfg, config, check_mode=True) == (['created volume new'], [])
-    assert not service.info(cfg, 'new')['exists']
-    actions, made = service.create_missing(cfg, config)
-    assert actions == ['created volume new'] and made == ['new'] and service.info(cfg, 'new')['exists']
-    service.remove_created(cfg, made)
-    assert not service.info(cfg, 'new')['exists'] and service.info(cfg, 'old')['exists']
+    assert volumes.create_missing(cfg, config, check_mode=True) == (['created volume new'], [])
+    assert not _info(cfg, 'new')['exists']
+    actions, made = volumes.create_missing(cfg, config)
+    assert actions == ['created volume new'] and made == ['new'] and _info(cfg, 'new')['exists']
+    volumes.remove_created(cfg, made)
+    assert not _info(cfg, 'new')['exists'] and _info(cfg, 'old')['exists']
 
 
 def test_prepare_populates_from_the_rootfs(cfg, tmp_path):
@@ -278,10 +287,10 @@ def test_prepare_populates_from_the_rootfs(cfg, tmp_path):
     (rootfs / 'link').symlink_to('/srv')
     config = {'mounts': [{'type': 'volume', 'source': 'web', 'target': '/link/www'},
                          {'type': 'volume', 'source': 'raw', 'target': '/srv/www', 'no_copy': True}]}
-    paths = service.prepare(cfg, config, str(rootfs), supervisor.mounts.secure_join)
+    paths = volumes.prepare(cfg, config, str(rootfs), assemble.mounts.secure_join)
     assert paths == {'web': vstore.data_path(cfg.data_root, 'web'), 'raw': vstore.data_path(cfg.data_root, 'raw')}
     assert os.listdir(paths['web']) == ['index.html'] and os.listdir(paths['raw']) == []
-    assert service.info(cfg, 'web')['exists'] and vstore.VolumeStore(cfg.data_root).get('web').populated
+    assert _info(cfg, 'web')['exists'] and vstore.VolumeStore(cfg.data_root).get('web').populated
 
 
 # -- propagation -------------------------------------------------------------------------------
@@ -305,10 +314,10 @@ def test_shared_and_slave_binds_need_a_source_that_can_propagate(tmp_path, sourc
     if propagation != 'rprivate':
         mount['propagation'] = propagation
     if ok:
-        supervisor.check_propagation({'mounts': [mount]}, str(path))
+        assemble.check_propagation({'mounts': [mount]}, str(path))
     else:
         with pytest.raises(ContainerError, match='is not shared.*mount --make-shared'):
-            supervisor.check_propagation({'mounts': [mount]}, str(path))
+            assemble.check_propagation({'mounts': [mount]}, str(path))
 
 
 # -- a kill at every step ------------------------------------------------------------------------

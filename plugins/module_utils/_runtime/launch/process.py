@@ -1,0 +1,851 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The making of a container process: ``start()`` a new container init, ``enter()`` a running one.
+
+The handshake is drawn in docs/container.md ("The process model"). In short, for ``start``:
+the caller forks A; A enters the pid namespace (joins one or unshares a new one: that moves
+only A's children), forks B and sends B's host pid up a pipe, then exits. The caller reaps A,
+puts B in its cgroup (``join_cgroup(pid)``) and writes "go". B joins and unshares the other
+namespaces, mounts (mounts.py), pivot_roots, sets hostname, cwd, user, capabilities and
+no_new_privs, resets signals, closes fds and execs. Any failure in B is written as JSON on an
+O_CLOEXEC error pipe; EOF without data means the exec happened.
+
+**The caller of start() must be a child subreaper** (:func:`become_subreaper`) to get B's exit
+status: A exits, so B is re-parented to the nearest subreaper (else to the host's init) and the
+caller then ``waitpid``s it (:func:`wait_status`). ``enter()`` needs no subreaper: A stays, waits
+for B and ends with B's status. Both fork: call them from a single-threaded process (a thread
+holding a lock at fork time would leave it held in the child). The forked children never return
+into the caller's code: they exec or ``os._exit``.
+
+The spec is a plain JSON-able dict:
+
+- ``rootfs``: absolute host path of the mounted root filesystem (a plain directory works too:
+  it is bound onto itself); ``readonly_rootfs``: bool.
+- ``args``: argv; ``args[0]`` without a '/' is looked up in the PATH of ``env`` inside the new
+  root (Docker's default PATH when env has none), as execvpe. ``env``: list of "K=V".
+- ``cwd``: absolute path in the container, made when missing (Docker's WORKDIR); default "/".
+- ``user``: {uid, gid, additional_gids}; default root with no extra groups.
+- ``hostname``: str or None (needs a new uts namespace).
+- ``namespaces``: {type: None | path} for mnt, uts, ipc, net, pid, cgroup. Absent: stay in the
+  caller's; None: a new one; a path (/proc/<pid>/ns/<type> or a persisted file): join it. mnt
+  is always new (pivot_root in a shared mount namespace would move the host's root); a path for
+  mnt is refused. ``loopback``: bring ``lo`` up in a new net namespace.
+- ``mounts``: [{type: bind|tmpfs, source, target, readonly, options: [...]}] (mounts.py).
+- ``init``: host path of a static init (catatonit) bound read-only at /dev/init, or None (the
+  caller puts '/dev/init', '--' in args).
+- ``capabilities``: names (caps.py), default Docker's 14; ``no_new_privs``: bool.
+- ``seccomp``: a profile in Docker's format (seccomp.py) or None (unconfined). The filter is built
+  for ``capabilities`` and loaded as the last step before exec (after no_new_privs; without
+  no_new_privs, before the user switch, while the process still has CAP_SYS_ADMIN).
+- ``masked_paths``, ``readonly_paths``: lists; Docker's when absent. ``writable_sys``: /sys read-write.
+- ``shm_size``: bytes of the /dev/shm tmpfs (64 MiB when absent).
+- ``devices``: [{container, type: c|b, major, minor, mode, uid, gid, host}] nodes made in /dev beside the fixed
+  ones (devices.py: the ``devices`` option; oci/spec.py: OCI's linux.devices).
+- ``sysctls``: {dotted name: value} written in the new namespaces before the mounts (the caller
+  checked they are namespaced: net.*, IPC, kernel.domainname).
+- ``oom_score_adj``: int or None; ``terminal``: stdin is a terminal that B makes its controlling
+  one (a new session, TIOCSCTTY); for ``enter`` too (``exec -t``).
+- ``rlimits``: [{name, soft, hard}] (-1 unlimited), set before the user is switched.
+- ``userns``: None, or {uid_map, gid_map, rootfs: {method, overlay: {layers, options}}}: a user namespace
+  (docs/container.md, "User namespaces"). The caller makes it with its maps, and the new net, ipc and uts
+  namespaces inside it (userns.create); B joins those as root of the host, makes its mount namespace and
+  mounts as before (``rootfs.method`` idmapped: the overlay again from idmapped layers, in B's own mount
+  namespace), and joins the user namespace last, after pivot_root.
+- ``umask``: int or None (inherited from the caller); set before the exec.
+
+``enter`` takes args, env, cwd (not created: as ``docker exec -w``), user, capabilities,
+no_new_privs, seccomp, rlimits, umask and terminal.
+
+**The barrier** (``start(..., barrier=PATH)``; the OCI runtime's create/start split, as runc's
+exec.fifo): B opens the FIFO at PATH (O_PATH) before pivot_root, does everything but the exec,
+reports "ready" and blocks opening the FIFO for writing. ``start`` returns then: the init exists
+in its namespaces and cgroup but has not exec'd the command. Whoever opens the FIFO for reading
+(``barrier.release``) lets it go on to the exec; a signal ends it while it waits.
+
+**The console socket** (``start``/``enter(..., console_socket=PATH)``; OCI's --console-socket, as runc):
+the caller connects to the unix socket at PATH; B, inside the container (after pivot_root; for
+enter, in its mount namespace), opens a pty from the container's own devpts (/dev/ptmx), makes
+the slave its stdio and controlling terminal (owned by the process's user) and sends the master
+over the socket (SCM_RIGHTS, the slave's name as the message). ``stdio`` is then not used.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import termios
+import time
+
+from ..kernel import syscall, userns as userns_mod
+from ..errors import ConfigError, NsboxError
+from ..kernel.idmap import parse_id_map
+from ..kernel.namespaces import JOIN_ORDER, proc_namespaces, process_stamp
+from . import barrier, caps, mounts
+from . import seccomp as seccomp_profiles
+
+NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
+DEFAULT_CAPABILITIES = caps.DEFAULT
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+TIMEOUT = 60.0  # seconds from "go" to exec: mounts of a slow filesystem may take a while
+_NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': syscall.CLONE_NEWIPC,
+             'net': syscall.CLONE_NEWNET, 'pid': syscall.CLONE_NEWPID, 'cgroup': syscall.CLONE_NEWCGROUP,
+             'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
+_GO = b'go'
+_READY = barrier.READY  # B at the barrier (not JSON: an error report is)
+_SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
+# Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
+_RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
+            'locks': 10, 'sigpending': 11, 'msgqueue': 12, 'nice': 13, 'rtprio': 14, 'rttime': 15}
+
+
+class ProcessError(NsboxError):
+    """The container process could not be made (raised in the caller, from the child's report)."""
+
+
+# -- the spec ----------------------------------------------------------------------------------
+def _abs_path(value, what, required=True):
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.startswith('/') or '\0' in value:
+        raise ConfigError('use', what, 'an absolute path is needed, not %r' % (value,))
+    return value
+
+
+def check_spec(spec, full=True):
+    """Validate ``spec`` and fill defaults; returns a new dict. ``full``: for start (else enter's keys).
+    Everything is checked here, in the caller, so a bad spec never reaches a forked child."""
+    if not isinstance(spec, dict):
+        raise ConfigError('use', 'the process spec', 'a dict is needed')
+    out = dict(spec)
+    args = spec.get('args')
+    if not isinstance(args, (list, tuple)) or not args or not all(isinstance(a, str) and '\0' not in a for a in args) or not args[0]:
+        raise ConfigError('use', 'the command', 'args must be a non-empty list of strings, not %r' % (args,))
+    out['args'] = list(args)
+    env = spec.get('env') or []
+    if not isinstance(env, (list, tuple)) or not all(isinstance(e, str) and '=' in e[1:] and '\0' not in e for e in env):
+        raise ConfigError('use', 'the environment', 'env must be a list of "KEY=value" strings, not %r' % (env,))
+    out['env'] = list(env)
+    out['cwd'] = _abs_path(spec.get('cwd') or '/', 'the working directory')
+    user = spec.get('user') or {}
+    try:
+        out['user'] = {'uid': int(user.get('uid', 0)), 'gid': int(user.get('gid', 0)),
+                       'additional_gids': [int(g) for g in user.get('additional_gids') or []]}
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError('use', 'the user', 'user must be {uid, gid, additional_gids} of integers, not %r' % (user,)) from None
+    if min([out['user']['uid'], out['user']['gid']] + out['user']['additional_gids']) < 0:
+        raise ConfigError('use', 'the user', 'ids are not negative: %r' % (user,))
+    names = spec.get('capabilities')
+    out['capabilities'] = list(caps.parse(DEFAULT_CAPABILITIES if names is None else names))
+    out['no_new_privs'] = bool(spec.get('no_new_privs'))
+    profile = spec.get('seccomp')
+    if profile is not None:
+        if not isinstance(profile, dict) or 'defaultAction' not in profile:
+            raise ConfigError('use', 'the seccomp profile', 'a profile in Docker\'s format or None, not %r' % (profile,))
+        seccomp_profiles.library()  # imported here, in the caller: a missing binding is a clear error, not a child's
+    out['seccomp'] = profile
+    out['rlimits'] = _rlimits(spec.get('rlimits'))
+    umask = spec.get('umask')
+    if umask is not None and (isinstance(umask, bool) or not isinstance(umask, int) or not 0 <= umask <= 0o777):
+        raise ConfigError('use', 'umask %r' % (umask,), 'a mode from 0 to 0777')
+    out['umask'] = umask
+    out['terminal'] = bool(spec.get('terminal'))
+    if not full:
+        return out
+    sysctls = spec.get('sysctls') or {}
+    if not isinstance(sysctls, dict) or not all(isinstance(k, str) and _SYSCTL.match(k) and isinstance(v, str) for k, v in sysctls.items()):
+        raise ConfigError('use', 'the sysctls', 'a dict of {dotted.name: "value"}, not %r' % (sysctls,))
+    out['sysctls'] = dict(sysctls)
+    adj = spec.get('oom_score_adj')
+    if adj is not None and (isinstance(adj, bool) or not isinstance(adj, int) or not -1000 <= adj <= 1000):
+        raise ConfigError('use', 'oom_score_adj %r' % (adj,), 'a whole number from -1000 to 1000')
+    out['oom_score_adj'] = adj
+    shm = spec.get('shm_size')
+    if shm is not None and (isinstance(shm, bool) or not isinstance(shm, int) or shm < 4096):
+        raise ConfigError('use', 'shm_size %r' % (shm,), 'bytes, at least 4096')
+    out['shm_size'] = shm
+    out['rootfs'] = _abs_path(spec.get('rootfs'), 'the root filesystem')
+    if not os.path.isdir(out['rootfs']):
+        raise ConfigError('use', 'root filesystem %s' % out['rootfs'], 'it is not a directory')
+    ns = spec.get('namespaces') or {}
+    if not isinstance(ns, dict) or any(t not in NS_TYPES for t in ns):
+        raise ConfigError('use', 'the namespaces', 'a dict of {type: None | path} for types %s, not %r' % (', '.join(NS_TYPES), ns))
+    if ns.get('mnt') is not None:
+        raise ConfigError('use', 'the mnt namespace', 'a container always gets a new mount namespace: joining %s is not supported' % ns['mnt'])
+    out['namespaces'] = dict(ns, mnt=None)
+    for ns_type, path in ns.items():
+        if path is not None:
+            _abs_path(path, 'the %s namespace to join' % ns_type)
+    hostname = spec.get('hostname')
+    if hostname is not None:
+        if not isinstance(hostname, str) or not 0 < len(hostname) <= 64:
+            raise ConfigError('use', 'hostname %r' % (hostname,), 'a hostname is 1 to 64 characters')
+        if 'uts' not in ns or ns['uts'] is not None:
+            raise ConfigError('use', 'hostname %s' % hostname, 'setting a hostname needs a new uts namespace')
+    out['hostname'] = hostname
+    out['readonly_rootfs'] = bool(spec.get('readonly_rootfs'))
+    out['writable_sys'] = bool(spec.get('writable_sys'))
+    out['loopback'] = bool(spec.get('loopback'))
+    out['init'] = _abs_path(spec.get('init'), 'the init binary', required=False)
+    if out['init'] and not os.path.isfile(out['init']):
+        raise ConfigError('use', 'init binary %s' % out['init'], 'no such file')
+    out['mounts'] = list(spec.get('mounts') or [])
+    for mount in out['mounts']:
+        if not isinstance(mount, dict):
+            raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
+        _abs_path(mount.get('target'), 'a mount target')
+        mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
+    out['devices'] = mounts.check_devices(spec.get('devices'))
+    for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
+        out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
+    out['userns'] = _check_userns(spec.get('userns'), ns)
+    return out
+
+
+def _check_userns(userns, ns):
+    if not userns:
+        return None
+    maps = {k: parse_id_map(userns.get(k), k) for k in ('uid_map', 'gid_map')}
+    if not maps['uid_map'] or not maps['gid_map']:
+        raise ConfigError('use', 'the user namespace', 'uid_map and gid_map are needed')
+    if 'pid' not in ns or ns['pid'] is not None:
+        raise ConfigError('use', 'the user namespace', 'a container with a user namespace has a new pid namespace')
+    rootfs = dict(userns.get('rootfs') or {'method': 'chown'})
+    if rootfs.get('method') not in ('idmapped', 'chown') or (rootfs['method'] == 'idmapped' and not rootfs.get('overlay')):
+        raise ConfigError('use', 'the user namespace', 'rootfs method chown, or idmapped with the overlay, not %r' % (rootfs,))
+    return {'uid_map': maps['uid_map'], 'gid_map': maps['gid_map'], 'rootfs': rootfs}
+
+
+def _rlimits(items):
+    out = []
+    for item in items or ():
+        name = item.get('name') if isinstance(item, dict) else None
+        if name not in _RLIMITS or not all(isinstance(item.get(k), int) and item[k] >= -1 for k in ('soft', 'hard')):
+            raise ConfigError('use', 'rlimit %r' % (item,), '{name, soft, hard} with a name of %s' % ', '.join(sorted(_RLIMITS)))
+        out.append({'name': name, 'soft': item['soft'], 'hard': item['hard']})
+    return out
+
+
+def env_dict(env):
+    """["K=V", ...] -> {K: V}; a later duplicate wins, as Docker does."""
+    return dict(e.split('=', 1) for e in env)
+
+
+def find_executable(name, env):
+    """``name`` as execvpe finds it: as given when it holds a '/', else the first executable
+    regular file in PATH of ``env`` (a dict). Runs in the container (after pivot_root and the
+    user switch, so access is checked as the container's user)."""
+    if '/' in name:
+        if not os.path.isfile(name):  # found out now, not by the exec (with a barrier, that is after create returned)
+            raise ProcessError.from_oserror('exec', name, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name))
+        return name
+    denied = None
+    for directory in (env.get('PATH') or DEFAULT_PATH).split(':'):
+        path = os.path.join(directory or '.', name)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            denied = path
+    if denied:
+        raise ProcessError('exec', denied, 'permission denied', path=denied, errno=errno.EACCES)
+    raise ProcessError('find', 'the command %s' % name, 'executable file not found in $PATH (%s)' % (env.get('PATH') or DEFAULT_PATH),
+                       path=name, errno=errno.ENOENT)
+
+
+def exit_code(status):
+    """A waitpid status -> the exit code Docker reports: the code, or 128 + the signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 128 + os.WSTOPSIG(status)
+
+
+def wait_status(pid):
+    """Wait for child ``pid`` and return its exit code (128 + signal for a signal)."""
+    return exit_code(os.waitpid(pid, 0)[1])
+
+
+def become_subreaper():
+    """Make the calling process a child subreaper: orphans below it (a container's init once its
+    intermediate exits) become its children, so it can waitpid them for their real status."""
+    syscall.prctl(syscall.PR_SET_CHILD_SUBREAPER, 1, what='the child subreaper attribute')
+
+
+# -- the wire between the children and the caller ----------------------------------------------
+def error_to_wire(exc):
+    """An exception in a child -> JSON bytes for the error pipe."""
+    if isinstance(exc, NsboxError):
+        data = {'action': exc.action, 'obj': exc.obj, 'cause': str(exc.cause), 'errno': exc.errno, 'path': exc.path}
+    elif isinstance(exc, OSError):
+        err = ProcessError.from_oserror('start', 'the container process', exc)
+        return error_to_wire(err)
+    else:
+        data = {'action': 'start', 'obj': 'the container process', 'cause': '%s: %s' % (type(exc).__name__, exc)}
+    if isinstance(data.get('path'), bytes):
+        data['path'] = os.fsdecode(data['path'])
+    return json.dumps(data).encode()
+
+
+def error_from_wire(data):
+    """JSON bytes from the error pipe -> a ProcessError."""
+    try:
+        info = json.loads(data.decode('utf-8', 'replace'))
+        return ProcessError(info['action'], info['obj'], info['cause'], path=info.get('path'), errno=info.get('errno'))
+    except (ValueError, KeyError, TypeError):
+        return ProcessError('start', 'the container process', 'unreadable report from the child: %r' % data[:200])
+
+
+def _report(fd, exc):  # pragma: no cover - runs in a forked child
+    try:
+        os.write(fd, error_to_wire(exc))
+    except BaseException:  # pylint: disable=broad-except
+        pass
+
+
+def _read_all(fd, timeout, what):
+    """Read ``fd`` to EOF; ProcessError when it stays open past ``timeout`` seconds."""
+    chunks, deadline = [], time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise ProcessError('start', what, 'no answer within %.0f s' % timeout, errno=errno.ETIMEDOUT)
+        data = os.read(fd, 65536)
+        if not data:
+            return b''.join(chunks)
+        chunks.append(data)
+
+
+def _read_ready(fd, timeout, what):
+    """With a barrier: the first report is "ready" (B waits at the barrier) or an error (read to EOF)."""
+    if not select.select([fd], [], [], timeout)[0]:
+        raise ProcessError('start', what, 'no answer within %.0f s' % timeout, errno=errno.ETIMEDOUT)
+    data = os.read(fd, 65536)
+    if data == _READY:
+        return b''
+    if data.startswith(_READY):
+        data = data[len(_READY):]
+    return data + _read_all(fd, timeout, what) if data else b''
+
+
+def _reap(pid):
+    """waitpid when ``pid`` is our child (B only is when we are a subreaper); quiet otherwise."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _close(*fds):
+    for fd in fds:
+        if fd is not None and fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+# -- start ---------------------------------------------------------------------------------------
+def _connect_console(path):
+    """The connected console socket's fd (O_CLOEXEC), or None; connected here, in the caller, where PATH is visible."""
+    if path is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise ProcessError.from_oserror('connect to', 'the console socket %s' % path, exc) from None
+    return sock.detach()
+
+
+def _console_pty(sock_fd, uid):  # pragma: no cover - forked child
+    """In the container's mount namespace: a pty of its own devpts; the slave becomes stdio and the controlling
+    terminal of a new session, the master goes over the console socket."""
+    master, slave = syscall.open_pty('/dev/ptmx')
+    os.fchown(slave, uid, -1)
+    for target in (0, 1, 2):
+        os.dup2(slave, target, inheritable=True)
+    _take_terminal()
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        socket.send_fds(sock, [b'/dev/ptmx'], [master])  # the message is informational (runc sends the slave's name)
+    finally:
+        sock.close()
+        _close(master, slave)
+
+
+def _fork_intermediate(body, spec, join, stdio, side, ends):
+    """Fork A, the intermediate, with its three pipes: errors (A and B write, we read), the go-ahead (we write once the
+    cgroup is joined) and B's pid; ``body`` runs in A and never returns. Every fd made is added to ``ends`` (closed by
+    the caller whatever happens); ours are returned: (A's pid, (errors, go-ahead, pid)). The console socket (``side``)
+    is A's now and closed here."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    ends += [err_r, err_w]
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    ends += [sync_r, sync_w]
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    ends += [pid_r, pid_w]
+    intermediate = os.fork()
+    if intermediate == 0:  # pragma: no cover - runs in the child
+        body(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side)
+    _close(err_w, sync_r, pid_w, side['console'])
+    return intermediate, (err_r, sync_w, pid_r)
+
+
+def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socket=None):
+    """Start a container's init (see the module docstring); returns its host pid once it has
+    exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec; ``console_socket``:
+    see the module docstring). ``stdio``:
+    three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its cgroup before it
+    unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError for a bad spec);
+    nothing of the child is left then."""
+    spec = check_spec(spec)
+    if barrier is not None:
+        _abs_path(barrier, 'the start barrier')
+    ns = spec['namespaces']
+    join = {}
+    ends = []
+    try:
+        console = _connect_console(console_socket)
+        ends.append(console)
+        for ns_type in JOIN_ORDER:
+            if ns.get(ns_type) is not None:
+                try:
+                    join[ns_type] = os.open(ns[ns_type], os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise ProcessError.from_oserror('open', 'the %s namespace to join' % ns_type, exc) from None
+        if spec['userns']:  # made here, owning the new namespaces that hold no process; B joins them
+            owned = ['user'] + [t for t in ('net', 'ipc', 'uts') if t in ns and ns[t] is None]
+            join.update(userns_mod.create(spec['userns']['uid_map'], spec['userns']['gid_map'], owned))
+        intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_start_intermediate, spec, join, stdio,
+                                                                  {'barrier': barrier, 'console': console}, ends)
+        ends = [err_r, sync_w, pid_r]
+        try:
+            pid_text = _read_all(pid_r, timeout, 'the container process')
+        except BaseException:
+            _kill(intermediate)
+            raise
+        _reap(intermediate)
+        if not pid_text:
+            raise error_from_wire(_read_all(err_r, timeout, 'the container process'))
+        pid = int(pid_text)
+        try:
+            join_cgroup(pid)
+            os.write(sync_w, _GO)
+            _close(sync_w)
+            ends.remove(sync_w)
+            if barrier is None:
+                report = _read_all(err_r, timeout, 'the container process')
+            else:
+                report = _read_ready(err_r, timeout, 'the container process')
+        except BaseException:
+            _kill(pid)
+            raise
+        if report:
+            _reap(pid)
+            raise error_from_wire(report)
+        return pid
+    finally:
+        _close(*ends)
+        _close(*join.values())
+
+
+def _not_dumpable():  # pragma: no cover - forked child
+    """Before a host process enters a container's namespaces: not dumpable (B inherits it until its exec), so a
+    process of the container cannot open its /proc/<pid>/exe, mem or fds (the host's python3) unless it holds
+    CAP_SYS_PTRACE (the CVE-2019-5736 class; see docs/container.md)."""
+    syscall.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
+
+
+def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
+    """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
+    try:
+        _close(err_r, sync_w, pid_r)
+        _not_dumpable()
+        ns = spec['namespaces']
+        if 'pid' in join:
+            syscall.setns(join['pid'], syscall.CLONE_NEWPID, 'the pid namespace %s' % ns['pid'])
+        elif 'pid' in ns:
+            syscall.unshare(syscall.CLONE_NEWPID)
+        child = os.fork()
+        if child == 0:
+            _close(pid_w)
+            _container_child(spec, join, stdio, err_w, sync_r, side)
+        os.write(pid_w, b'%d' % child)
+        os._exit(0)  # pylint: disable=protected-access
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
+
+
+def _container_child(spec, join, stdio, err_w, sync_r, side):  # pragma: no cover - forked child
+    """B: wait for "go", then become the container (exec) or report why not; never returns."""
+    try:
+        err_w = _move_high(err_w)
+        if os.read(sync_r, len(_GO)) != _GO:  # the caller gave up (EOF): nothing to report
+            os._exit(1)  # pylint: disable=protected-access
+        _close(sync_r)
+        barrier_fd = None
+        if side['barrier'] is not None:  # opened now, while the host's tree is visible (O_PATH: no waiting)
+            barrier_fd = _move_high(os.open(side['barrier'], os.O_PATH | os.O_CLOEXEC))
+        console = _move_high(side['console']) if side['console'] is not None else None
+        _make_container(spec, join, stdio, console)
+        _become(spec, err_w, make_cwd=True, barrier_fd=barrier_fd)
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
+
+
+def _move_high(fd):  # pragma: no cover - forked child
+    """Move ``fd`` above 2 (O_CLOEXEC) so installing stdio cannot overwrite it."""
+    if fd > 2:
+        return fd
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return high
+
+
+def _install_stdio(stdio):  # pragma: no cover - forked child
+    """stdio[i] -> fd i. Through copies above 2 first, so (1, 0, 2) or a closed 0 both work."""
+    if len(stdio) != 3:
+        raise ConfigError('use', 'stdio', 'three file descriptors are needed')
+    highs = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    for target, fd in enumerate(highs):
+        os.dup2(fd, target, inheritable=True)
+    _close(*highs)
+
+
+def _make_container(spec, join, stdio, console=None):  # pragma: no cover - forked child
+    """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
+    ns = spec['namespaces']
+    for ns_type in JOIN_ORDER:
+        if ns_type in join and ns_type not in ('pid', 'user'):  # the user namespace last, after pivot_root
+            syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns.get(ns_type) or 'of the user namespace'))
+    _close(*[fd for ns_type, fd in join.items() if ns_type != 'user'])
+    _install_stdio(stdio)
+    if spec['terminal'] and console is None:
+        _take_terminal()
+    flags = 0
+    for ns_type, path in ns.items():
+        if path is None and ns_type != 'pid' and ns_type not in join:
+            flags |= _NS_FLAGS[ns_type]
+    syscall.unshare(flags | syscall.CLONE_NEWNS)
+    if spec['userns']:
+        _userns_rootfs(spec, join['user'])
+    if spec['loopback'] and 'net' in ns and ns['net'] is None:
+        syscall.link_up('lo')
+    # /proc/sys/{net,kernel/ipc ones} are the opener's namespaces': these are the container's now.
+    for name, value in spec['sysctls'].items():
+        _write_proc('/proc/sys/' + name.replace('.', '/'), value, 'sysctl %s' % name)
+    if spec['oom_score_adj'] is not None:
+        _write_proc('/proc/self/oom_score_adj', str(spec['oom_score_adj']), 'oom_score_adj')
+    mounts.prepare(spec)
+    root = spec['rootfs']
+    os.chdir(root)
+    syscall.pivot_root('.', '.')
+    # The old root is now stacked on the new one: detach it (rslave, so the host keeps its mounts).
+    syscall.umount('.', syscall.MNT_DETACH)
+    os.chdir('/')
+    if spec['readonly_rootfs']:
+        mounts.remount_root_readonly()
+    if spec['hostname']:
+        socket.sethostname(spec['hostname'])
+    if console is not None:
+        _console_pty(console, spec['user']['uid'])
+    if spec['userns']:
+        _enter_userns(spec['userns'], join.pop('user'))
+
+
+def _userns_rootfs(spec, userns_fd):  # pragma: no cover - forked child
+    """B, root of the host in its new mount namespace: the rootfs as the user namespace sees it. ``idmapped``: the
+    overlay (which cannot be idmapped itself) mounted again from an idmapped clone of the layers directory, on the same
+    upper dir (the caller unmounted its own: one overlay per upper dir at a time), in this mount namespace only.
+    ``chown``: the caller shifted the files already."""
+    plan = spec['userns']['rootfs']
+    if plan['method'] != 'idmapped':
+        return
+    syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)  # nothing made here reaches the host
+    overlay = plan['overlay']
+    userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'])
+    os.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
+    syscall.mount('nsbox', spec['rootfs'], 'overlay', 0, overlay['options'])
+    os.chdir('/')
+
+
+def _enter_userns(userns, fd):  # pragma: no cover - forked child
+    """B joins its user namespace (the last namespace: after it, B has no capability over the host's), then
+    becomes its root where the map has one, so what it creates before the user switch is owned by mapped ids."""
+    syscall.setns(fd, syscall.CLONE_NEWUSER, 'the user namespace of the container')
+    _close(fd)
+    if userns_mod.map_id(0, userns['uid_map']) is not None and userns_mod.map_id(0, userns['gid_map']) is not None:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+
+
+def _take_terminal():  # pragma: no cover - forked child
+    """Make stdin (a terminal's slave) the controlling terminal of a new session led by this process."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _write_proc(path, value, what):  # pragma: no cover - forked child
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ProcessError.from_oserror('set', what, exc) from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        hint = ' (lowering it needs CAP_SYS_RESOURCE, which this host withholds)' if exc.errno == errno.EACCES and 'oom' in what else ''
+        raise ProcessError('set', '%s to %s' % (what, value), (exc.strerror or str(exc)) + hint, errno=exc.errno) from None
+    finally:
+        os.close(fd)
+
+
+def _set_rlimits(rlimits):  # pragma: no cover - forked child
+    for item in rlimits:
+        soft, hard = (resource.RLIM_INFINITY if v == -1 else v for v in (item['soft'], item['hard']))
+        try:
+            resource.setrlimit(_RLIMITS[item['name']], (soft, hard))
+        except (OSError, ValueError) as exc:
+            now = resource.getrlimit(_RLIMITS[item['name']])[1]
+            raise ProcessError('set', 'ulimit %s to %s:%s' % (item['name'], item['soft'], item['hard']),
+                               '%s (a hard limit above %s needs CAP_SYS_RESOURCE)' % (exc, 'unlimited' if now == resource.RLIM_INFINITY else now)) from None
+
+
+def _wait_at_barrier(err_w, barrier_fd):  # pragma: no cover - forked child
+    """Report "ready", then block until the FIFO is opened for reading (barrier.release), pass a byte."""
+    os.write(err_w, _READY)
+    fd = os.open('/proc/self/fd/%d' % barrier_fd, os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b'0')
+    _close(fd, barrier_fd)
+
+
+def _become(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
+    """B of start: cwd, user, capabilities, no_new_privs, signals, fds, the barrier if any, seccomp, exec."""
+    path, env, flt = _become_prepared(spec, err_w, make_cwd, barrier_fd)
+    if flt is not None:
+        seccomp_profiles.load(flt)  # the last step: nothing after it but execve
+    _execve(path, spec['args'], env)
+
+
+def _execve(path, args, env):  # pragma: no cover - forked child
+    try:
+        os.execve(path, args, env)
+    except OSError as exc:
+        raise ProcessError.from_oserror('exec', path, exc) from None
+
+
+def _become_prepared(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
+    """Common to start and enter: cwd, rlimits, user, capabilities, no_new_privs, signals, umask, the
+    barrier (start only), fds; returns (executable, env, seccomp filter still to load or None)."""
+    cwd = spec['cwd']
+    try:
+        if make_cwd:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chdir(cwd)
+    except OSError as exc:
+        raise ProcessError.from_oserror('change to', 'working directory %s' % cwd, exc) from None
+    _set_rlimits(spec['rlimits'])
+    flt = seccomp_profiles.build(spec['seccomp'], spec['capabilities']) if spec['seccomp'] is not None else None
+    if flt is not None and not spec['no_new_privs']:
+        seccomp_profiles.load(flt)  # without no_new_privs a filter needs CAP_SYS_ADMIN: now, before the user switch
+        flt = None
+    user = spec['user']
+    try:
+        # keepcaps: a non-root uid keeps its permitted set across setuid, for caps.apply.
+        syscall.prctl(syscall.PR_SET_KEEPCAPS, 1, what='keep-capabilities')
+        os.setgroups(user['additional_gids'])
+        os.setresgid(user['gid'], user['gid'], user['gid'])
+        os.setresuid(user['uid'], user['uid'], user['uid'])
+    except OSError as exc:
+        raise ProcessError.from_oserror('switch to', 'user %d:%d' % (user['uid'], user['gid']), exc) from None
+    caps.apply(spec['capabilities'], user['uid'])
+    if spec['no_new_privs']:
+        syscall.prctl(syscall.PR_SET_NO_NEW_PRIVS, 1, what='no_new_privs')
+    env = env_dict(spec['env'])
+    path = find_executable(spec['args'][0], env)
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored disposition survives exec.
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if spec.get('umask') is not None:
+        os.umask(spec['umask'])
+    if barrier_fd is not None:
+        _wait_at_barrier(err_w, barrier_fd)
+    _close_fds(keep=err_w)
+    return path, env, flt
+
+
+def _close_fds(keep):  # pragma: no cover - forked child
+    """Close every fd above 2 but ``keep`` (O_CLOEXEC: it closes at exec, which the caller sees)."""
+    try:
+        fds = [int(fd) for fd in os.listdir('/proc/self/fd')]
+    except OSError:
+        fds = None
+    if fds is None:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        return
+    _close(*[fd for fd in fds if fd > 2 and fd != keep])
+
+
+# -- enter (container_exec) -----------------------------------------------------------------------
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False, console_socket=None):
+    """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
+    Returns the pid of A, which waits for the command and ends with its status: the caller
+    (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
+    command's own pid before it execs. ``start_time`` (clock ticks, /proc/<pid>/stat): when
+    given, the target must still be that very process once its namespaces are open (a reused
+    pid is refused). ``detach``: A does not wait; it exits once B runs, and B's pid is returned
+    (B is orphaned to the caller's subreaper, as ``runc exec --detach``). ``console_socket``: see the
+    module docstring. Raises ProcessError when
+    the command cannot be run."""
+    spec = check_spec(spec, full=False)
+    own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
+    if theirs.get('mnt') in (None, own.get('mnt')):
+        # Gone (no namespaces to read), or not a container: never run the command on the host.
+        raise ProcessError('enter', 'process %d' % target_pid, 'no such process' if not theirs else 'it shares our mount namespace',
+                           errno=errno.ESRCH if not theirs else errno.EINVAL)
+    join = {}
+    ends = []
+    try:
+        for ns_type in JOIN_ORDER:
+            if ns_type in theirs and theirs[ns_type] != own.get(ns_type):
+                path = '/proc/%d/ns/%s' % (target_pid, ns_type)
+                try:
+                    join[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise ProcessError.from_oserror('open', 'the %s namespace of process %d' % (ns_type, target_pid), exc) from None
+        stamp = process_stamp(target_pid)
+        if stamp is None or stamp[0] in ('Z', 'X', 'x') or (start_time is not None and stamp[1] != start_time):
+            raise ProcessError('enter', 'process %d' % target_pid, 'it is no longer running', errno=errno.ESRCH)
+        console = _connect_console(console_socket)
+        ends.append(console)
+        intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_enter_intermediate, spec, join, stdio,
+                                                                  {'detach': detach, 'console': console}, ends)
+        ends = [err_r, sync_w, pid_r]
+        try:
+            pid_text = _read_all(pid_r, timeout, 'the command in process %d' % target_pid)
+            if pid_text:
+                join_cgroup(int(pid_text))
+                os.write(sync_w, _GO)
+            _close(sync_w)
+            ends.remove(sync_w)
+            report = _read_all(err_r, timeout, 'the command in process %d' % target_pid)
+        except BaseException:
+            _kill(intermediate)
+            raise
+        if report:
+            _reap(intermediate)
+            raise error_from_wire(report)
+        if detach:
+            _reap(intermediate)
+            return int(pid_text)
+        return intermediate
+    finally:
+        _close(*ends)
+        _close(*join.values())
+
+
+def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
+    """A: join every namespace of the target but its pid namespace, fork B, wait for it, end with its status.
+
+    B joins the pid namespace for its own child C only, once it is the command's user with the command's
+    capabilities, no_new_privs and seccomp filter: the container never sees a process of the host's python3
+    with the host's capabilities (with CAP_SYS_PTRACE it could attach one; CVE-2019-5736 class). C is B's
+    fork that execs at once."""
+    try:
+        _close(err_r, sync_w, pid_r)
+        _not_dumpable()
+        for ns_type in JOIN_ORDER:
+            if ns_type in join and ns_type not in ('pid', 'user'):
+                syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
+        # B joins these two: the pid namespace (for its child) while it is still root of the host, then the user namespace
+        later = {ns_type: join.pop(ns_type) for ns_type in ('pid', 'user') if ns_type in join}
+        _close(*join.values())
+        child = os.fork()
+        if child == 0:
+            _close(pid_w)
+            _enter_child(spec, stdio, err_w, sync_r, later, side['console'])
+        _close(err_w, sync_r, side['console'], *later.values())
+        _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
+            signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
+        os.write(pid_w, b'%d' % child)
+        _close(pid_w)
+        if side['detach']:
+            os._exit(0)  # pylint: disable=protected-access
+        _exit_like(os.waitpid(child, 0)[1])
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
+
+
+def _exit_like(status):  # pragma: no cover - forked child
+    """End this process as the waited one ended: same code, or killed by the same signal."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the child already dumped core if it would
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # these two take no handler (EINVAL): always the default
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+    os._exit(exit_code(status))  # pylint: disable=protected-access
+
+
+def _enter_child(spec, stdio, err_w, sync_r, later, console):  # pragma: no cover - forked child
+    """B: outside the container's pid namespace (invisible in it) become the command's user with its
+    capabilities and filter, then fork C into the pid namespace, which execs; wait for C, end like it.
+    ``later``: the pid namespace (joined for C, while B is still root of the host: a container with a user
+    namespace has its pid namespace owned by the host's) and the user namespace (joined then)."""
+    try:
+        err_w = _move_high(err_w)
+        if os.read(sync_r, len(_GO)) != _GO:
+            os._exit(1)  # pylint: disable=protected-access
+        _close(sync_r)
+        later = {ns_type: _move_high(fd) for ns_type, fd in later.items()}  # before stdio is installed over 0-2
+        _install_stdio(stdio)
+        if console is not None:  # the terminal is B's (C, its child, is in its session): made before the user switch
+            _console_pty(_move_high(console), spec['user']['uid'])
+        elif spec['terminal']:
+            _take_terminal()
+        for ns_type in ('pid', 'user'):
+            if ns_type in later:
+                syscall.setns(later[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)  # pid: for C only
+                _close(later[ns_type])
+        path, env, flt = _become_prepared(spec, err_w, make_cwd=False)
+        if flt is not None:
+            seccomp_profiles.load(flt)  # B and C filtered: C runs nothing unfiltered before its exec
+        command = os.fork()
+        if command == 0:
+            try:
+                _execve(path, spec['args'], env)
+            except BaseException as exc:  # pylint: disable=broad-except
+                _report(err_w, exc)
+            os._exit(127)  # pylint: disable=protected-access
+        _close(err_w)  # C's copy reports; EOF once C has exec'd
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded from A
+            signal.signal(sig, lambda signum, _frame: os.kill(command, signum))
+        _exit_like(os.waitpid(command, 0)[1])
+    except BaseException as exc:  # pylint: disable=broad-except
+        _report(err_w, exc)
+    os._exit(127)  # pylint: disable=protected-access
