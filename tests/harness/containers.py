@@ -6,6 +6,13 @@ Each test module's containers live under a cgroup parent of its own (``/nsbox-te
 in the host config). ``teardown`` kills whatever is left in that parent by pid, removes it,
 unmounts what is left under the data-root, and says what there was: a test that leaves anything
 fails (the box fixtures assert ``NOTHING``).
+
+Only what the tests made counts. A test host that shares the machine's network namespace sees the
+machine's links, and the machine may run nsbox containers of its own (a demo kept running, with its
+bridge and veths): ``setup`` takes a snapshot of the links and mounts there are, and ``leftovers``
+counts only those that are not in it. Each report moves the snapshot on, so a leak is reported by
+the test that made it, once. Nothing here removes anything by name: links are only reported, and
+what is removed is the test's own (its cgroup parent, its host's private data-root and mounts).
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import time
+import weakref
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import Layout
 
@@ -28,6 +36,8 @@ DATA_ROOT = '/var/lib/nsbox'
 NOTHING = {'supervisors': [], 'mounts': [], 'containers': [], 'volumes': [], 'links': []}
 LINK_PREFIXES = ('nsv', 'nsbr-', 'nsbox0')  # a container's veth, a user network's bridge, the default bridge
 V1_ONLY = 'cgroup cleanup here is for v1/hybrid hosts'
+# {host: {'links': [...], 'mounts': [...]}}: what the host had before its tests ran (setup), moved on by each report.
+_BEFORE = weakref.WeakKeyDictionary()
 
 
 def cgroup_roots():
@@ -132,9 +142,24 @@ class Box:
             return f.read().strip()
 
 
+def links(host):
+    """nsbox's links (by name) in the host's network namespace: the machine's, for a host without one of its own.
+
+    Asked over netlink (``ip link``): /sys/class/net shows the namespace of whoever mounted /sys, the machine's.
+    """
+    out = host.ssh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1").stdout
+    return sorted(n for n in out.split() if n.startswith(LINK_PREFIXES))
+
+
+def remember(host):
+    """Snapshot what the host has before its tests (the machine's own, where it shares the machine's): not theirs to report."""
+    _BEFORE[host] = {'links': links(host), 'mounts': mounts(host)}
+
+
 def setup(host, ansible, parent, images_to_load, **host_args):
     """The test host from scratch: nsbox's files gone, the host config (cgroup parent), the images loaded ({name: archive})."""
     host.ssh('rm -rf /etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /run/nsbox %s/*' % DATA_ROOT)
+    remember(host)
     # A test host that shares the machine's network namespace must not get bridges or nftables
     # rules: its containers default to network_mode none. Hosts with a netns of their own (TestHost
     # netns=True) are where bridge networking is tested.
@@ -147,11 +172,17 @@ def setup(host, ansible, parent, images_to_load, **host_args):
 
 
 def leftovers(host):
+    """What the runtime left on the host since ``setup`` (or the last report): supervisors, mounts, containers, volumes, links."""
     def ls(sub):
         return host.ssh('ls -A %s/%s 2>/dev/null | grep -v "^.lock$" || true' % (DATA_ROOT, sub)).stdout.split()
     found = {'supervisors': supervisors(host), 'mounts': mounts(host), 'containers': ls('containers'), 'volumes': ls('volumes')}
     # Links in the host's network namespace (the machine's, for a host without one of its own: none may appear there).
-    found['links'] = sorted(n for n in host.ssh('ls /sys/class/net').stdout.split() if n.startswith(LINK_PREFIXES))
+    found['links'] = links(host)
+    before = _BEFORE.get(host)
+    if before is not None:
+        _BEFORE[host] = {'links': found['links'], 'mounts': sorted(set(before['mounts']) & set(found['mounts']))}
+        for key in ('links', 'mounts'):
+            found[key] = [x for x in found[key] if x not in before[key]]
     return found
 
 

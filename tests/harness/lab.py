@@ -39,7 +39,6 @@ from harness.testhost import TestHost, remove_cgroup  # noqa: E402  pylint: disa
 BRIDGE = 'nsblab0'
 SUBNET = '10.123.0.%d'
 SSH_PORT = 22
-FRESH_PATHS = '/etc/nsbox /usr/local/lib/nsbox /usr/local/bin/nsbox /run/nsbox /etc/sysctl.d/90-nsbox.conf /etc/modules-load.d/nsbox.conf'
 
 
 def netns_name(lab):
@@ -88,10 +87,7 @@ def create(lab, state_path, instance_config_path, names):
                             workdir=os.path.join(labdir, name))
             os.makedirs(host.workdir)
             state['hosts'].append({'name': name, 'workdir': host.workdir, 'key': host.client_key})
-            host.start()
-            # A host starts with no trace of nsbox: its /etc and /usr/local are overlays on the machine's,
-            # where a demo or a user may have set nsbox up (the whiteouts stay in the host's upper layers).
-            host.ssh('rm -rf %s' % FRESH_PATHS)
+            host.start()  # with no trace of the machine's nsbox (TestHost removes it in the host's overlays)
             state['hosts'][-1].update(pid=host.proc.pid, mnt_ns=host.mnt_ns, address=_plug(lab, host, i))
         _write(state_path, state)
     except BaseException:

@@ -20,12 +20,23 @@ hierarchy) before ``unshare --cgroup``, and the host's ``/sys/fs/cgroup`` is mou
 its namespaces, so the host sees that cgroup as its root. What runs on it (containers under
 ``/nsbox``) lands under the host's cgroup, and stop() kills everything in it and removes it.
 
+A private host starts with no trace of the machine's own nsbox (a demo kept running, a real
+installation): nsbox's files (``FRESH_PATHS``: the host config, the library, the state dir) are
+removed in its overlays, and the machine's nsbox mounts it got as copies with its mount
+namespace (containers' rootfs under the machine's data-root, persisted namespaces under the state
+dir) are unmounted there. So a module run on it never reads the machine's config (whose data-root
+may be a directory the overlays do not cover) and the tests count only what they made. Both
+happen in its private namespace: the machine's files and mounts stay as they are.
+
 The demo uses a plain (non-private) host: there, the play configures this machine.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -40,11 +51,40 @@ SSHD = '/usr/sbin/sshd'
 CGROUP_ROOT = '/sys/fs/cgroup'
 PRIVATE_OVERLAYS = ('/etc', '/usr/local', '/var/lib', '/run')
 DATA_ROOT = '/var/lib/nsbox'
+STATE_DIR = '/run/nsbox'
+MACHINE_CONFIG = '/etc/nsbox/config.json'
+# nsbox's files as an installation leaves them (the host module and role): removed in a private host's overlays.
+FRESH_PATHS = ('/etc/nsbox', '/usr/local/lib/nsbox', '/usr/local/bin/nsbox', STATE_DIR,
+               '/etc/sysctl.d/90-nsbox.conf', '/etc/modules-load.d/nsbox.conf')
 
 
 def _keygen(path):
     subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+def _unescape(field):
+    """A mountinfo path field with its octal escapes (``\\040`` for a space) decoded."""
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), field)
+
+
+def machine_nsbox_roots(config=MACHINE_CONFIG):
+    """Where the machine's own nsbox keeps its mounts: the default data-root and state dir, and the ones its config names."""
+    roots = {DATA_ROOT, STATE_DIR}
+    with contextlib.suppress(OSError, ValueError):
+        with open(config) as f:
+            cfg = json.load(f)
+        roots.update(os.path.normpath(cfg[k]) for k in ('data_root', 'state_dir') if isinstance(cfg.get(k), str) and cfg[k].startswith('/'))
+    return sorted(roots)
+
+
+def machine_nsbox_mounts(mountinfo='/proc/self/mountinfo', roots=None):
+    """Mount points at or below the machine's nsbox roots, deepest first (what a new mount namespace gets copies of)."""
+    roots = machine_nsbox_roots() if roots is None else roots
+    with open(mountinfo) as f:
+        points = [_unescape(line.split()[4]) for line in f if line.strip()]
+    return sorted({p for p in points if any(p == r or p.startswith(r.rstrip('/') + '/') for r in roots)},
+                  key=lambda p: (-p.count('/'), p))
 
 
 def cgroup_mounts(mountinfo='/proc/self/mountinfo'):
@@ -109,7 +149,9 @@ def _cgroup_script(mounts, links):
 def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False, hostname=None, cgroup=None):
     """Shell run inside the new mount namespace: overlays, the data-root, then exec sshd.
 
-    With ``propagation='shared'`` every mount of the namespace is made shared, as systemd mounts
+    First the copies of the machine's nsbox mounts are unmounted (the namespace's mounts are private
+    copies by then: nothing of it reaches the machine), and after the overlays nsbox's files are
+    removed in them (whiteouts in the host's upper dirs). With ``propagation='shared'`` every mount of the namespace is made shared, as systemd mounts
     ``/`` — after unshare made them private copies, so they form peer groups of this namespace
     only and nothing can propagate to the machine's own mounts.
     """
@@ -120,6 +162,7 @@ def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False, hostnam
         lines.append('hostname %s' % hostname)
     if cgroup:
         lines += _cgroup_script(*cgroup_mounts())
+    lines += ['umount -l %s 2>/dev/null || true' % shlex.quote(point) for point in machine_nsbox_mounts()]
     if propagation == 'shared':
         lines.append('mount --make-rshared /')
     for i, target in enumerate(PRIVATE_OVERLAYS):
@@ -128,6 +171,7 @@ def _ns_setup_script(work, sshd_cmd, propagation='private', netns=False, hostnam
         lines.append('mount -t overlay nsbox-testhost -o lowerdir=%s,upperdir=%s,workdir=%s %s' % (target, upper, wdir, target))
     if hostname:
         lines.append('echo %s > /etc/hostname' % hostname)
+    lines.append('rm -rf %s' % ' '.join(FRESH_PATHS))
     lines += ['mkdir -p %s /run/sshd' % DATA_ROOT,
               'mount --bind %s/data-root %s' % (work, DATA_ROOT),
               'exec ' + ' '.join(sshd_cmd)]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
 from harness import images
+from harness.podman import PrivatePodman
 
 FIXTURE_CACHE = '/var/tmp/nsbox-fixture-images'
 OCI_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd'
@@ -162,17 +165,21 @@ def test_zstd_layers(ansible, fresh_host, tmp_path):
 def test_load_archives_made_by_podman(ansible, fresh_host, tmp_path, fmt):
     """``podman save`` archives of a fixture image load and give the same layers.
 
-    podman runs in the test host's mount namespace, where /var/lib and /run are overlays:
-    its storage and caches (root's blob-info cache goes to /var/lib/containers) stay private.
+    podman keeps everything in a store of the test's own (harness.podman.PrivatePodman: its own root, run root,
+    storage.conf and containers.conf, in a private mount namespace): the machine's podman store, whatever driver
+    made it ("database configuration mismatch" when it was another one), is neither read nor touched.
     """
     src = os.path.join(FIXTURE_CACHE, 'multilayer-docker.tar')
     out = str(tmp_path / ('podman-%s.tar' % fmt))
-    podman = 'podman --storage-driver vfs --events-backend none --cgroup-manager cgroupfs'
+    home = tempfile.mkdtemp(prefix='nsbox-pm-', dir='/var/tmp')  # podman refuses a run root over 50 characters
+    podman = PrivatePodman(home, driver='vfs')
     try:
-        fresh_host.ssh('{p} load -q -i {src} && {p} save -q --format {fmt} -o {out} localhost/nsbox/multilayer:latest'
-                       .format(p=podman, src=src, fmt=fmt, out=out), timeout=300)
-    finally:  # private paths of the test host (overlays): the machine's own are not touched
-        fresh_host.ssh('rm -rf /var/lib/containers /run/containers /run/libpod', check=False)
+        podman('--events-backend', 'none', '--cgroup-manager', 'cgroupfs', 'load', '-q', '-i', src)
+        podman('--events-backend', 'none', '--cgroup-manager', 'cgroupfs', 'save', '-q', '--format', fmt, '-o', out,
+               'localhost/nsbox/multilayer:latest')
+    finally:
+        podman.reset()
+        shutil.rmtree(home, ignore_errors=True)
     res = ansible.module('nsbox.runtime.image', {'name': 'localhost/nsbox/multilayer:latest', 'source': 'load', 'path': out})
     assert res['_status'] == 'changed', res
     assert res['image']['config']['Env'][-1] == 'NSBOX_FIXTURE=multilayer'
