@@ -21,6 +21,6 @@ def argument_spec():
 def ensure(cfg, params, check_mode):
     """Converge the container ``params`` (validated against :func:`argument_spec`) describe; the library's result."""
     return converge.ensure(cfg, params['name'], {k: params[k] for k in options.OPTIONS}, state=params['state'],
-                          recreate=params['recreate'], force_kill=params['force_kill'], check_mode=check_mode,
-                          pull=params['pull'], comparisons=params['comparisons'],
-                          healthy_wait_timeout=params['healthy_wait_timeout'])
+                           recreate=params['recreate'], force_kill=params['force_kill'], check_mode=check_mode,
+                           pull=params['pull'], comparisons=params['comparisons'],
+                           healthy_wait_timeout=params['healthy_wait_timeout'])

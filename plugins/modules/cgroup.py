@@ -209,7 +209,7 @@ def main():
         cfg = host_config(module)
         lib = ensure_library(module)
         out = cgroup.ensure(cfg, p['name'], options={k: p[k] for k in LIMITS}, procs=p['procs'], state=p['state'],
-                             parent=p['parent'], check_mode=module.check_mode)
+                            parent=p['parent'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

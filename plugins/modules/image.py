@@ -217,8 +217,8 @@ def main():
             out = images.remove(cfg, p['name'], prune=p['prune'], check_mode=check, refs=References(cfg))
         elif p['source'] == 'pull':
             out = images.pull(cfg, p['name'], platform=p['platform'], auth=p['auth'], insecure=p['insecure'],
-                               validate_certs=p['validate_certs'], ca_path=p['ca_path'], client_cert=p['client_cert'],
-                               client_key=p['client_key'], check_mode=check)
+                              validate_certs=p['validate_certs'], ca_path=p['ca_path'], client_cert=p['client_cert'],
+                              client_key=p['client_key'], check_mode=check)
         elif p['source'] == 'load':
             out = images.load(cfg, p['path'], name=p['name'], platform=p['platform'], check_mode=check)
         else:

@@ -172,7 +172,7 @@ def main():
         cfg = host_config(module)
         lib = ensure_library(module)
         out = namespace.ensure(cfg, p['name'], types=p['types'], state=p['state'], uid_map=p['uid_map'],
-                                       gid_map=p['gid_map'], loopback_up=p['loopback_up'], check_mode=module.check_mode)
+                               gid_map=p['gid_map'], loopback_up=p['loopback_up'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)
     finish(module, result, out, lib)

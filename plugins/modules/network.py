@@ -127,7 +127,7 @@ def main():
         cfg = host_config(module)
         lib = ensure_library(module)
         out = networks.ensure(cfg, p['name'], subnet=p['subnet'], gateway=p['gateway'], internal=p['internal'], labels=p['labels'],
-                             driver=p['driver'], state=p['state'], check_mode=module.check_mode)
+                              driver=p['driver'], state=p['state'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)
     for warning in out.pop('warnings', []):

@@ -25,6 +25,7 @@ from ..errors import ConfigError, NsboxError
 from ..kernel.fsutil import makedirs, read_json, write_json
 from .dataroot import DATA_ROOT_MODE, DATA_SUBDIRS, STATE_DIR_MODE, STORE_SCHEMA, data_root_in_use, mode_of, store_in_use, write_store  # noqa: F401
 
+
 def running_containers(cfg):
     """Names of the containers of ``cfg``'s data-root that run now (status re-derived from the kernel)."""
     # Imported here: the container code is start-up cost only a data-root move pays.

@@ -132,8 +132,8 @@ def test_parser_takes_run_pull_prune_and_exec_it():
     args = p.parse_args(['run', '-d', '--name', 'w', '-e', 'A=1', '-e', 'B=x=y', '-p', '8080:80', '-v', 'data:/d', '--network', 'none',
                          '-it', 'busybox', 'sh', '-c', 'echo hi'])
     assert run.run_options(args) == {'image': 'busybox', 'tty': True, 'interactive': True, 'command': ['sh', '-c', 'echo hi'],
-                                         'env': {'A': '1', 'B': 'x=y'}, 'volumes': ['data:/d'], 'published_ports': ['8080:80'],
-                                         'network_mode': 'none'}
+                                     'env': {'A': '1', 'B': 'x=y'}, 'volumes': ['data:/d'], 'published_ports': ['8080:80'],
+                                     'network_mode': 'none'}
     assert args.detach and args.name == 'w' and not args.rm
     assert run.run_options(p.parse_args(['run', 'busybox'])) == {'image': 'busybox', 'tty': False, 'interactive': False}
     args = p.parse_args(['pull', '-q', 'reg/x:1'])

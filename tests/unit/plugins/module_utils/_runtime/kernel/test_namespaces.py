@@ -211,7 +211,7 @@ class Host:
         self.lines = ['24 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw']
         self.mountinfo.write_text(self.lines[0] + '\n')
         self.store = named_store.NamespaceStore(str(self.state_dir), proc=str(self.proc), mountinfo_path=str(self.mountinfo),
-                                       boot_id_path=str(self.boot), library='/nonexistent/nsbox.pyz')
+                                                boot_id_path=str(self.boot), library='/nonexistent/nsbox.pyz')
 
     def persist(self, name, ns_type, kind=None, mounted=True):
         path = self.state_dir / 'ns' / name / ns_type
