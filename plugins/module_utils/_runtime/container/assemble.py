@@ -42,7 +42,7 @@ def cgroup_of(cfg, container):
     return for_config(cfg, container.id, None, layout)
 
 
-def _read_in_root(root, path):
+def read_in_root(root, path):
     try:
         with open(mounts.secure_join(root, path), errors='replace') as f:
             return f.read()
@@ -197,8 +197,8 @@ def launch(cfg, store, container, stdio):
     manager = None
     try:
         manager = prepare(cfg, store, container)
-        user = users.resolve(container.config['user'], _read_in_root(container.rootfs, '/etc/passwd'),
-                             _read_in_root(container.rootfs, '/etc/group'), container.config.get('group_add') or ())
+        user = users.resolve(container.config['user'], read_in_root(container.rootfs, '/etc/passwd'),
+                             read_in_root(container.rootfs, '/etc/group'), container.config.get('group_add') or ())
         spec = process_spec(store, container, user)
         spec['userns'] = userns_settings(cfg, container)
         pid = process.start(spec, stdio, lambda p: manager.add_procs([p]))

@@ -40,8 +40,8 @@ def _exec_spec(container, pid, command, env, user, workdir, terminal):
     if not args:
         raise ConfigError('use', 'command', 'give the command to run')
     root = '/proc/%d/root' % pid
-    passwd = _read(root, '/etc/passwd')
-    group = _read(root, '/etc/group')
+    passwd = assemble.read_in_root(root, '/etc/passwd')
+    group = assemble.read_in_root(root, '/etc/group')
     who = users.resolve(user or container.config['user'], passwd, group, container.config.get('group_add') or ())
     extra = options.check({'env': env or {}})['env']
     merged = {}
@@ -140,14 +140,6 @@ def kill_tree(pid):
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def _read(root, path):
-    try:
-        with open(mounts.secure_join(root, path), errors='replace') as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def _communicate(in_w, out_r, err_r, data, timeout):

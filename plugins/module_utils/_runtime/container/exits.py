@@ -15,15 +15,11 @@ from ..errors import NsboxError
 from ..kernel.namespaces import boot_id, process_stamp
 from . import assemble, policy
 
-INIT_PATH = '/usr/bin/catatonit'
-# Set in a network namespace of the container's own, as Docker does (unless the config says otherwise):
-# ports below 1024 and ICMP echo sockets without a capability.
-DEFAULT_NET_SYSCTLS = {'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647'}
-
 
 def stamp(pid):
-    stamp = process_stamp(pid)
-    return stamp[1] if stamp else None
+    """The start time of process ``pid`` (with the boot id, what tells a live supervisor from a reused pid)."""
+    found = process_stamp(pid)
+    return found[1] if found else None
 
 
 def lock_unless_stopping(container):

@@ -31,11 +31,6 @@ from ..launch import process
 from . import assemble, exits, health as health_mod, monitor
 from .store import now
 
-INIT_PATH = '/usr/bin/catatonit'
-# Set in a network namespace of the container's own, as Docker does (unless the config says otherwise):
-# ports below 1024 and ICMP echo sockets without a capability.
-DEFAULT_NET_SYSCTLS = {'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647'}
-
 
 def _answer(sock, obj):
     if sock is not None:
