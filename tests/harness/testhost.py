@@ -201,6 +201,7 @@ class TestHost(SshHost):
         self.control_dir = os.path.join(self.workdir, 'cp')
         self.remote_tmp = os.path.join(self.workdir, 'remote-tmp')
         self.mnt_ns = None
+        self._mnt_ns_fd = None
         self.net_ns_path = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -244,6 +245,9 @@ class TestHost(SshHost):
         self._wait_listening(20)
         if self.private:
             self.mnt_ns = os.readlink('/proc/%d/ns/mnt' % self.proc.pid)
+            # Held open until stop() is done: while it is, the namespace lives and its number cannot be given to another
+            # one (the kernel reuses them at once), so stop() never takes another's processes for this host's.
+            self._mnt_ns_fd = os.open('/proc/%d/ns/mnt' % self.proc.pid, os.O_RDONLY | os.O_CLOEXEC)
         if self.netns:
             self.net_ns_path = '/proc/%d/ns/net' % self.proc.pid
         self.ssh('true')
@@ -311,6 +315,9 @@ class TestHost(SshHost):
                     break
         if self.cgroup:
             remove_cgroup(self.cgroup)  # the containers too: they run in mount namespaces of their own
+        if self._mnt_ns_fd is not None:
+            os.close(self._mnt_ns_fd)
+            self._mnt_ns_fd = None
         self.proc = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -37,11 +37,15 @@ def test_start_reach_stop_leaves_nothing(private):
             assert ' /etc ' in host.ssh('cat /proc/self/mountinfo').stdout
             assert workdir not in _mountinfo()  # its mounts are invisible to the machine
     finally:
+        # Its processes, known before it stops: a namespace's inode number is reused at once by the next namespace
+        # made on the machine (a parallel test), so after stop() the number alone may name another's.
+        inside = host._namespace_pids() if ns else []  # pylint: disable=protected-access
         host.stop()
     assert not os.path.exists('/proc/%d' % pid)
     assert not os.path.exists(workdir)
     if ns:
-        left = [p for p in os.listdir('/proc') if p.isdigit() and _ns_of(p) == ns]
+        assert inside, 'no process in the host\'s namespace before stop()'
+        left = [p for p in inside if _ns_of(p) == ns]
         assert left == []
     assert not subprocess.run(['pgrep', '-f', workdir], capture_output=True, check=False).stdout
 
