@@ -242,6 +242,7 @@ def attach(cfg, container, netns_path):
                                        'no such network (create it with nsbox.runtime.network)')
                 address = store.allocate(net, container.id, want.get('ipv4_address'))
                 endpoints.append({'network': net['name'], 'address': address, 'prefixlen': ipaddress.ip_network(net['subnet']).prefixlen,
+                                  'mac': want.get('mac_address') or links.mac_for(address),  # mac_address: not an option yet
                                   'gateway': net['gateway'], 'bridge': net['bridge'], 'veth': veth_name(container.id, index),
                                   'aliases': list(want.get('aliases') or []), 'default_names': net['name'] != store.default['name']})
                 store.record(container.id, {'name': config['name'], 'endpoints': endpoints, 'ports': [], 'netns': netns_path})
@@ -253,7 +254,7 @@ def attach(cfg, container, netns_path):
             for index, ep in enumerate(endpoints):
                 net = store.get(ep['network'])
                 links.attach(netns_path, ep['veth'], ep['bridge'], '%s/%d' % (ep['address'], ep['prefixlen']),
-                             ep['gateway'] if index == 0 and not net['internal'] else None, inside_name='eth%d' % index)
+                             ep['gateway'] if index == 0 and not net['internal'] else None, inside_name='eth%d' % index, mac=ep['mac'])
             if any(p['host_ip'] in (None, '0.0.0.0', '127.0.0.1') for p in ports) and endpoints:
                 _route_localnet(endpoints[0]['bridge'])
             if ports or actions or not os.path.exists(os.path.join(cfg.state_dir, 'nftables.sha256')):
