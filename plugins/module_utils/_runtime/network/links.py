@@ -21,7 +21,7 @@ from ..namespaces import run_in
 IFF_UP = 1
 PEER_NAME = 'eth0'
 MAC_PREFIX = (0x02, 0x42)  # locally administered, unicast: Docker's prefix for the same scheme
-BR_STATE_FORWARDING = 3  # /sys/class/net/<port>/brport/state
+BR_STATE_FORWARDING = 3  # IFLA_BRPORT_STATE
 ETH_P_ARP = 0x0806
 
 
@@ -167,7 +167,8 @@ def attach(netns_path, host_name, bridge, address_cidr, gateway, mtu=None, insid
             raise _netlink_error('create', 'veth pair %s' % host_name, exc) from None
     try:
         run_in({'net': netns_path}, _configure_inside, peer_tmp, address_cidr, gateway, mtu, inside_name, mac)
-        port_forwarding(host_name)
+        with _iproute() as ipr:
+            port_forwarding(ipr, host_name)
         run_in({'net': netns_path}, announce, inside_name, address_cidr.split('/')[0])
     except BaseException:
         remove_link(host_name)
@@ -194,20 +195,25 @@ def _configure_inside(peer_tmp, address_cidr, gateway, mtu, inside_name, mac=Non
     return True
 
 
-def port_forwarding(port, timeout=1.0, sys_root='/sys'):
+def port_state(ipr, index):
+    """The bridge port state of link ``index`` (3: forwarding), None when it is no bridge port."""
+    link = ipr.link('get', index=index)[0]
+    info = link.get_attr('IFLA_LINKINFO')
+    data = info.get_attr('IFLA_INFO_SLAVE_DATA') if info else None
+    return data.get_attr('IFLA_BRPORT_STATE') if data else None
+
+
+def port_forwarding(ipr, port, timeout=1.0):
     """Wait until bridge port ``port`` forwards (True), at most ``timeout`` seconds (False: an STP bridge may take
     its forward delay, 15 s; the start does not wait for it). A bridge port is disabled until its carrier comes,
     which the kernel reports a moment after the container's end is up (linkwatch, asynchronously): a frame sent
-    from the container before then is dropped at the bridge."""
-    path = os.path.join(sys_root, 'class/net', port, 'brport/state')
+    from the container before then is dropped at the bridge. Asked through netlink, not sysfs: /sys shows the
+    links of the namespace it was mounted in, which need not be this process's."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            with open(path) as f:
-                if int(f.read().strip() or -1) == BR_STATE_FORWARDING:
-                    return True
-        except (OSError, ValueError):
-            pass
+        idx = _index(ipr, port)
+        if idx is not None and port_state(ipr, idx) == BR_STATE_FORWARDING:
+            return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.001)

@@ -266,10 +266,18 @@ def attach(cfg, container, netns_path):
     return record
 
 
+def _has_link(name, net_dev='/proc/self/net/dev'):
+    """Whether link ``name`` is in this process's network namespace. /proc/self/net is this process's namespace;
+    /sys/class/net is the one sysfs was mounted in, which need not be (a mount namespace made apart from it)."""
+    with open(net_dev) as f:
+        return any(line.split(':', 1)[0].strip() == name for line in f.readlines()[2:])
+
+
 def _gone(name, timeout):
-    """Whether link ``name`` left this namespace (seen in sysfs, no netlink needed) within ``timeout`` seconds."""
+    """Whether link ``name`` left this namespace (no netlink needed) within ``timeout`` seconds. The old veth must be
+    gone before a new container takes its address: the new one has the same MAC (``links.mac_for``)."""
     deadline = time.monotonic() + timeout
-    while os.path.exists('/sys/class/net/' + name):
+    while _has_link(name):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)

@@ -156,11 +156,28 @@ def test_gratuitous_arp_frame():
     assert links.garp_frame(mac, '10.81.0.10') == frame  # the MAC as a packet socket reports it
 
 
-def test_port_forwarding_waits_for_the_bridge_port(tmp_path):
-    state = tmp_path / 'class/net/nsv0/brport/state'
-    state.parent.mkdir(parents=True)
-    state.write_text('3\n')
-    assert links.port_forwarding('nsv0', sys_root=str(tmp_path))
-    state.write_text('0\n')  # disabled: no carrier yet
-    assert not links.port_forwarding('nsv0', timeout=0.02, sys_root=str(tmp_path))
-    assert not links.port_forwarding('gone', timeout=0, sys_root=str(tmp_path))
+class _Attrs(dict):
+    def get_attr(self, name):
+        return self.get(name)
+
+
+class _PortIPRoute:
+    """A netlink stand-in: one bridge port whose state goes through ``states`` (one per read, the last stays)."""
+
+    def __init__(self, states):
+        self.states = list(states)
+
+    def link_lookup(self, ifname):
+        return [7] if ifname == 'nsv0' else []
+
+    def link(self, cmd, index):
+        assert (cmd, index) == ('get', 7)
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return [_Attrs(IFLA_LINKINFO=_Attrs(IFLA_INFO_SLAVE_KIND='bridge', IFLA_INFO_SLAVE_DATA=_Attrs(IFLA_BRPORT_STATE=state)))]
+
+
+def test_port_forwarding_waits_for_the_bridge_port():
+    ipr = _PortIPRoute([0, 0, 3])  # disabled until the carrier comes, then forwarding
+    assert links.port_forwarding(ipr, 'nsv0') and ipr.states == [3]
+    assert not links.port_forwarding(_PortIPRoute([0]), 'nsv0', timeout=0.02)
+    assert not links.port_forwarding(_PortIPRoute([3]), 'gone', timeout=0)
