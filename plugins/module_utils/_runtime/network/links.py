@@ -130,7 +130,7 @@ def routes_overlapping(subnet, except_dev=None):
 
 def mac_for(address):
     """The MAC of a container's interface with IPv4 ``address``: 02:42 and the address's four bytes (Docker's scheme
-    before its version 28). The same address always gets the same MAC, so a peer's neighbour entry for it stays right
+    until moby#48808). The same address always gets the same MAC, so a peer's neighbour entry for it stays right
     when a container is recreated with its address; addresses are unique on a bridge, so are these MACs."""
     packed = ipaddress.IPv4Address(address).packed
     return ':'.join('%02x' % b for b in MAC_PREFIX + tuple(packed))
