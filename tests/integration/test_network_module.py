@@ -6,7 +6,9 @@
 Two containers on a user network reach each other by name; a published port serves busybox
 httpd to the host (127.0.0.1) and to a "client host" (a second network namespace on a veth,
 made by the test); an internal network has no way out; a port conflict fails clearly and
-leaves nothing; removal leaves no link, lease or rule; a crashed start is repaired by the next run.
+leaves nothing; removal leaves no link, lease or rule; a crashed start is repaired by the next run;
+a server recreated with its address is reached again at once (its MAC comes from the address, and it
+announces itself).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import threading
 import time
 
@@ -231,3 +234,102 @@ def test_kill_9_during_create_leaves_no_stray_veth(net_host):
     assert len(_links_in(box.host, 'nsv')) == 1
     assert box.run(name='k9', state='absent')['_status'] == 'changed'
     assert _links_in(box.host, 'nsv') == [] and links(box, 'nsv') == []
+
+
+# -- a recreated container keeps its MAC (issue 28) ------------------------------------------------
+# The server writes the uptime at which it starts into its page; the client (wget every 200 ms) logs
+# "start end ok|fail page" per attempt, in uptime seconds (one clock: containers share the kernel).
+SERVER = ['sh', '-c', 'mkdir -p /www && read up _ < /proc/uptime && echo "$up" > /www/index.html && exec httpd -f -p 5432 -h /www']
+CLIENT = ['sh', '-c', 'while :; do read t0 _ < /proc/uptime; if out=$(timeout 3 wget -q -O - http://db:5432/ 2>/dev/null); then r=ok; else r=fail; fi; '
+          'read t1 _ < /proc/uptime; echo "$t0 $t1 $r $out" >> /tmp/probe.log; sleep 0.2; done']
+DB_ADDRESS, DB_MAC = '10.81.0.10', '02:42:0a:51:00:0a'
+
+
+def _probe_log(pid):
+    """The client's attempts [(start, end, ok, page)], read through /proc (no SSH round trip)."""
+    try:
+        with open('/proc/%d/root/tmp/probe.log' % pid) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3:
+            out.append((float(parts[0]), float(parts[1]), parts[2] == 'ok', parts[3] if len(parts) > 3 else None))
+    return out
+
+
+def _served_by(pid, page, timeout=15):
+    """The first attempt of the client answered by the server that wrote ``page`` (None: none within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hits = [a for a in _probe_log(pid) if a[2] and a[3] == page]
+        if hits:
+            return hits[0]
+        time.sleep(0.1)
+    return None
+
+
+def _in_netns(pid, *cmd):
+    """``ip`` in a container's network namespace (made by the test: nothing of the machine's)."""
+    return subprocess.run(['nsenter', '--net=/proc/%d/ns/net' % pid, 'ip'] + list(cmd), check=True, capture_output=True, text=True).stdout
+
+
+def _neighbour(pid, address):
+    found = json.loads(_in_netns(pid, '-j', 'neigh', 'show', address, 'dev', 'eth0') or '[]')
+    return found[0] if found else None
+
+
+def _recreated(box, db, gen):
+    """db recreated (an env change) with its address; (its init's pid, the page its server serves)."""
+    res = box.run(**dict(db, env={'GEN': str(gen)}))
+    assert res['_status'] == 'changed', res
+    state = res['container']['state']
+    assert state['networks']['pg']['address'] == DB_ADDRESS and state['networks']['pg']['mac_address'] == DB_MAC, state
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open('/proc/%d/root/www/index.html' % state['pid']) as f:
+                page = f.read().strip()
+            if page:
+                return state['pid'], page
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError('db wrote no page')
+
+
+def test_a_recreated_server_is_reached_at_once(net_host):
+    """Issue 28: a client connecting every 200 ms to a server that is recreated with the same address reaches the
+    new one within 1 s of its start — the client's neighbour entry holds the address's MAC, which is the same again
+    (derived from the address). Then the client's entry is made wrong on purpose (as a container started before
+    the derived MACs, or a user's MAC, would leave it): the next recreate's gratuitous ARP puts it right."""
+    box = net_host
+    assert run(box, name='pg', subnet='10.81.0.0/24')['_status'] == 'changed'
+    db = dict(name='db', image='busybox', command=SERVER, stop_timeout=0, networks=[{'name': 'pg', 'ipv4_address': DB_ADDRESS}])
+    try:
+        db_pid, page = _recreated(box, db, 1)
+        # dns: nothing answers on its own 127.0.0.1:53, so while db is away (not in its hosts file) a lookup fails at
+        # once (as Docker's embedded DNS would say "no such name") instead of waiting for the machine's resolver.
+        app = box.run(name='app', image='busybox', command=CLIENT, stop_timeout=0, networks=['pg'], dns=['127.0.0.1'])
+        assert app['_status'] == 'changed', app
+        app_pid = app['container']['state']['pid']
+        assert _served_by(app_pid, page), _probe_log(app_pid)
+        assert json.loads(_in_netns(db_pid, '-j', 'link', 'show', 'eth0'))[0]['address'] == DB_MAC
+        assert _neighbour(app_pid, DB_ADDRESS)['lladdr'] == DB_MAC
+        for gen, poison in ((2, None), (3, '02:00:00:00:00:01')):
+            if poison:  # REACHABLE with a MAC nobody has: only an announcement corrects it within the lock of 1 s
+                _in_netns(app_pid, 'neigh', 'replace', DB_ADDRESS, 'lladdr', poison, 'dev', 'eth0', 'nud', 'reachable')
+            db_pid, page = _recreated(box, db, gen)
+            neighbour = _neighbour(app_pid, DB_ADDRESS)  # right after the recreate
+            assert neighbour and neighbour['lladdr'] == DB_MAC, (gen, neighbour)
+            assert json.loads(_in_netns(db_pid, '-j', 'link', 'show', 'eth0'))[0]['address'] == DB_MAC
+            started = float(page)
+            first = _served_by(app_pid, page)
+            assert first and first[1] - started < 1.0, (gen, started, first, [a for a in _probe_log(app_pid) if a[1] >= started - 1])
+    finally:
+        for name in ('app', 'db'):
+            box.run(name=name, state='absent', force_kill=True)
+        run(box, name='pg', state='absent')
+    assert links(box, 'nsv') == []

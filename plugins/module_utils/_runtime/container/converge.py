@@ -111,6 +111,7 @@ def describe(cfg, container, log_lines=0):
     if container.config['namespaces'].get('network') == 'bridge':
         att = NetworkStore(cfg).attachment(container.id) if status['running'] else None
         status['networks'] = {ep['network']: {'address': ep['address'], 'prefixlen': ep['prefixlen'], 'gateway': ep['gateway'],
+                                              'mac_address': ep.get('mac'),  # None: started before MACs were derived (random)
                                               'interface': 'eth%d' % i, 'host_interface': ep['veth'], 'aliases': ep.get('aliases') or []}
                               for i, ep in enumerate((att or {}).get('endpoints') or ())}
         status['ports'] = ['%s:%d->%d/%s' % (p['host_ip'], p['host_port'], p['container_port'], p['protocol'])

@@ -241,6 +241,7 @@ def attach(cfg, container, netns_path, containers):
                                        'no such network (create it with nsbox.runtime.network)')
                 address = store.allocate(net, container.id, want.get('ipv4_address'))
                 endpoints.append({'network': net['name'], 'address': address, 'prefixlen': ipaddress.ip_network(net['subnet']).prefixlen,
+                                  'mac': want.get('mac_address') or links.mac_for(address),  # mac_address: not an option yet
                                   'gateway': net['gateway'], 'bridge': net['bridge'], 'veth': veth_name(container.id, index),
                                   'aliases': list(want.get('aliases') or []), 'default_names': net['name'] != store.default['name']})
                 store.record(container.id, {'name': config['name'], 'endpoints': endpoints, 'ports': [], 'netns': netns_path})
@@ -252,7 +253,7 @@ def attach(cfg, container, netns_path, containers):
             for index, ep in enumerate(endpoints):
                 net = store.get(ep['network'])
                 links.attach(netns_path, ep['veth'], ep['bridge'], '%s/%d' % (ep['address'], ep['prefixlen']),
-                             ep['gateway'] if index == 0 and not net['internal'] else None, inside_name='eth%d' % index)
+                             ep['gateway'] if index == 0 and not net['internal'] else None, inside_name='eth%d' % index, mac=ep['mac'])
             if any(p['host_ip'] in (None, '0.0.0.0', '127.0.0.1') for p in ports) and endpoints:
                 _route_localnet(endpoints[0]['bridge'])
             if ports or actions or not os.path.exists(os.path.join(cfg.state_dir, 'nftables.sha256')):
@@ -264,10 +265,18 @@ def attach(cfg, container, netns_path, containers):
     return record
 
 
+def _has_link(name, net_dev='/proc/self/net/dev'):
+    """Whether link ``name`` is in this process's network namespace. /proc/self/net is this process's namespace;
+    /sys/class/net is the one sysfs was mounted in, which need not be (a mount namespace made apart from it)."""
+    with open(net_dev) as f:
+        return any(line.split(':', 1)[0].strip() == name for line in f.readlines()[2:])
+
+
 def _gone(name, timeout):
-    """Whether link ``name`` left this namespace (seen in sysfs, no netlink needed) within ``timeout`` seconds."""
+    """Whether link ``name`` left this namespace (no netlink needed) within ``timeout`` seconds. The old veth must be
+    gone before a new container takes its address: the new one has the same MAC (``links.mac_for``)."""
     deadline = time.monotonic() + timeout
-    while os.path.exists('/sys/class/net/' + name):
+    while _has_link(name):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)

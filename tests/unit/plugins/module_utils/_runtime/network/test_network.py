@@ -4,12 +4,14 @@
 the nftables ruleset. The kernel side is proven in tests/integration/test_network_module.py."""
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host.config import HostConfig
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError, NsboxError
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.network import etc_files, nft, store as nstore
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.network import etc_files, links, nft, store as nstore
 
 IMAGE = {'name': 'busybox', 'digest': 'sha256:' + 'a' * 64, 'id': 'sha256:' + 'b' * 64}
 DEFAULTS = {'network_mode': 'bridge', 'network': 'nsbox0'}
@@ -128,3 +130,54 @@ def test_ruleset_is_ours_only_and_deterministic():
     assert [c['add']['rule']['comment'] for c in masq] == ['network nsbox0', 'network nsbox0 (published on loopback)']
     dnat = [c['add']['rule'] for c in cmds if 'rule' in c['add'] and c['add']['rule']['chain'] == 'ports']
     assert dnat[0]['expr'][-1] == {'dnat': {'family': 'ip', 'addr': '10.77.0.2', 'port': 80}}
+
+
+def test_mac_is_derived_from_the_address():
+    """Docker's scheme: 02:42 and the four bytes of the IPv4 address; locally administered, unicast, one per address."""
+    assert links.mac_for('10.81.0.10') == '02:42:0a:51:00:0a'
+    assert links.mac_for('172.17.0.2') == '02:42:ac:11:00:02'  # what Docker gave that address until moby#48808
+    assert links.mac_for('10.77.255.254') == links.mac_for('10.77.255.254')
+    first = int(links.mac_for('10.0.0.1').split(':')[0], 16)
+    assert first & 0x02 and not first & 0x01
+    subnet = nstore.parse('lab', '10.78.0.0/22')['subnet']
+    macs = {links.mac_for(str(a)) for a in ipaddress.ip_network(subnet).hosts()}
+    assert len(macs) == 1022
+    with pytest.raises(ValueError):
+        links.mac_for('fd00::1')  # IPv6 has no room in a MAC: another scheme when it lands
+
+
+def test_gratuitous_arp_frame():
+    frame = links.garp_frame('02:42:0a:51:00:0a', '10.81.0.10')
+    mac, ip = bytes.fromhex('02420a51000a'), bytes([10, 81, 0, 10])
+    assert len(frame) == 42
+    assert frame[:6] == b'\xff' * 6 and frame[6:12] == mac and frame[12:14] == b'\x08\x06'
+    assert frame[14:22] == bytes.fromhex('0001080006040001')  # Ethernet, IPv4, 6, 4, request
+    assert frame[22:28] == mac and frame[28:32] == ip and frame[32:38] == b'\0' * 6 and frame[38:42] == ip
+    assert links.garp_frame(mac, '10.81.0.10') == frame  # the MAC as a packet socket reports it
+
+
+class _Attrs(dict):
+    def get_attr(self, name):
+        return self.get(name)
+
+
+class _PortIPRoute:
+    """A netlink stand-in: one bridge port whose state goes through ``states`` (one per read, the last stays)."""
+
+    def __init__(self, states):
+        self.states = list(states)
+
+    def link_lookup(self, ifname):
+        return [7] if ifname == 'nsv0' else []
+
+    def link(self, cmd, index):
+        assert (cmd, index) == ('get', 7)
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return [_Attrs(IFLA_LINKINFO=_Attrs(IFLA_INFO_SLAVE_KIND='bridge', IFLA_INFO_SLAVE_DATA=_Attrs(IFLA_BRPORT_STATE=state)))]
+
+
+def test_port_forwarding_waits_for_the_bridge_port():
+    ipr = _PortIPRoute([0, 0, 3])  # disabled until the carrier comes, then forwarding
+    assert links.port_forwarding(ipr, 'nsv0') and ipr.states == [3]
+    assert not links.port_forwarding(_PortIPRoute([0]), 'nsv0', timeout=0.02)
+    assert not links.port_forwarding(_PortIPRoute([3]), 'gone', timeout=0)
