@@ -13,11 +13,9 @@ beside its final name and renamed into place, and everything is done under a loc
 """
 from __future__ import annotations
 
-import compileall
 import contextlib
 import os
 import pkgutil
-import py_compile
 import re
 import shutil
 import stat
@@ -39,8 +37,6 @@ TREE_RE = re.compile(r'^[0-9A-Za-z.+]+-[0-9a-f]{12}$')
 OLD_PYZ_RE = re.compile(r'^nsbox-[0-9A-Za-z.+-]+-[0-9a-f]{12}\.pyz$')
 OLD_LINK, OLD_CACHE = 'current.pyz', 'cache'
 _MAIN = b'from nsbox_runtime.cli import main\nmain()\n'
-# Checked: a pyc is used only while its source's hash matches (a hand-edited file is compiled again, in memory).
-_PYC_MODE = py_compile.PycInvalidationMode.CHECKED_HASH
 
 
 def library_argv(args, library=None, what='a runtime process'):
@@ -70,6 +66,14 @@ def wrapper_script(current, python, verb=None):
     stays read-only even for root. ``verb``: put before the arguments (``oci`` for ``nsbox-oci``)."""
     return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I -B "$(readlink -f %s)" %s"$@"\n'
             % (VERSION, python, current, verb + ' ' if verb else '')).encode()
+
+
+def _compile(root):
+    """Compile every file under ``root`` for this Python. Checked hash: a pyc is used only while its source's
+    hash matches (a hand-edited file is compiled again, in memory); no timestamps to go wrong in a copy."""
+    import compileall  # pylint: disable=import-outside-toplevel  # only to install: it imports pathlib (~10 ms a module run)
+    import py_compile  # pylint: disable=import-outside-toplevel
+    return compileall.compile_dir(root, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
 
 def _pyc_path(root, tag):
@@ -180,7 +184,7 @@ class LibraryInstall:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, 'wb') as f:
                     f.write(data)
-            if not compileall.compile_dir(tmp, quiet=2, invalidation_mode=_PYC_MODE):
+            if not _compile(tmp):
                 raise InstallError('install', 'the nsbox library', 'compileall failed in %s' % tmp, path=tmp)
             _seal(tmp)
             if os.path.lexists(self.path):  # damaged (a crash before its files reached the disk, a hand edit)
@@ -197,7 +201,7 @@ class LibraryInstall:
         for d, _dirs, _files in os.walk(self.path):
             os.chmod(d, 0o755)
         try:
-            compileall.compile_dir(self.path, quiet=2, invalidation_mode=_PYC_MODE)
+            _compile(self.path)
         finally:
             _seal(self.path)
 
