@@ -15,7 +15,7 @@ options:
     type: path
 notes:
   - The modules run as root on Linux managed hosts with Python 3.9 or newer.
-  - The first module run on a host installs the runtime library as one file under
+  - The first module run on a host installs the runtime library as a compiled, read-only tree under
     C(/usr/local/lib/nsbox) with the C(/usr/local/bin/nsbox) command; later runs reuse it
     and replace it atomically when the collection changes.
 '''

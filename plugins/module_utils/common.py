@@ -7,15 +7,15 @@ typed errors, and :func:`fail` turns them into ``fail_json``.
 """
 from __future__ import annotations
 
-# First: the rest of the library is imported through the host's code cache (see codecache.py).
-from ._runtime.host import codecache  # noqa: I100  pylint: disable=wrong-import-order
+# First: importing bundle ships the whole library in each module's payload, and when this very library is
+# installed on the host the rest of it is imported from there, compiled (bundle.use_installed). Nothing else of
+# the library may be imported before: a module imported twice (payload and tree) would make two error classes.
+from ._runtime import bundle, version  # noqa: I100  pylint: disable=wrong-import-order
 
-codecache.install_payload(codecache.LIB_DIR)
+bundle.use_installed(bundle.__name__.rpartition('.')[0], version.VERSION)
 
-# Importing bundle ships the whole library in each module's payload (see bundle.py).
-from ._runtime import bundle  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
-from ._runtime.host import config as hostconfig
-from ._runtime.host.install import LibraryInstall
+from ._runtime.host import config as hostconfig  # noqa: E402  pylint: disable=wrong-import-position
+from ._runtime.host.install import LibraryInstall  # noqa: E402  pylint: disable=wrong-import-position
 
 COMMON_ARGS = {
     'data_root': {'type': 'path'},

@@ -10,7 +10,7 @@ version_added: 0.1.0
 description:
   - Converges the nsbox host configuration C(/etc/nsbox/config.json), the data-root and
     state directories with their layout and modes, and the runtime library installed on
-    the host (C(/usr/local/lib/nsbox/current.pyz) and the C(/usr/local/bin/nsbox) command).
+    the host (C(/usr/local/lib/nsbox/current) and the C(/usr/local/bin/nsbox) command).
   - Returns facts about the host in C(ansible_facts.nsbox) - kernel, cgroup version, driver
     and controllers, overlay and idmapped-mount support, systemd as PID 1, and which
     storage drivers work on the data-root's filesystem.
@@ -190,8 +190,8 @@ library:
   description: The runtime library on the host.
   returned: when O(install_library=true)
   type: dict
-  sample: {"version": "0.1.0", "sha256": "2179...", "path": "/usr/local/lib/nsbox/nsbox-0.1.0-217971cfd62d.pyz",
-           "current": "/usr/local/lib/nsbox/current.pyz", "bin": "/usr/local/bin/nsbox", "python": "/usr/bin/python3"}
+  sample: {"version": "0.1.0", "sha256": "2179...", "path": "/usr/local/lib/nsbox/0.1.0-217971cfd62d",
+           "current": "/usr/local/lib/nsbox/current", "bin": "/usr/local/bin/nsbox", "python": "/usr/bin/python3"}
 kernel_modules:
   description: Whether each of O(kernel_modules) is in the kernel after the task (loaded or built in).
   returned: when O(kernel_modules) is given

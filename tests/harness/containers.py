@@ -51,7 +51,7 @@ def kill_and_remove(parent):
 
 
 def supervisors(host):
-    """Pids of this test host's supervisors: `python -I <lib>.pyz supervise ID`, after their exec `... <lib>.pyz monitor ID`.
+    """Pids of this test host's supervisors: `python -I -B <lib> supervise ID`, after their exec `... <lib> monitor ID`.
 
     Only those in the test host's mount namespace: the pid namespace is the machine's, and another
     test host (a parallel run) has supervisors of its own that this one must neither count nor kill.
@@ -64,7 +64,7 @@ def supervisors(host):
             '        ns = os.readlink("/proc/%s/ns/mnt" % p)\n'
             '    except OSError:\n'
             '        continue\n'
-            '    if ns == mine and any(a.endswith(b".pyz") and b in (b"supervise", b"monitor") for a, b in zip(argv, argv[1:])):\n'
+            '    if ns == mine and any(a.startswith(b"/usr/local/lib/nsbox/") and b in (b"supervise", b"monitor") for a, b in zip(argv, argv[1:])):\n'
             '        print(p)\n')
     out = host.ssh('python3 -c %s' % shlex.quote(code), check=False).stdout
     return [int(p) for p in out.split()]

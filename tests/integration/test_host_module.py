@@ -21,9 +21,9 @@ def test_library_outlives_the_payload(ansible, fresh_host):
     info = json.loads(fresh_host.ssh('nsbox info --format json').stdout)
     assert info['library'] == res['library']['path']
     assert info['version'] == res['library']['version']
-    assert fresh_host.ssh('readlink /usr/local/lib/nsbox/current.pyz').stdout.strip() == os.path.basename(res['library']['path'])
+    assert fresh_host.ssh('readlink /usr/local/lib/nsbox/current').stdout.strip() == os.path.basename(res['library']['path'])
     wrapper = fresh_host.ssh('cat /usr/local/bin/nsbox').stdout
-    assert 'exec /usr/bin/python3 -I "$(readlink -f /usr/local/lib/nsbox/current.pyz)" "$@"' in wrapper
+    assert 'exec /usr/bin/python3 -I -B "$(readlink -f /usr/local/lib/nsbox/current)" "$@"' in wrapper
     assert ansible.module('nsbox.runtime.host')['_status'] == 'ok'
 
 
@@ -71,7 +71,7 @@ def test_changed_library_replaces_atomically(ansible, fresh_host, monkeypatch):
     new = second['library']
     assert new['sha256'] != first['sha256'] and new['path'] != first['path']
     assert 'write %s' % new['path'] in second['changes'] and 'write /usr/local/bin/nsbox' not in second['changes']
-    listing = fresh_host.ssh('ls /usr/local/lib/nsbox; readlink /usr/local/lib/nsbox/current.pyz').stdout.split()
+    listing = fresh_host.ssh('ls /usr/local/lib/nsbox; readlink /usr/local/lib/nsbox/current').stdout.split()
     assert os.path.basename(first['path']) in listing  # kept for processes still running it
     assert listing[-1] == os.path.basename(new['path'])
     assert json.loads(fresh_host.ssh('nsbox info --format json').stdout)['library'] == new['path']
@@ -91,7 +91,7 @@ def _snapshot(paths):
 
 def test_test_host_is_private(ansible, fresh_host):
     """What modules write in a test host stays in it: the machine's own files are untouched."""
-    paths = ('/etc/nsbox/config.json', '/usr/local/bin/nsbox', '/usr/local/lib/nsbox/current.pyz')
+    paths = ('/etc/nsbox/config.json', '/usr/local/bin/nsbox', '/usr/local/lib/nsbox/current')
     before = _snapshot(paths)
     marker = '/var/lib/nsbox/private-%d' % os.getpid()
     ansible.module('nsbox.runtime.host', {'data_root': marker})

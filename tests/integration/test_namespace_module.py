@@ -17,7 +17,7 @@ import pytest
 
 NS = '/run/nsbox/ns'
 MAP = [{'container_id': 0, 'host_id': 100000, 'size': 65536}]
-PYZ = '/usr/local/lib/nsbox/current.pyz'
+LIB = '/usr/local/lib/nsbox/current'
 
 
 def _holders(host):
@@ -158,7 +158,7 @@ def test_pid_namespace_holder(ansible, host):
     pid_file = '%s/box/pid' % NS
     # The holder is pid 1 of the namespace: its NSpid ends in 1; its argv is the installed library's.
     assert sh(host, 'grep NSpid /proc/%d/status' % holder).split()[1:] == [str(holder), '1']
-    assert 'nsbox' in sh(host, 'readlink -f %s' % PYZ) and ' ns-hold box ' in sh(host, 'ps -o args= -p %d' % holder) + ' '
+    assert 'nsbox' in sh(host, 'readlink -f %s' % LIB) and ' ns-hold box ' in sh(host, 'ps -o args= -p %d' % holder) + ' '
     assert sh(host, 'readlink /proc/%d/ns/pid' % holder) == 'pid:[%d]' % res['namespace']['types']['pid']['inode']
     # Joined, a process is a member (pid > 1) and sees pid 1 in a /proc of that namespace.
     ps = sh(host, 'nsenter --pid=%s unshare --mount --propagation private --mount-proc ps -eo pid=,args=' % pid_file)
@@ -223,7 +223,7 @@ def test_a_failure_midway_undoes_everything(ansible, host):
     assert ns(ansible, name='first', types=['uts'])['_status'] == 'changed'  # installs the library; another name stays
     code = '\n'.join([
         'import json, sys',
-        'sys.path.insert(0, %r)' % PYZ,
+        'sys.path.insert(0, %r)' % LIB,
         'from nsbox_runtime.named import store as ns',
         'store = ns.NamespaceStore("/run/nsbox")',
         'real = store._bind',
@@ -253,7 +253,7 @@ def test_mount_namespaces_persist_whatever_the_cpus(ansible, host):
     assert ns(ansible, name='first', types=['uts'])['_status'] == 'changed'  # installs the library
     code = '\n'.join([
         'import os, sys',
-        'sys.path.insert(0, %r)' % PYZ,
+        'sys.path.insert(0, %r)' % LIB,
         'from nsbox_runtime.named import store as ns',
         'from nsbox_runtime.kernel import syscall',
         'cpus = sorted(os.sched_getaffinity(0))',

@@ -205,7 +205,7 @@ def _local_supervisors(host):
             same = os.readlink('/proc/%s/ns/mnt' % entry) == host.mnt_ns
         except OSError:
             continue
-        if same and any(a.endswith(b'.pyz') and b in (b'supervise', b'monitor') for a, b in zip(argv, argv[1:])):
+        if same and any(a.startswith(b'/usr/local/lib/nsbox/') and b in (b'supervise', b'monitor') for a, b in zip(argv, argv[1:])):
             found.append(int(entry))
     return found
 

@@ -27,7 +27,7 @@ def test_host_config_names_the_data_root_and_network(config):
 
 def test_runtime_library_and_command_are_installed(host):
     assert host.file('/usr/local/bin/nsbox').mode & 0o111
-    assert host.file('/usr/local/lib/nsbox/current.pyz').is_symlink
+    assert host.file('/usr/local/lib/nsbox/current').is_symlink
     assert 'overlay' in host.check_output('nsbox info')
 
 

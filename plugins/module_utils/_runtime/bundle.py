@@ -1,13 +1,100 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The list of the library's own source files, and the imports that ship them.
+"""The list of the library's own source files, the imports that ship them, their digest, and the switch
+that makes a module's payload import the installed tree.
 
 Ansible packs into a module's payload only the module_utils it can see imported.
 The imports in ``_ship`` make it pack every file of the library, so any module can
-build the host-side zipapp (DESIGN D1) from its own payload. A unit test keeps MODULES
+install the host-side tree (DESIGN D1) from its own payload. A unit test keeps MODULES
 equal to the files on disk, so a new file cannot be left out.
+
+This file imports nothing of the library: a module run uses it before the switch.
 """
 from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import zipimport
+
+LIB_DIR = '/usr/local/lib/nsbox'  # where the library is installed (install.py)
+PACKAGE = 'nsbox_runtime'  # its name there
+
+
+def source_digest(read):
+    """sha256 over every library file's name and source (``read(name)``: bytes): the installed tree's name."""
+    h = hashlib.sha256()
+    for name in sorted(MODULES):
+        data = read(name)
+        h.update(b'%s\0%d\0' % (name.encode(), len(data)))
+        h.update(data)
+    return h.hexdigest()
+
+
+def tree_digest(root):
+    """The source digest of the tree installed at ``root``, or None when a file is missing or unreadable."""
+    def read(name):
+        with open(os.path.join(root, PACKAGE, name + '.py'), 'rb') as f:
+            return f.read()
+    try:
+        return source_digest(read)
+    except OSError:
+        return None
+
+
+class _Installed:
+    """Answers imports of the payload's library (``prefix`` and below) with the same modules of the installed tree."""
+
+    def __init__(self, prefix):
+        self.prefix, self.specs = prefix, {}
+
+    def find_spec(self, name, path=None, target=None):  # pylint: disable=unused-argument
+        if name.startswith(self.prefix + '.'):
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        module = importlib.import_module(PACKAGE + spec.name[len(self.prefix):])
+        self.specs[module.__name__] = module.__spec__  # importlib overwrites it with the alias's spec: put back below
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = self.specs.pop(module.__name__, module.__spec__)
+
+
+def _safe(path):
+    """Nobody but root or this user can change ``path`` (root imports what is in it)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
+
+
+def use_installed(prefix, version, lib_dir=LIB_DIR):
+    """In a module's payload (``prefix``: the library's name there): when this very library (same digest) is
+    installed on the host, the rest of it is imported from that tree, compiled at install, instead of being
+    compiled from the payload on every run. Returns the tree's path, or None (nothing changed)."""
+    package = sys.modules.get(prefix)
+    if PACKAGE in sys.modules or type(getattr(package, '__loader__', None)) is not zipimport.zipimporter:  # pylint: disable=unidiomatic-typecheck
+        return None
+    try:
+        digest = source_digest(lambda name: package.__loader__.get_data(os.path.join(package.__path__[0], name + '.py')))
+    except (OSError, ImportError):
+        return None
+    root = os.path.join(lib_dir, '%s-%s' % (version, digest[:12]))
+    if not all(_safe(p) for p in (lib_dir, root, os.path.join(root, PACKAGE))) or tree_digest(root) != digest:
+        return None
+    spec = importlib.machinery.PathFinder.find_spec(PACKAGE, [root])
+    if spec is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+    sys.meta_path.insert(0, _Installed(prefix))
+    return root
 
 
 def _ship():  # pragma: no cover - never called
@@ -20,7 +107,7 @@ def _ship():  # pragma: no cover - never called
     from .cli import main, oci, run, term, views  # noqa: F401
     from .container import assemble, converge, execute, exits, health, idranges, logs, monitor, options, order, policy, runner, security  # noqa: F401
     from .container import store as container_store, supervisor, unit, users  # noqa: F401
-    from .host import codecache, config, dataroot, hostinfo, hostsetup, install, kmods, sysctls  # noqa: F401
+    from .host import config, dataroot, hostinfo, hostsetup, install, kmods, sysctls  # noqa: F401
     from .image import archive, images, ingest, layer, manifest, reference, registry, rootfs, store as image_store  # noqa: F401
     from .kernel import fsutil, idmap, mountinfo, namespaces, syscall, units, userns  # noqa: F401
     from .launch import barrier, caps, devices as launch_devices, mounts, process, seccomp  # noqa: F401
@@ -68,7 +155,6 @@ MODULES = (
     'container/users',
     'errors',
     'host/__init__',
-    'host/codecache',
     'host/config',
     'host/dataroot',
     'host/hostinfo',

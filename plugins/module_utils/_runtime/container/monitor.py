@@ -3,7 +3,7 @@
 """The supervisor's second life: watching a running container with as little memory as can be.
 
 ``nsbox supervise`` sets the container up (rootfs, cgroup, namespaces: the whole library is
-loaded for that), answers the module, then execs ``python -I -S -c <monitor.main> PYZ monitor ID FD``: the
+loaded for that), answers the module, then execs ``python -I -B -S -c <monitor.main> LIB monitor ID FD``: the
 same process (same pid and start time, still the child subreaper, the init still its child,
 the FIFOs still open), with a fresh interpreter that imports only this file and ``logs``. It
 relays the logs and waits; once the init has ended it imports what the teardown needs. That
@@ -38,23 +38,29 @@ def pipe_with(data):
     return r
 
 
-def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted, health=None):
-    """Replace this process with ``nsbox monitor`` (from the zipapp this process runs), handing over state on a pipe.
+def _library():
+    """The installed tree this process was started from (``python -I -B <tree> ...``), or None (tests, a payload)."""
+    lib = sys.argv[0] if sys.argv else ''
+    return lib if lib and os.path.isfile(os.path.join(lib, '__main__.py')) else None
 
-    Returns only when this process was not started from the zipapp (tests): then the caller monitors in-process.
+
+def exec_monitor(cfg, container_id, pid, pid_start, fds, log_config, adopted, health=None):
+    """Replace this process with ``nsbox monitor`` (from the installed tree this process runs), handing over state on a pipe.
+
+    Returns only when this process was not started from the installed tree (tests): then the caller monitors in-process.
     """
-    pyz = sys.argv[0] if sys.argv and sys.argv[0].endswith('.pyz') and os.path.isfile(sys.argv[0]) else None
-    if pyz is None:
+    lib = _library()
+    if lib is None:
         return False
     handover = {'config': cfg.data, 'id': container_id, 'pid': pid, 'pid_start': pid_start, 'fds': fds,
-                'log': log_config, 'adopted': adopted, 'pyz': pyz, 'health': health}
+                'log': log_config, 'adopted': adopted, 'library': lib, 'health': health}
     r = pipe_with(handover)
     for fd in list(fds.values()) + [r]:
         os.set_inheritable(fd, True)
     # Not through the CLI: argparse, the host config and their imports (tempfile, ipaddress, ...) cost
     # ~3 MB that a watcher never uses. -S: no site module either. argv[4:] shows what it watches.
     code = 'import sys; sys.path.insert(0, sys.argv[1]); from nsbox_runtime.container.monitor import main; sys.exit(main(sys.argv[3], int(sys.argv[4])))'
-    os.execv(sys.executable, [sys.executable, '-I', '-S', '-c', code, pyz, 'monitor', container_id, str(r)])
+    os.execv(sys.executable, [sys.executable, '-I', '-B', '-S', '-c', code, lib, 'monitor', container_id, str(r)])
     return True  # pragma: no cover - execv does not return
 
 
@@ -119,8 +125,8 @@ class HealthTimer:
         self.reap()
 
 
-def health_spawner(config, container_id, pyz):
-    """``spawn(in_start_period)`` for HealthTimer: fork; the child execs ``nsbox healthcheck`` from the zipapp
+def health_spawner(config, container_id, lib):
+    """``spawn(in_start_period)`` for HealthTimer: fork; the child execs ``nsbox healthcheck`` from the installed tree
     (or, without one, runs the check in-process: tests) and ends."""
     def spawn(in_start_period):
         pid = os.fork()
@@ -128,12 +134,12 @@ def health_spawner(config, container_id, pyz):
             return pid
         try:  # pragma: no cover - forked child
             args = ['healthcheck', container_id] + (['--start-period'] if in_start_period else [])
-            if pyz:
+            if lib:
                 fd = pipe_with({'config': config})
                 os.closerange(3, fd)  # the FIFOs: a check holds no end of the container's output
                 os.closerange(fd + 1, 1 << 16)
                 os.set_inheritable(fd, True)
-                os.execv(sys.executable, [sys.executable, '-I', pyz] + args + ['--config-fd', str(fd)])
+                os.execv(sys.executable, [sys.executable, '-I', '-B', lib] + args + ['--config-fd', str(fd)])
             from ..host.config import HostConfig  # pylint: disable=import-outside-toplevel
             from .health import run_check  # pylint: disable=import-outside-toplevel
             run_check(HostConfig(config), container_id, in_start_period)
@@ -206,14 +212,11 @@ def main(container_id, handover_fd):
     """``nsbox monitor``: watch, then finish (the heavy imports only now) and restart as the policy says."""
     data = read_handover(handover_fd)
     check = data.get('health')
-    timer = HealthTimer(check, health_spawner(data['config'], container_id, data.get('pyz'))) if check else None
+    timer = HealthTimer(check, health_spawner(data['config'], container_id, data.get('library'))) if check else None
     code = watch(data['pid'], {k: int(v) for k, v in data['fds'].items()}, data['log'],
                  os.path.join(data['config']['data_root'], 'containers', container_id, 'logs', '%s-json.log' % container_id),
                  data['adopted'], data.get('pid_start'), timer)
     # pylint: disable=import-outside-toplevel
-    if data.get('pyz'):  # started with -c, not the zipapp's __main__: the teardown's imports through the code cache now
-        from ..host import codecache  # (compiling them cost ~0.13 s between the init's end and its recorded exit)
-        codecache.install(data['pyz'])
     import site  # started with -S: the system's site-packages (pyroute2, nftables) only now, for the teardown
     site.main()
     from ..host.config import HostConfig
@@ -221,8 +224,8 @@ def main(container_id, handover_fd):
     from .exits import after_exit
     cfg = HostConfig(data['config'])
     container = ContainerStore(cfg).find(container_id)
-    if container is not None and after_exit(cfg, container, code) and data.get('pyz'):
+    if container is not None and after_exit(cfg, container, code) and data.get('library'):
         fd = pipe_with({'config': data['config']})
         os.set_inheritable(fd, True)
-        os.execv(sys.executable, [sys.executable, '-I', data['pyz'], 'supervise', container_id, '--config-fd', str(fd), '--restart'])
+        os.execv(sys.executable, [sys.executable, '-I', '-B', data['library'], 'supervise', container_id, '--config-fd', str(fd), '--restart'])
     return 0

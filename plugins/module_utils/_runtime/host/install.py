@@ -1,82 +1,110 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Installing the library on a host as one zipapp (DESIGN D1).
+"""Installing the library on a host as a versioned, compiled, read-only tree (DESIGN D1, as changed in docs/design.md).
 
 A module's payload is deleted when the module returns, so whatever must keep running
 (supervisors, systemd units, the CLIs) execs an installed copy instead:
-``/usr/local/lib/nsbox/nsbox-<version>-<sha>.pyz`` with ``current.pyz`` pointing at
-it and the wrappers ``/usr/local/bin/nsbox`` and ``/usr/local/bin/nsbox-oci`` (the OCI runtime
-command line: ``nsbox oci``, a path that podman's ``--runtime`` can take). The zipapp is built from the running
-library's own source, byte for byte reproducibly, so "already installed" is a hash
-comparison; every write is atomic and done under a lock.
+``/usr/local/lib/nsbox/<version>-<sha>/`` (``__main__.py`` and the package ``nsbox_runtime/``, compiled
+with ``compileall`` into hash-checked ``.pyc`` files), ``current`` pointing at it, and the wrappers
+``/usr/local/bin/nsbox`` and ``/usr/local/bin/nsbox-oci`` (the OCI runtime command line: ``nsbox oci``, a
+path that podman's ``--runtime`` can take). The tree's name carries the digest of the running library's
+own source (``bundle.source_digest``), so "already installed" is a hash comparison; a tree is written
+beside its final name and renamed into place, and everything is done under a lock.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import os
 import pkgutil
+import re
 import shutil
+import stat
 import sys
-import zipfile
 
-from . import codecache
+from .. import bundle
 from ..errors import InstallError
 from ..kernel.fsutil import atomic_symlink, atomic_write, locked, makedirs
 from ..version import VERSION
 
-LIB_DIR = codecache.LIB_DIR
+LIB_DIR = bundle.LIB_DIR
 BIN_PATH = '/usr/local/bin/nsbox'
 OCI_NAME = 'nsbox-oci'  # beside BIN_PATH
-PACKAGE = 'nsbox_runtime'
+PACKAGE = bundle.PACKAGE
+CURRENT = 'current'
 KEEP = 3  # installed versions kept for processes still running an older one
-_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+TREE_RE = re.compile(r'^[0-9A-Za-z.+]+-[0-9a-f]{12}$')
+# The layout before the tree (a zipapp, its link and its code cache): converged away, zipapps kept while within KEEP.
+OLD_PYZ_RE = re.compile(r'^nsbox-[0-9A-Za-z.+-]+-[0-9a-f]{12}\.pyz$')
+OLD_LINK, OLD_CACHE = 'current.pyz', 'cache'
 _LIBRARY_PACKAGE = __package__.rpartition('.')[0]  # _runtime: this file lives in its host/ room
-_MAIN = (b'import sys\nfrom nsbox_runtime.host import codecache\ncodecache.install(sys.argv[0])\n'
-         b'from nsbox_runtime.cli.main import main\nmain()\n')
+_MAIN = b'from nsbox_runtime.cli.main import main\nmain()\n'
 
 
 def library_argv(args, library=None, what='a runtime process'):
-    """The command line of a long-lived process: the installed zipapp (D1), never a module's payload."""
-    pyz = library or os.path.realpath(os.path.join(LIB_DIR, 'current.pyz'))
-    if not os.path.isfile(pyz):
-        raise InstallError('start', what, 'the nsbox library is not installed at %s (every nsbox module installs it)' % pyz, path=pyz)
+    """The command line of a long-lived process: the installed tree (D1), never a module's payload.
+    ``current`` is resolved once: a process must not read half of one version and half of the next."""
+    lib = library or os.path.realpath(os.path.join(LIB_DIR, CURRENT))
+    if not os.path.isfile(os.path.join(lib, '__main__.py')):
+        raise InstallError('start', what, 'the nsbox library is not installed at %s (every nsbox module installs it)' % lib, path=lib)
     python = sys.executable if sys.executable and os.path.isabs(sys.executable) else '/usr/bin/python3'
-    return [python, '-I', pyz] + list(args)
+    return [python, '-I', '-B', lib] + list(args)
 
 
-def _add(zf, name, data):
-    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-    info.compress_type = zipfile.ZIP_STORED  # built by every module run: deflating it cost 40 ms a task
-    info.external_attr = 0o644 << 16
-    zf.writestr(info, data)
-
-
-def build_pyz():
-    """The zipapp's bytes, built from this very library (deterministic)."""
-    # Imported here: bundle imports this module.
-    from .. import bundle  # pylint: disable=import-outside-toplevel
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, 'w') as zf:
-        _add(zf, '__main__.py', _MAIN)
-        for name in sorted(bundle.MODULES):
-            data = pkgutil.get_data(_LIBRARY_PACKAGE, name + '.py')
-            if data is None:
-                raise InstallError('build', 'the nsbox zipapp', 'source of %s.py is not readable' % name)
-            _add(zf, '%s/%s.py' % (PACKAGE, name), data)
-    return buf.getvalue()
+def library_sources():
+    """{module name: source bytes} of this very library, read from wherever it runs (a payload, a tree, a checkout)."""
+    sources = {}
+    for name in bundle.MODULES:
+        data = pkgutil.get_data(_LIBRARY_PACKAGE, name + '.py')
+        if data is None:
+            raise InstallError('read', 'the nsbox library', 'source of %s.py is not readable' % name)
+        sources[name] = data
+    return sources
 
 
 def wrapper_script(current, python, verb=None):
-    """The ``nsbox`` command. It resolves ``current.pyz`` once, before Python starts:
-    zipimport re-opens its archive by path for every import, so a process that ran
-    ``current.pyz`` itself could read half of one version and half of the next when
-    an install flips the link under it. A versioned file never changes. ``verb``: put
-    before the arguments (``oci`` for ``nsbox-oci``)."""
-    return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I "$(readlink -f %s)" %s"$@"\n'
+    """The ``nsbox`` command. It resolves ``current`` once, before Python starts: a process that ran
+    ``current`` itself would import later modules from whatever it points at by then. -B: the tree
+    stays read-only even for root. ``verb``: put before the arguments (``oci`` for ``nsbox-oci``)."""
+    return ('#!/bin/sh\n# nsbox %s: managed by nsbox.runtime, do not edit\nexec %s -I -B "$(readlink -f %s)" %s"$@"\n'
             % (VERSION, python, current, verb + ' ' if verb else '')).encode()
+
+
+def _compile(root):
+    """Compile every file under ``root`` for this Python. Checked hash: a pyc is used only while its source's
+    hash matches (a hand-edited file is compiled again, in memory); no timestamps to go wrong in a copy."""
+    # Imported here: only to install; it imports pathlib (start-up cost: ~10 ms of every module run).
+    import compileall  # pylint: disable=import-outside-toplevel
+    import py_compile  # pylint: disable=import-outside-toplevel
+    return compileall.compile_dir(root, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+
+
+def _pyc_path(root, tag):
+    return os.path.join(root, PACKAGE, 'cli', '__pycache__', 'main.%s.pyc' % tag)
+
+
+def _remove(path):
+    """Remove a file, link or (read-only) tree."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        for d, _dirs, _files in os.walk(path):
+            os.chmod(d, 0o755)
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _seal(root):
+    """fsync every file of the new tree, then make it read-only (files 0444, directories 0555)."""
+    for d, _dirs, files in os.walk(root, topdown=False):
+        for n in files:
+            p = os.path.join(d, n)
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.chmod(p, 0o444)
+        os.chmod(d, 0o555)
 
 
 class LibraryInstall:
@@ -86,32 +114,33 @@ class LibraryInstall:
         self.lib_dir = lib_dir
         self.bin_path = bin_path
         self.python = python or sys.executable
-        self.pyz = build_pyz()
-        self.sha256 = hashlib.sha256(self.pyz).hexdigest()
-        self.name = 'nsbox-%s-%s.pyz' % (VERSION, self.sha256[:12])
+        self.sources = library_sources()
+        self.sha256 = bundle.source_digest(self.sources.__getitem__)
+        self.name = '%s-%s' % (VERSION, self.sha256[:12])
         self.path = os.path.join(lib_dir, self.name)
-        self.current = os.path.join(lib_dir, 'current.pyz')
+        self.current = os.path.join(lib_dir, CURRENT)
         self.wrapper = wrapper_script(self.current, self.python)
         self.oci_bin_path = os.path.join(os.path.dirname(bin_path), OCI_NAME)
         self.oci_wrapper = wrapper_script(self.current, self.python, 'oci')
+        self.tag = sys.implementation.cache_tag
 
     def info(self):
         return {'version': VERSION, 'sha256': self.sha256, 'path': self.path,
                 'current': self.current, 'bin': self.bin_path, 'python': self.python}
 
     def installed(self):
-        """The zipapp ``current.pyz`` points at now (a path), or None."""
+        """The tree ``current`` points at now (a path), or None."""
         try:
             return os.path.join(self.lib_dir, os.readlink(self.current))
         except OSError:
             return None
 
-    def _file_ok(self):
-        try:
-            with open(self.path, 'rb') as f:
-                return hashlib.sha256(f.read()).hexdigest() == self.sha256
-        except OSError:
-            return False
+    def _tree_ok(self):
+        return bundle.tree_digest(self.path) == self.sha256
+
+    def _compiled_ok(self):
+        """Compiled for this Python (the wrappers' interpreter) too: a tree is compiled once per cache tag."""
+        return not self.tag or os.path.isfile(_pyc_path(self.path, self.tag))
 
     def _wrapper_ok(self, path=None, content=None):
         path, content = (path, content) if path else (self.bin_path, self.wrapper)
@@ -121,11 +150,16 @@ class LibraryInstall:
         except OSError:
             return False
 
+    def _old_layout(self):
+        return os.path.lexists(os.path.join(self.lib_dir, OLD_LINK)) or os.path.isdir(os.path.join(self.lib_dir, OLD_CACHE))
+
     def pending(self):
         """What an install would change: a list of short reasons, empty when current."""
         todo = []
-        if not self._file_ok():
+        if not self._tree_ok():
             todo.append('write %s' % self.path)
+        elif not self._compiled_ok():
+            todo.append('compile %s for %s' % (self.path, self.tag))
         try:
             link_ok = os.readlink(self.current) == self.name
         except OSError:
@@ -136,7 +170,42 @@ class LibraryInstall:
             todo.append('write %s' % self.bin_path)
         if not self._wrapper_ok(self.oci_bin_path, self.oci_wrapper):
             todo.append('write %s' % self.oci_bin_path)
+        if self._old_layout():
+            todo.append('remove the zipapp layout (%s, %s/)' % (OLD_LINK, OLD_CACHE))
         return todo
+
+    def _write_tree(self):
+        """Write, compile and seal the tree beside its final name, then rename it into place (a damaged one is replaced)."""
+        tmp = os.path.join(self.lib_dir, '.%s.%d.tmp' % (self.name, os.getpid()))
+        _remove(tmp)
+        try:
+            os.makedirs(os.path.join(tmp, PACKAGE))
+            files = dict({'__main__': _MAIN}, **{'%s/%s' % (PACKAGE, n): data for n, data in self.sources.items()})
+            for name, data in files.items():
+                path = os.path.join(tmp, name + '.py')
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, 'wb') as f:
+                    f.write(data)
+            if not _compile(tmp):
+                raise InstallError('install', 'the nsbox library', 'compileall failed in %s' % tmp, path=tmp)
+            _seal(tmp)
+            if os.path.lexists(self.path):  # damaged (a crash before its files reached the disk, a hand edit)
+                _remove(self.path)
+            os.rename(tmp, self.path)
+        finally:
+            if os.path.lexists(tmp):
+                _remove(tmp)
+        if not self._tree_ok():
+            raise InstallError('install', 'the nsbox library', 'digest of %s does not match after writing' % self.path)
+
+    def _compile_here(self):
+        """Add this Python's pyc files to a tree made by another one (atomic per file; checked by hash when read)."""
+        for d, _dirs, _files in os.walk(self.path):
+            os.chmod(d, 0o755)
+        try:
+            _compile(self.path)
+        finally:
+            _seal(self.path)
 
     def apply(self):
         """Bring the host to the desired install; return the list of changes made."""
@@ -144,10 +213,10 @@ class LibraryInstall:
             makedirs(self.lib_dir, 0o755)
             with locked(os.path.join(self.lib_dir, '.lock')):
                 todo = self.pending()
-                if not self._file_ok():
-                    atomic_write(self.path, self.pyz, 0o644)
-                    if not self._file_ok():
-                        raise InstallError('install', 'the nsbox library', 'hash of %s does not match after writing' % self.path)
+                if not self._tree_ok():
+                    self._write_tree()
+                elif not self._compiled_ok():
+                    self._compile_here()
                 if any(t.startswith('point ') for t in todo):
                     atomic_symlink(self.name, self.current)
                 if not self._wrapper_ok():
@@ -161,15 +230,15 @@ class LibraryInstall:
         return todo
 
     def _prune(self):
-        """Drop old zipapps beyond the KEEP newest: zipimport re-reads its archive, so a
-        process started from an older version needs that file while it runs."""
-        old = [n for n in os.listdir(self.lib_dir) if codecache.PYZ_RE.match(n) and n != self.name]
-        old.sort(key=lambda n: os.stat(os.path.join(self.lib_dir, n)).st_mtime, reverse=True)
-        for name in old[KEEP - 1:]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.lib_dir, name))
-        cache = os.path.join(self.lib_dir, codecache.CACHE_DIR)
-        for entry in os.listdir(cache) if os.path.isdir(cache) else ():
-            owner = codecache.owner_pyz(entry)
-            if owner is None or not os.path.exists(os.path.join(self.lib_dir, owner)):
-                shutil.rmtree(os.path.join(cache, entry), ignore_errors=True)
+        """Keep the KEEP newest versions (trees, and zipapps of the old layout) for processes still running them:
+        a process imports lazily from the version it started with. The old layout's link and code cache go now:
+        a zipapp process without its cache compiles (slower, still right)."""
+        old = []
+        for n in os.listdir(self.lib_dir):
+            p = os.path.join(self.lib_dir, n)
+            if n != self.name and (OLD_PYZ_RE.match(n) or (TREE_RE.match(n) and stat.S_ISDIR(os.lstat(p).st_mode))):
+                old.append((os.lstat(p).st_mtime, n))
+        for _mtime, name in sorted(old, reverse=True)[KEEP - 1:]:
+            _remove(os.path.join(self.lib_dir, name))
+        for name in (OLD_LINK, OLD_CACHE):
+            _remove(os.path.join(self.lib_dir, name))

@@ -7,7 +7,7 @@ Auth as Docker does it: try anonymously; on ``401`` read ``WWW-Authenticate``. `
 (with the credentials, if any) and retry with it. Tokens are cached per scope.
 
 Built on the standard library's urllib, like ansible.module_utils.urls, but without
-Ansible: the host-side CLI and runner pull with this same code from the installed zipapp.
+Ansible: the host-side CLI and runner pull with this same code from the installed library.
 """
 from __future__ import annotations
 

@@ -273,7 +273,7 @@ class NamespaceStore:
 
     def holder_argv(self, name):
         """The holder's command: the installed library (DESIGN D1), never the module's payload."""
-        # Imported here: install pulls in hashlib and zipfile, ~4 MB the holder need not carry.
+        # Imported here: install pulls in hashlib and pkgutil, memory the holder need not carry.
         from ..host.install import library_argv  # pylint: disable=import-outside-toplevel
         try:
             return library_argv(['ns-hold', name], self.library, 'the holder process of %s' % name)

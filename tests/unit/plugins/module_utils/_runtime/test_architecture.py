@@ -19,7 +19,7 @@ LIB = os.path.dirname(os.path.abspath(bundle.__file__))
 RANKS = (
     ('errors', 0), ('version', 0),
     ('kernel/', 10),
-    ('host/config', 20), ('host/dataroot', 20), ('host/codecache', 20), ('host/install', 20), ('host/kmods', 20), ('host/sysctls', 20),
+    ('host/config', 20), ('host/dataroot', 20), ('host/install', 20), ('host/kmods', 20), ('host/sysctls', 20),
     ('cgroups/', 30),
     ('host/hostinfo', 40),
     ('launch/', 40),

@@ -2,14 +2,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
-import hashlib
-import io
 import os
+import stat
 import subprocess
+import sys
 import zipfile
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import bundle
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import codecache, install
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.host import install
 
 LIB = os.path.dirname(os.path.abspath(bundle.__file__))
 
@@ -26,94 +26,139 @@ def test_bundle_lists_every_library_file():
             assert ' %s,' % base in source or ' %s ' % base in source, '%s is not imported by bundle.py' % name
 
 
-def test_zipapp_is_reproducible_and_holds_the_library():
-    first, second = install.build_pyz(), install.build_pyz()
-    assert first == second
-    with zipfile.ZipFile(io.BytesIO(first)) as zf:
-        names = set(zf.namelist())
-    assert '__main__.py' in names
-    assert {'nsbox_runtime/%s.py' % m for m in bundle.MODULES} <= names
+def test_digest_names_every_file_and_its_source():
+    sources = install.library_sources()
+    assert set(sources) == set(bundle.MODULES)
+    digest = bundle.source_digest(sources.__getitem__)
+    assert digest == bundle.source_digest(sources.__getitem__)
+    changed = dict(sources, version=sources['version'] + b'#')
+    assert bundle.source_digest(changed.__getitem__) != digest
+
+
+def _lib(tmp_path, **kw):
+    return install.LibraryInstall(str(tmp_path / 'lib'), str(tmp_path / 'bin' / 'nsbox'), python='/usr/bin/python3', **kw)
 
 
 def test_install_then_current(tmp_path):
-    lib = install.LibraryInstall(str(tmp_path / 'lib'), str(tmp_path / 'bin' / 'nsbox'), python='/usr/bin/python3')
+    lib = _lib(tmp_path)
     assert lib.installed() is None
     todo = lib.pending()
-    assert len(todo) == 4  # zipapp, link, nsbox, nsbox-oci
+    assert len(todo) == 4  # tree, link, nsbox, nsbox-oci
     assert lib.apply() == todo
     assert lib.pending() == []
-    with open(lib.path, 'rb') as f:
-        assert hashlib.sha256(f.read()).hexdigest() == lib.sha256
+    assert bundle.tree_digest(lib.path) == lib.sha256 and lib.name == '%s-%s' % (install.VERSION, lib.sha256[:12])
     assert lib.installed() == lib.path
-    out = subprocess.run([str(tmp_path / 'bin' / 'nsbox'), 'version'], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == 'nsbox %s' % install.VERSION
+    out = subprocess.run([str(tmp_path / 'bin' / 'nsbox'), 'version', '--format', 'json'], capture_output=True, text=True, check=True)
+    assert '"library": "%s"' % lib.path in out.stdout
     out = subprocess.run([str(tmp_path / 'bin' / 'nsbox-oci'), '--version'], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[0] == 'nsbox-oci version %s' % install.VERSION
+    assert not [n for n in os.listdir(lib.lib_dir) if n.endswith('.tmp')]
 
 
-def test_corrupt_zipapp_is_rewritten(tmp_path):
-    lib = install.LibraryInstall(str(tmp_path / 'lib'), str(tmp_path / 'nsbox'))
+def test_tree_is_compiled_and_read_only(tmp_path):
+    lib = _lib(tmp_path)
     lib.apply()
-    with open(lib.path, 'r+b') as f:
-        f.write(b'XX')
+    pyc = install._pyc_path(lib.path, sys.implementation.cache_tag)
+    with open(pyc, 'rb') as f:
+        assert int.from_bytes(f.read(16)[4:8], 'little') == 0b11  # hash-based, checked
+    for d, dirs, files in os.walk(lib.path):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o555
+        assert all(stat.S_IMODE(os.stat(os.path.join(d, n)).st_mode) == 0o444 for n in files)
+    before = {n: os.stat(os.path.join(d, n)).st_mtime_ns for d, _, files in os.walk(lib.path) for n in files}
+    subprocess.run(['/usr/bin/python3', '-I', '-B', lib.path, 'version'], check=True, capture_output=True)
+    assert {n: os.stat(os.path.join(d, n)).st_mtime_ns for d, _, files in os.walk(lib.path) for n in files} == before
+
+
+def test_damaged_tree_is_rewritten(tmp_path):
+    lib = _lib(tmp_path)
+    lib.apply()
+    path = os.path.join(lib.path, install.PACKAGE, 'version.py')
+    os.chmod(path, 0o644)
+    with open(path, 'ab') as f:
+        f.write(b'# edited')
     assert lib.pending() == ['write %s' % lib.path]
     lib.apply()
     assert lib.pending() == []
 
 
+def test_another_python_compiles_into_the_tree(tmp_path):
+    lib = _lib(tmp_path)
+    lib.apply()
+    lib.tag = 'cpython-0'  # as if the modules now ran another interpreter
+    assert lib.pending() == ['compile %s for cpython-0' % lib.path]
+
+
 def test_old_versions_are_pruned_beyond_keep(tmp_path):
     libdir = tmp_path / 'lib'
     libdir.mkdir()
-    for i in range(5):
+    for i in range(3):
         p = libdir / ('nsbox-0.0.%d-%012x.pyz' % (i, i))
         p.write_bytes(b'old')
+        os.utime(p, (1000 + i, 1000 + i))
+    for i in range(3, 5):
+        p = libdir / ('0.0.%d-%012x' % (i, i))
+        (p / 'nsbox_runtime').mkdir(parents=True)
+        os.chmod(p / 'nsbox_runtime', 0o555)
         os.utime(p, (1000 + i, 1000 + i))
     (libdir / 'unrelated.pyz').write_bytes(b'keep me')
     lib = install.LibraryInstall(str(libdir), str(tmp_path / 'nsbox'))
     lib.apply()
     left = sorted(os.listdir(libdir))
     assert 'unrelated.pyz' in left and lib.name in left
-    assert [n for n in left if n.startswith('nsbox-0.0.')] == ['nsbox-0.0.3-000000000003.pyz', 'nsbox-0.0.4-000000000004.pyz']
+    assert [n for n in left if n.startswith(('0.0.', 'nsbox-0.0.'))] == ['0.0.3-000000000003', '0.0.4-000000000004']
 
 
-def _cache_files(lib):
-    directory = os.path.join(lib.lib_dir, codecache.CACHE_DIR, '%s.%s' % (lib.name, _tag_of_host_python()))  # the nsbox command's python
-    return directory, sorted(os.listdir(directory)) if os.path.isdir(directory) else []
-
-
-def _tag_of_host_python():
-    return subprocess.run(['/usr/bin/python3', '-c', 'import sys; print(sys.implementation.cache_tag)'],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-def test_installed_zipapp_keeps_its_compiled_code_beside_it(tmp_path):
-    """The first process compiles and caches each module it imports; the next loads them; a damaged entry is compiled again."""
-    lib = install.LibraryInstall(str(tmp_path / 'lib'), str(tmp_path / 'bin' / 'nsbox'), python='/usr/bin/python3')
-    lib.apply()
-    nsbox = str(tmp_path / 'bin' / 'nsbox')
-    assert subprocess.run([nsbox, 'version'], capture_output=True, text=True, check=True).stdout.strip() == 'nsbox %s' % install.VERSION
-    directory, files = _cache_files(lib)
-    assert 'nsbox_runtime.cli.main.pyc' in files and 'nsbox_runtime.version.pyc' in files
-    assert not [n for n in files if n.endswith('.tmp')]
-    with open(os.path.join(directory, 'nsbox_runtime.cli.main.pyc'), 'wb') as f:
-        f.write(b'not marshal data')
-    assert subprocess.run([nsbox, 'version'], capture_output=True, text=True, check=True).stdout.strip() == 'nsbox %s' % install.VERSION
-    with open(os.path.join(directory, 'nsbox_runtime.cli.main.pyc'), 'rb') as f:
-        assert f.read() != b'not marshal data'
-
-
-def test_unversioned_zipapp_is_not_cached(tmp_path):
-    assert codecache.cache_dir(str(tmp_path / 'current.pyz')) is None
-    assert codecache.cache_dir(str(tmp_path / 'nsbox-0.1.0-0123456789ab.pyz')).startswith(str(tmp_path / 'cache' / 'nsbox-0.1.0-0123456789ab.pyz.'))
-    assert codecache.owner_pyz('nsbox-0.1.0-0123456789ab.pyz.cpython-311') == 'nsbox-0.1.0-0123456789ab.pyz'
-    assert codecache.owner_pyz('something-else') is None
-
-
-def test_cache_of_a_pruned_zipapp_goes_with_it(tmp_path):
+def test_zipapp_layout_converges(tmp_path):
+    """A host of the zipapp layout: its link and code cache go, its zipapp stays (within KEEP) for processes still running it."""
     libdir = tmp_path / 'lib'
-    (libdir / 'cache' / 'nsbox-0.0.1-000000000001.pyz.cpython-311').mkdir(parents=True)
-    (libdir / 'cache' / 'stray').mkdir()
+    (libdir / 'cache' / 'payload.cpython-311').mkdir(parents=True)
+    zipfile.ZipFile(libdir / 'nsbox-0.0.9-000000000009.pyz', 'w').close()
+    os.symlink('nsbox-0.0.9-000000000009.pyz', libdir / 'current.pyz')
     lib = install.LibraryInstall(str(libdir), str(tmp_path / 'nsbox'))
-    (libdir / 'cache' / (lib.name + '.cpython-311')).mkdir()
+    assert 'remove the zipapp layout (current.pyz, cache/)' in lib.pending()
     lib.apply()
-    assert os.listdir(libdir / 'cache') == [lib.name + '.cpython-311']
+    assert sorted(os.listdir(libdir)) == sorted(['.lock', 'current', lib.name, 'nsbox-0.0.9-000000000009.pyz'])
+    assert lib.pending() == []
+
+
+def _payload(tmp_path):
+    """A module payload's library: the package zipped under another name, as Ansible ships it."""
+    archive = tmp_path / 'payload.zip'
+    with zipfile.ZipFile(archive, 'w') as zf:
+        zf.writestr('payload_lib/__init__.py', '')
+        for name, data in install.library_sources().items():
+            zf.writestr('payload_lib/_runtime/%s.py' % name, data)
+    return archive
+
+
+def test_payload_imports_the_installed_tree(tmp_path):
+    lib = _lib(tmp_path)
+    lib.apply()
+    code = ('import sys; sys.path.insert(0, sys.argv[1])\n'
+            'from payload_lib._runtime import bundle, version\n'
+            'print(bundle.use_installed("payload_lib._runtime", version.VERSION, sys.argv[2]))\n'
+            'from payload_lib._runtime.container import converge\n'
+            'from payload_lib._runtime.errors import NsboxError\n'
+            'from payload_lib._runtime import errors\n'
+            'print(converge.__file__, converge.__name__, converge.__spec__.name)\n'
+            'print(converge.NsboxError is NsboxError is errors.NsboxError)\n')
+    out = subprocess.run([sys.executable, '-I', '-c', code, str(_payload(tmp_path)), lib.lib_dir], capture_output=True, text=True, check=True)
+    first, second, third = out.stdout.splitlines()
+    assert first == lib.path
+    converge_py = os.path.join(lib.path, 'nsbox_runtime', 'container', 'converge.py')
+    assert second == '%s nsbox_runtime.container.converge nsbox_runtime.container.converge' % converge_py
+    assert third == 'True'
+
+
+def test_payload_without_its_tree_imports_itself(tmp_path):
+    lib = _lib(tmp_path)
+    lib.apply()
+    os.chmod(lib.lib_dir, 0o777)  # writable by anyone: not trusted
+    code = ('import sys; sys.path.insert(0, sys.argv[1])\n'
+            'from payload_lib._runtime import bundle, version\n'
+            'print(bundle.use_installed("payload_lib._runtime", version.VERSION, sys.argv[2]))\n'
+            'from payload_lib._runtime.container import converge\n'
+            'print(converge.__name__)\n')
+    for libdir in (lib.lib_dir, str(tmp_path / 'none')):
+        out = subprocess.run([sys.executable, '-I', '-c', code, str(_payload(tmp_path)), libdir], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == ['None', 'payload_lib._runtime.container.converge']

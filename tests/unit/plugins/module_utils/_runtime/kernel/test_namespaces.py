@@ -330,10 +330,11 @@ def test_holder_needs_the_installed_library(tmp_path):
     host = Host(tmp_path)
     with pytest.raises(ns.NamespaceError, match='the nsbox library is not installed at /nonexistent/nsbox.pyz'):
         host.store.holder_argv('web')
-    lib = tmp_path / 'lib.pyz'
-    lib.touch()
+    lib = tmp_path / '0.1.0-0123456789ab'
+    lib.mkdir()
+    (lib / '__main__.py').touch()
     argv = named_store.NamespaceStore(str(host.state_dir), library=str(lib)).holder_argv('web')
-    assert argv[1:] == ['-I', str(lib), 'ns-hold', 'web'] and os.path.isabs(argv[0])
+    assert argv[1:] == ['-I', '-B', str(lib), 'ns-hold', 'web'] and os.path.isabs(argv[0])
 
 
 # -- join and the holder's protocol, in forked children -----------------------------------------
