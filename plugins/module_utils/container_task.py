@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One container task, as the ``container`` module takes it and the ``containers`` module takes each item:
-its options (the argument spec) and how it is run (the library's ``service.ensure``)."""
+its options (the argument spec) and how it is run (the library's ``converge.ensure``)."""
 from __future__ import annotations
 
 from ._runtime.container import options, converge

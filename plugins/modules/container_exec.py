@@ -82,7 +82,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, fail, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import converge
+from ..module_utils._runtime.container import execute
 
 
 def main():
@@ -96,7 +96,7 @@ def main():
     try:
         cfg = host_config(module)
         ensure_library(module)
-        out = converge.exec_in(cfg, p['container'], p['command'], stdin=p['stdin'], env=p['env'], user=p['user'],
+        out = execute.exec_in(cfg, p['container'], p['command'], stdin=p['stdin'], env=p['env'], user=p['user'],
                                workdir=p['workdir'], timeout=p['timeout'] or None)
     except NsboxError as exc:
         fail(module, exc)

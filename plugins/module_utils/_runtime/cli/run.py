@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """``nsbox exec``, ``run`` and ``logs``: processes in containers attached to this command.
 
-Thin fronts on container/converge.py, as the ``container`` and ``container_exec`` modules are:
-``exec`` is ``service.exec_start`` with this command's own stdio, or a pty of the container's
-(cli_term relays it); ``run`` is ``service.ensure(state=started)`` followed by the log, or, with
+Thin fronts on container/converge.py and container/execute.py, as the ``container`` and ``container_exec`` modules are:
+``exec`` is ``execute.exec_start`` with this command's own stdio, or a pty of the container's
+(term.py relays it); ``run`` is ``converge.ensure(state=started)`` followed by the log, or, with
 a terminal attached, ``service.start(console=)`` with this command's pty. Their own failures exit
 as Docker's do (125, 126, 127), apart from the codes of the commands they run.
 """
@@ -19,7 +19,7 @@ import time
 from . import term
 from ..host import config as hostconfig
 from ..kernel import syscall
-from ..container import logs, converge
+from ..container import converge, execute, logs
 from ..launch.process import ProcessError
 from ..container.store import ContainerError
 from ..errors import NsboxError
@@ -96,17 +96,17 @@ def _exec(args):
     if not args.tty:  # the command gets this process's own stdout and stderr (and stdin with -i): streamed as they come
         stdin = 0 if args.interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            child, _pids = converge.exec_start(cfg, args.name, args.cmd, (stdin, 1, 2), **what)
+            child, _pids = execute.exec_start(cfg, args.name, args.cmd, (stdin, 1, 2), **what)
         finally:
             if stdin:
                 os.close(stdin)
         return term.wait(child)
-    master, slave = converge.exec_pty(cfg, args.name)
+    master, slave = execute.exec_pty(cfg, args.name)
     try:
         size_from = term.terminal_fd(0, 1)
         term.copy_winsize(size_from, master)  # before the start: the command sees its size at once
         try:
-            child, _pids = converge.exec_start(cfg, args.name, args.cmd, (slave, slave, slave), terminal=True, **what)
+            child, _pids = execute.exec_start(cfg, args.name, args.cmd, (slave, slave, slave), terminal=True, **what)
         finally:
             os.close(slave)
         stdin = 0 if args.interactive else None

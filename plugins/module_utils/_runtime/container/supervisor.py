@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The supervisor of one running container on a host without systemd (DESIGN D2).
 
-``nsbox supervise ID --sync-fd FD`` is exec'd by ``service.start`` after a double fork and
+``nsbox supervise ID --sync-fd FD`` is exec'd by ``converge.start`` after a double fork and
 ``setsid``, so it belongs to no Ansible run. It is a child subreaper: the container's init,
 forked by an intermediate (``process.start``), becomes its child and it gets the real exit
 status. It answers on the sync fd once the container runs (``{"pid": N}``) or could not be
