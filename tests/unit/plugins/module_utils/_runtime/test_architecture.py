@@ -162,3 +162,61 @@ def test_deferred_imports_say_why():
                 if not any(word in around for word in ('imported here', 'imported only now', 'start-up cost', 'optional')):
                     unexplained.append('%s:%d' % (module, node.lineno))
     assert unexplained == []
+
+
+def _top_level_names(path):
+    """The names a module defines or imports at its top level (under if/try too): what ``module.name`` may read."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for stmt in tree.body:
+        for node in [stmt] + (list(ast.walk(stmt)) if isinstance(stmt, (ast.If, ast.Try)) else []):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split('.')[0] for a in node.names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def test_every_module_attribute_read_exists():
+    """``converge.exec_in`` after exec moved to execute.py: an AttributeError only a run would find. Every
+    ``module.name`` that reads a library module (bound by an import in the library, its modules or its tests)
+    names something that module defines at its top level."""
+    mods = modules()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(LIB)))
+    defined, missing = {}, []
+    for top in ('plugins', 'tests', 'bench'):
+        for dirpath, _dirs, files in os.walk(os.path.join(repo, top)):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                if not name.endswith('.py') or path == bundle.__file__.replace('.pyc', '.py'):
+                    continue
+                with open(path) as f:
+                    tree = ast.parse(f.read())
+                module = os.path.relpath(path, LIB)[:-3] if path.startswith(LIB + os.sep) else None
+                bound = {}
+                for node in ast.walk(tree):
+                    if not isinstance(node, ast.ImportFrom):
+                        continue
+                    if node.level and module:
+                        base = _target(mods, module, node, '') or ''
+                        base = base[:-len('/__init__')] if base.endswith('/__init__') else base
+                    elif node.module and '_runtime' in node.module.split('.'):
+                        base = node.module.split('_runtime', 1)[1].lstrip('.').replace('.', '/')
+                    else:
+                        continue
+                    for alias in node.names:
+                        cand = base + '/' + alias.name if base else alias.name
+                        if cand in mods:
+                            bound[alias.asname or alias.name] = cand
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
+                        target = bound[node.value.id]
+                        if target not in defined:
+                            defined[target] = _top_level_names(mods[target])
+                        if node.attr not in defined[target] and not node.attr.startswith('__'):
+                            missing.append('%s:%d %s.%s' % (os.path.relpath(path, repo), node.lineno, node.value.id, node.attr))
+    assert missing == []
