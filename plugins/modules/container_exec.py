@@ -97,7 +97,7 @@ def main():
         cfg = host_config(module)
         ensure_library(module)
         out = execute.exec_in(cfg, p['container'], p['command'], stdin=p['stdin'], env=p['env'], user=p['user'],
-                               workdir=p['workdir'], timeout=p['timeout'] or None)
+                              workdir=p['workdir'], timeout=p['timeout'] or None)
     except NsboxError as exc:
         fail(module, exc)
     if out['rc'] != 0:  # a failed task, as ansible.builtin.command's, with the code and the output

@@ -31,7 +31,7 @@ def _out(text='', stream=None):
 
 def _archive():
     """The installed tree this process runs from (``<lib dir>/<version>-<sha>``), if any."""
-    if __package__.split('.')[0] != 'nsbox_runtime':  # a checkout, a module's payload
+    if __package__.split('.', maxsplit=1)[0] != 'nsbox_runtime':  # a checkout, a module's payload
         return None
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # <tree>/nsbox_runtime/cli/main.py
     return os.path.realpath(root) if os.path.isfile(os.path.join(root, '__main__.py')) else None

@@ -64,9 +64,9 @@ def test_tree_is_compiled_and_read_only(tmp_path):
     for d, dirs, files in os.walk(lib.path):
         assert stat.S_IMODE(os.stat(d).st_mode) == 0o555
         assert all(stat.S_IMODE(os.stat(os.path.join(d, n)).st_mode) == 0o444 for n in files)
-    before = {n: os.stat(os.path.join(d, n)).st_mtime_ns for d, _, files in os.walk(lib.path) for n in files}
+    before = {n: os.stat(os.path.join(d, n)).st_mtime_ns for d, _dirs, files in os.walk(lib.path) for n in files}
     subprocess.run(['/usr/bin/python3', '-I', '-B', lib.path, 'version'], check=True, capture_output=True)
-    assert {n: os.stat(os.path.join(d, n)).st_mtime_ns for d, _, files in os.walk(lib.path) for n in files} == before
+    assert {n: os.stat(os.path.join(d, n)).st_mtime_ns for d, _dirs, files in os.walk(lib.path) for n in files} == before
 
 
 def test_damaged_tree_is_rewritten(tmp_path):
