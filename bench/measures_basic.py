@@ -35,18 +35,23 @@ class CliStart(_OnTestHost):
     labels = {'nsbox': 'nsbox version', 'python': 'python3 -I -c pass (floor)'}
 
     def run_nsbox(self):
-        subprocess.run(['nsbox', 'version'], check=True, stdout=subprocess.DEVNULL, env=self._env())
+        subprocess.run([self.wrapper, 'version'], check=True, stdout=subprocess.DEVNULL)
 
     def run_python(self):
         subprocess.run(['/usr/bin/python3', '-I', '-c', 'pass'], check=True)
 
     def setup(self):
         super().setup()
-        # Run the CLI the test host installed, from the machine (same kernel, same files).
-        self.bin = os.path.join(self.host.workdir, 'ov', '1', 'upper', 'bin')
-
-    def _env(self):
-        return dict(os.environ, PATH='%s:%s' % (self.bin, os.environ['PATH']))
+        # Run the CLI the test host installed, from the machine (same kernel, same files): its wrapper names
+        # /usr/local/lib/nsbox/current, which is the test host's alone, so a copy names the host's upper dir instead.
+        upper = os.path.join(self.host.workdir, 'ov', '1', 'upper')
+        with open(os.path.join(upper, 'bin', 'nsbox')) as f:
+            text = f.read()
+        assert '/usr/local/lib/nsbox/current' in text, text
+        self.wrapper = os.path.join(self.host.workdir, 'nsbox-wrapper')
+        with open(self.wrapper, 'w') as f:
+            f.write(text.replace('/usr/local/lib/nsbox/current', os.path.join(upper, 'lib', 'nsbox', 'current')))
+        os.chmod(self.wrapper, 0o755)
 
 
 # Runs on the "managed host" side: the collection's runtime library, called as the image module calls it.
