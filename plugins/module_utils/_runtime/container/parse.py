@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..kernel import signals
 from ..kernel.units import parse_size
 from ..launch.spec import sysctl_name
+from ..network.store import NAME_RE as NETWORK_NAME_RE
 from ..volume.store import validate_name as validate_volume_name
 
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
@@ -190,7 +191,7 @@ def network_mode(mode, networks, defaults):
 
 
 def network_name(name, what):
-    if not isinstance(name, str) or not re.match(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', name):
+    if not isinstance(name, str) or not NETWORK_NAME_RE.match(name):
         raise ConfigError('use', '%s %r' % (what, name), 'expected none, host, bridge, container:NAME, ns:NAME or a network name')
     return name
 
