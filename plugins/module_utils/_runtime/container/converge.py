@@ -195,9 +195,7 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, c
                              'its supervisor ended without an answer (see %s)' % log_path, path=log_path)
     data = json.loads(answer)
     if 'error' in data:
-        err = data['error']
-        raise ContainerError(err.get('action') or 'start', err.get('obj') or 'container %s' % container.name,
-                             err.get('cause') or 'unknown error', path=err.get('path'), errno=err.get('errno'))
+        raise ContainerError.from_dict(data['error'], 'start', 'container %s' % container.name)
     return data['pid']
 
 

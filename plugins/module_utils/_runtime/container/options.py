@@ -87,7 +87,12 @@ def _env(given, _ctx):
             raise ConfigError('use', 'env key %r' % (key,), 'a variable name has no "=" and is not empty')
         if isinstance(value, bool):
             raise ConfigError('use', 'env %s' % key, 'quote booleans ("true"): YAML would turn yes into True')
+        if isinstance(value, (dict, list)):
+            raise ConfigError('use', 'env %s' % key, 'a value is a string, not a %s' % type(value).__name__)
         env[key] = '' if value is None else str(value)
+    for key, value in env.items():
+        if '\0' in value:  # the value is never shown: it may be a secret
+            raise ConfigError('use', 'env %s' % key, 'the value holds a NUL byte, which no environment can carry')
     return {'env': env}
 
 
@@ -99,13 +104,21 @@ def _working_dir(value):
 
 def _hostname(value):
     value = str(value)
-    if not re.match(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$', value):
+    if not re.match(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})\Z', value):
         raise ConfigError('use', 'hostname %r' % value, 'expected up to 63 of [A-Za-z0-9.-]')
     return value
 
 
-def _strings(value):
-    return {str(k): str(v) for k, v in value.items()}
+def _strings(option):
+    """labels, annotations: {string: string}; a nested value is refused (str() would store its repr)."""
+    def parse_(value):
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, (dict, list, tuple, set)) or item is None:
+                raise ConfigError('use', '%s %s' % (option, key), 'values are strings, not %s' % type(item).__name__)
+            out[str(key)] = str(item)
+        return out
+    return parse_
 
 
 def _groups(value):
@@ -216,8 +229,8 @@ TABLE = (
     Option('user', 'str', R, 'V(name), V(uid), V(name:group) or V(uid:gid)', str),
     Option('group_add', 'list', R, "Supplementary groups of the container's processes", _groups, elements='str', unset=[], old=[]),
     Option('hostname', 'str', R, "The container's hostname", _hostname),
-    Option('labels', 'dict', 'stored', "Labels (over the image's).", _strings),
-    Option('annotations', 'dict', 'stored', 'OCI annotations, stored with the container', _strings, old={}),
+    Option('labels', 'dict', 'stored', "Labels (over the image's).", _strings('labels')),
+    Option('annotations', 'dict', 'stored', 'OCI annotations, stored with the container', _strings('annotations'), old={}),
     Option('mounts', 'list', R, 'Mounts, each a dict with C(type)', MOUNTS, elements='dict'),
     Option('volumes', 'list', R, "Docker's short form, V(/host/path:/container/path[:OPTS]) for a bind mount", MOUNTS, elements='str',
            field='mounts'),

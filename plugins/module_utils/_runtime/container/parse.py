@@ -16,7 +16,7 @@ from ..launch.spec import sysctl_name
 from ..network.store import NAME_RE as NETWORK_NAME_RE
 from ..volume.store import validate_name as validate_volume_name
 
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')  # Docker's container names
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z')  # Docker's container names
 ULIMITS = ('as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio',
            'rttime', 'sigpending', 'stack')
 # Namespaced sysctls a container may set (Docker's list): IPC ones need a private ipc namespace,
@@ -225,7 +225,7 @@ def ip(value, what):
 
 def hostname(value, what):
     text = str(value).strip()
-    if not re.match(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$', text) or isinstance(value, bool):
+    if not re.match(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})\Z', text) or isinstance(value, bool):
         raise ConfigError('use', '%s %r' % (what, value), 'expected a host name of [A-Za-z0-9.-]')
     return text
 

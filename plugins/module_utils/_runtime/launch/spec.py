@@ -28,7 +28,7 @@ from ..kernel.idmap import parse_id_map
 from . import caps, mounts as mount_rules
 
 NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
-SYSCTL_RE = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
+SYSCTL_RE = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+\Z')  # no '/' and no '..': it names a file under /proc/sys
 # Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
 RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
            'locks': 10, 'sigpending': 11, 'msgqueue': 12, 'nice': 13, 'rtprio': 14, 'rttime': 15}
@@ -153,8 +153,12 @@ def _process_fields(spec):
     if not isinstance(args, (list, tuple)) or not args or not all(isinstance(a, str) and '\0' not in a for a in args) or not args[0]:
         raise ConfigError('use', 'the command', 'args must be a non-empty list of strings, not %r' % (args,))
     env = spec.get('env') or ()
-    if not isinstance(env, (list, tuple)) or not all(isinstance(e, str) and '=' in e[1:] and '\0' not in e for e in env):
-        raise ConfigError('use', 'the environment', 'env must be a list of "KEY=value" strings, not %r' % (env,))
+    if not isinstance(env, (list, tuple)):
+        raise ConfigError('use', 'the environment', 'env must be a list of "KEY=value" strings, not a %s' % type(env).__name__)
+    for item in env:  # a value is never shown: it may be a secret
+        if not isinstance(item, str) or '=' not in item[1:] or '\0' in item:
+            raise ConfigError('use', 'the environment', 'env must be a list of "KEY=value" strings without NUL bytes: %s' % (
+                'variable %s' % item.split('=', 1)[0][:64] if isinstance(item, str) and '=' in item[1:] else 'an entry without "="'))
     names = spec.get('capabilities')
     profile = spec.get('seccomp')
     if profile is not None:

@@ -36,8 +36,8 @@ BUILTIN_MOUNTS = {'/proc': ('proc',), '/dev': ('tmpfs',), '/dev/pts': ('devpts',
 # (crun's extension; the container's own directory is mounted empty here) and SELinux relabelling.
 IGNORED_MOUNT_OPTIONS = ('tmpcopyup', 'notmpcopyup', 'z', 'Z', 'U', 'copy', 'nocopy')
 # runc's AllowedDevices: what every container may use whatever its rules say (/dev/null and friends, ptys, tun).
-_RLIMIT = re.compile(r'^RLIMIT_([A-Z]+)$')
-_SIZE_OPTION = re.compile(r'^size=(\d+)([kmg]?)$')
+_RLIMIT = re.compile(r'^RLIMIT_([A-Z]+)\Z')
+_SIZE_OPTION = re.compile(r'^size=(\d+)([kmg]?)\Z')
 DEFAULT_UMASK = 0o022  # runc's when process.user.umask is not given
 
 
