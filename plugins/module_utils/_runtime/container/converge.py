@@ -227,6 +227,8 @@ def start(cfg, container, console=None):
     if status['running']:
         if status['supervised']:
             return None
+        if container.read_state().get('stop_requested'):
+            container.write_state(stop_requested=False)  # a start of a running container: no stop is pending any more
         _spawn_supervisor(cfg, container, adopt=True)
         return 'adopted running container %s (its supervisor had died)' % container.name
     if status['status'] == 'restarting' or status['supervised']:  # its supervisor starts it again (restart policy)
@@ -621,6 +623,12 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
         will_run = True
         if not check_mode:
             start(cfg, container)
+    elif state == 'started' and container.read_state().get('stop_requested'):
+        # A stop whose run was killed after it was recorded: the container runs (or waits to restart) and the
+        # intent is started again, so its restart policy is its own again (else its next end would be its last).
+        actions.append('resumed the restart policy of container %s (a stop of it had been interrupted)' % container.name)
+        if not check_mode:
+            container.write_state(stop_requested=False)
     elif state == 'stopped' and (running or status['supervised'] or container.read_state().get('status') in ('running', 'restarting')):
         actions.append('stopped container %s' % container.name)
         will_run = False
