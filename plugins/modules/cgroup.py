@@ -185,6 +185,7 @@ from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, hos
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.named import cgroup
 
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(COMMON_ARGS, name={'type': 'str', 'required': True}, parent={'type': 'str'},

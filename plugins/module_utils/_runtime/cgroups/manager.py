@@ -208,7 +208,8 @@ def read_kv(path):
 
 def to_write(column, resources, changes):
     """[(kind, name)] to write, in table order: a kind once (cpu.max keeps two settings), at the first of its
-    rows that changed, or that is managed and follows a change (``kind.also``: v2 swap follows memory)."""
+    rows that changed, or that is managed and follows a change (``kind.also``: v2 swap follows memory);
+    a kind that says it ``goes_first`` in this change (v1 memsw raised past memory) is moved ahead."""
     out, done = [], []
     for row in TABLE:
         kind = getattr(row, column)
@@ -217,4 +218,4 @@ def to_write(column, resources, changes):
         if row.name in changes or (getattr(resources, row.name) is not None and any(a in changes for a in kind.also)):
             done.append(kind)
             out.append((kind, row.name))
-    return out
+    return sorted(out, key=lambda entry: not entry[0].goes_first(changes))  # stable: table order otherwise

@@ -66,15 +66,23 @@ def zero_if_unlimited(value):
     return 0 if value == UNLIMITED else value
 
 
+class Kind:
+    """What every kind answers when a change is written (see manager.to_write)."""
+
+    also = ()  # settings whose change rewrites this one too
+
+    def goes_first(self, changes):  # pylint: disable=unused-argument
+        """Whether this change must be written before the others (v1 memsw, see V1Memsw)."""
+        return False
+
+
 # -- cgroup files ---------------------------------------------------------------------------------
-class File:
+class File(Kind):
     """A setting kept in one file of one controller (``filename``; a tuple: the first the kernel has).
 
     ``parse`` turns the file's text into the setting's value, ``fmt`` the value into what is written.
     ``convert`` (v2 weights): the kernel keeps ``convert(value)``; a read that equals the wanted value's
     conversion reports the wanted value. ``hint``: why the file may be missing on a host."""
-
-    also = ()
 
     def __init__(self, controller, filename, parse=int, fmt=str, convert=None, hint=None, default=None):
         self.controller, self.filename = controller, filename
@@ -98,6 +106,18 @@ class File:
     def set(self, cg, name, res, changes):
         value = getattr(res, name)
         cg.write_file(self.controller, self._name(cg, name), self.fmt(self.convert(value) if self.convert else value), name, self.hint)
+
+
+class V1Memsw(File):
+    """v1 ``memory.memsw.limit_in_bytes`` (memory plus swap) must stay >= ``memory.limit_in_bytes`` at every
+    write: when the new memory limit passes the current memsw, memsw is raised first; otherwise memory
+    goes first, as the table orders them (lowering both: memory, then memsw)."""
+
+    def goes_first(self, changes):
+        if 'memory' not in changes or 'memory_swap' not in changes:
+            return False
+        memory, memsw_now = changes['memory'][1], changes['memory_swap'][0]
+        return memory != UNLIMITED and memsw_now not in (None, UNLIMITED) and memory > memsw_now  # None: a new cgroup's is unlimited
 
 
 class Lines(File):
@@ -239,7 +259,7 @@ class DeviceProgram(File):
 
 
 # -- systemd unit properties ------------------------------------------------------------------------
-class Prop:
+class Prop(Kind):
     """A setting kept as one unit property: ``(property, D-Bus signature, convert(value))``.
     ``source``: the Resources attribute that gives the value (default: the row's own)."""
 

@@ -13,7 +13,7 @@ compare, how it is shown, and how each backend keeps it (``v1`` and ``v2``: a ki
 ``mapping.py`` — controller, file, conversion; ``systemd``: a unit property). Resources, the three
 managers, the ``cgroup`` module's argument spec (a unit test holds its DOCUMENTATION to the rows)
 and the container option table's resource rows (:data:`CONTAINER_FIELDS`) derive from it. Rules
-across rows are small named code: :func:`check_swap`, :func:`default_period` here, ``v1.memsw_first``.
+across rows are small named code: :func:`check_swap`, :func:`default_period` here, ``mapping.V1Memsw``.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..kernel.units import UNLIMITED, parse_cpus, parse_size
 from .mapping import (
     CpuMax, CpuQuotaProps, DeviceAllowProps, DeviceProgram, File, Freezer, FreezeUnit, IoMax, Prop, SwapMax, V1CpuQuota, V1Devices,
-    V1Throttle, blkio_to_io_weight, fmt_max, infinity, last_int, shares_to_weight, v1_size, v2_max, zero_if_unlimited)
+    V1Memsw, V1Throttle, blkio_to_io_weight, fmt_max, infinity, last_int, shares_to_weight, v1_size, v2_max, zero_if_unlimited)
 
 PAGE = os.sysconf('SC_PAGE_SIZE')
 DEFAULT_CPU_PERIOD = 100000  # microseconds, as the kernel's and Docker's default
@@ -250,7 +250,7 @@ TABLE = (
           systemd=Prop('MemoryLow', 't', zero_if_unlimited)),
     Field('memory_swap', _size, _STR, "Memory plus swap, as Docker's C(--memory-swap); V(-1) for unlimited swap. Needs O(memory).",
           container=True,
-          v1=File('memory', 'memory.memsw.limit_in_bytes', parse=v1_size, hint=_NO_SWAP_ACCOUNTING),
+          v1=V1Memsw('memory', 'memory.memsw.limit_in_bytes', parse=v1_size, hint=_NO_SWAP_ACCOUNTING),
           v2=SwapMax(),
           systemd=Prop('MemorySwapMax', 't', infinity, source='swap_only', also=('memory',))),
     Field('cpu_shares', _whole, _INT, 'Relative CPU weight (2-262144, default 1024); converted to C(cpu.weight) on v2 as runc does.',

@@ -6,19 +6,9 @@ from __future__ import annotations
 import os
 import time
 
-from ..kernel.units import UNLIMITED
 from ..errors import CgroupError
 from .layout import V1_CONTROLLERS, read_text, write_text
-from .manager import CgroupManager, make_dirs, read_kv, to_write
-
-
-def memsw_first(changes):
-    """v1 keeps memory.memsw.limit_in_bytes >= memory.limit_in_bytes at every write: when the new memory
-    limit passes the current memsw, memsw is raised first (else memory goes first, as the table orders them)."""
-    if 'memory' not in changes or 'memory_swap' not in changes:
-        return False
-    memory, swap_now = changes['memory'][1], changes['memory_swap'][0]
-    return memory != UNLIMITED and swap_now not in (None, UNLIMITED) and memory > swap_now
+from .manager import CgroupManager, make_dirs, read_kv
 
 
 class CgroupV1Manager(CgroupManager):
@@ -53,14 +43,6 @@ class CgroupV1Manager(CgroupManager):
                             write_text(os.path.join(d, name), read_text(os.path.join(os.path.dirname(d), name)).strip())
         if self.unified:
             make_dirs(self.unified)
-
-    # -- write -------------------------------------------------------------------------------
-    def _write(self, resources, changes):
-        todo = to_write(self.column, resources, changes)
-        if memsw_first(changes):
-            todo.sort(key=lambda entry: entry[1] != 'memory_swap')
-        for kind, name in todo:
-            kind.set(self, name, resources, changes)
 
     def freeze(self, frozen=True):
         """Freeze or thaw every process (v1 freezer), waiting until the kernel says it is done."""

@@ -86,11 +86,15 @@ def test_a_kind_that_keeps_two_settings_is_written_once_and_swap_follows_memory(
     assert [name for _kind, name in to_write('v2', res, {'cpu_period': (100000, 50000)})] == ['cpu_period']
 
 
-def test_v1_memsw_first_only_when_memory_passes_it():
-    assert v1.memsw_first({'memory': (64, 256), 'memory_swap': (128, 512)})
-    assert not v1.memsw_first({'memory': (256, 64), 'memory_swap': (512, 128)})
-    assert not v1.memsw_first({'memory': (None, 256), 'memory_swap': (None, 512)})  # a new cgroup: memsw is unlimited
-    assert not v1.memsw_first({'memory': (64, 256)})
+def test_v1_memsw_goes_first_only_when_memory_passes_it():
+    memsw = ROWS['memory_swap'].v1
+    assert memsw.goes_first({'memory': (64, 256), 'memory_swap': (128, 512)})
+    assert not memsw.goes_first({'memory': (256, 64), 'memory_swap': (512, 128)})
+    assert not memsw.goes_first({'memory': (None, 256), 'memory_swap': (None, 512)})  # a new cgroup: memsw is unlimited
+    assert not memsw.goes_first({'memory': (64, 256)})
+    res = Resources.from_options({'memory': '256m', 'memory_swap': '512m'})
+    raising = {'memory': (64 << 20, 256 << 20), 'memory_swap': (128 << 20, 512 << 20)}
+    assert [name for _kind, name in to_write('v1', res, raising)] == ['memory_swap', 'memory']
 
 
 def _files(root, files):
