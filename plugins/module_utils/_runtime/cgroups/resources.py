@@ -117,7 +117,7 @@ def _size(value, row):
     # The kernel keeps memory limits in whole pages: compare with what it will read back.
     size = size if size == UNLIMITED else size // PAGE * PAGE
     if row.range and size != UNLIMITED and size < row.range[0]:
-        raise ConfigError('use', row.name, 'the minimum memory limit is 6m (as Docker), not %d bytes' % size)
+        raise ConfigError('use', row.name, 'the minimum memory limit is %dm (as Docker), not %d bytes' % (row.range[0] >> 20, size))
     return size
 
 
