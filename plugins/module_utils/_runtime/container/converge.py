@@ -17,6 +17,7 @@ import socket
 import time
 
 from ..cgroups.layout import systemd_booted
+from ..cgroups.resources import ROWS
 from ..host.config import CONFIG_PATH, load as load_host_config
 from ..errors import ConfigError, NsboxError
 from ..kernel.idmap import map_dicts
@@ -349,11 +350,11 @@ def prune(cfg):
     return gone
 
 
-def apply_live(cfg, container, wanted):
-    """Write changed limits to the running container's cgroup (same process, no restart)."""
-    manager = assemble.cgroup_of(cfg, container)
-    if manager.exists():
-        manager.apply(options.resources_of(wanted))
+def apply_live(manager, resources, changes):
+    """Write changed limits to the running container's cgroup (same process, no restart): ``changes`` is the
+    plan ``manager`` has just read, so the layout is detected and the files are read once per update."""
+    if changes and manager.exists():
+        manager.apply(resources, changes)
 
 
 def _view(container):
@@ -575,9 +576,12 @@ def _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode
     """Live and stored updates (no recreate): (the new config, actions); written unless in check mode."""
     actions = []
     new_config = options.merged(container.config, wanted, diffs)
+    manager = resources = changes = None
     if running:  # the cgroup's files may say otherwise than the config (changed behind our back)
-        for name in assemble.cgroup_of(cfg, container).plan(options.resources_of(new_config)):
-            name = 'cpus' if name == 'cpu_period' else name
+        manager, resources = assemble.cgroup_of(cfg, container), options.resources_of(new_config)
+        changes = manager.plan(resources)
+        for name in changes:
+            name = ROWS[name].follows or name  # cpu_period is the cpus option's
             if compare.get(name) != 'ignore':
                 diffs.setdefault(name, 'live')
     if diffs:
@@ -589,7 +593,7 @@ def _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode
             actions.append('updated %s of container %s' % (', '.join(stored), container.name))
         if not check_mode:
             if live and running:
-                apply_live(cfg, container, new_config)
+                apply_live(manager, resources, changes)
             container.write_config(new_config)
     return new_config, actions
 
