@@ -206,8 +206,9 @@ class Field:
     """One row: a resource setting, named once.
 
     ``parse(value, row)`` and ``range`` (low, high) check a module's value; ``argspec`` (the Ansible
-    type) and ``doc`` (the line the module's DOCUMENTATION carries); ``container``: True when the
-    container module takes it too, ``follows``: a container sets it with that option (cpu_period
+    type) and ``doc`` (the line the module's DOCUMENTATION carries); ``container``: when the container
+    module takes it too, the doc line of that option there (the container option table's row is made
+    from this one), ``follows``: a container sets it with that option (cpu_period
     with cpus); ``same`` compares a value read back with the wanted one, ``show`` formats it for a
     module's result; ``v1``, ``v2``, ``systemd``: how each backend keeps it (mapping.py)."""
 
@@ -240,29 +241,31 @@ _NO_SWAP_ACCOUNTING = 'swap accounting is off: boot with swapaccount=1'
 
 TABLE = (
     Field('memory', _size, _STR, 'Memory limit (V(512m), V(1g), bytes). V(-1) lifts it. At least V(6m).', range_=(MIN_MEMORY, None),
-          container=True,
+          container='Memory limit (V(256m), V(1g))',
           v1=File('memory', 'memory.limit_in_bytes', parse=v1_size),
           v2=File('memory', 'memory.max', parse=v2_max, fmt=fmt_max),
           systemd=Prop('MemoryMax', 't', infinity)),
-    Field('memory_reservation', _size, _STR, 'Soft limit (v1 C(memory.soft_limit_in_bytes), v2 C(memory.low)).', container=True,
+    Field('memory_reservation', _size, _STR, 'Soft limit (v1 C(memory.soft_limit_in_bytes), v2 C(memory.low)).',
+          container='Soft memory limit, reclaimed first under pressure',
           v1=File('memory', 'memory.soft_limit_in_bytes', parse=v1_size),
           v2=File('memory', 'memory.low', fmt=zero_if_unlimited),
           systemd=Prop('MemoryLow', 't', zero_if_unlimited)),
     Field('memory_swap', _size, _STR, "Memory plus swap, as Docker's C(--memory-swap); V(-1) for unlimited swap. Needs O(memory).",
-          container=True,
+          container='Memory plus swap limit (needs O(memory)',
           v1=V1Memsw('memory', 'memory.memsw.limit_in_bytes', parse=v1_size, hint=_NO_SWAP_ACCOUNTING),
           v2=SwapMax(),
           systemd=Prop('MemorySwapMax', 't', infinity, source='swap_only', also=('memory',))),
     Field('cpu_shares', _whole, _INT, 'Relative CPU weight (2-262144, default 1024); converted to C(cpu.weight) on v2 as runc does.',
-          range_=(2, 262144), container=True,
+          range_=(2, 262144), container='Relative CPU weight (2-262144, default 1024',
           v1=File('cpu', 'cpu.shares'),
           v2=File('cpu', 'cpu.weight', convert=shares_to_weight),
           systemd=Prop('CPUWeight', 't', shares_to_weight)),
-    Field('cpus', _cpus, {'type': 'float'}, 'CPUs the cgroup may use (V(0.5), V(1.5)), as a CFS quota of O(cpu_period).', container=True,
+    Field('cpus', _cpus, {'type': 'float'}, 'CPUs the cgroup may use (V(0.5), V(1.5)), as a CFS quota of O(cpu_period).',
+          container='CPUs the container may use (V(0.5))',
           same=_same_cpus, v1=_V1_CPU, v2=_V2_CPU, systemd=_CPU_PROPS),
     Field('cpu_period', _whole, _INT, 'CFS period in microseconds (1000-1000000, default 100000).', range_=(1000, 1000000),
           follows='cpus', v1=_V1_CPU, v2=_V2_CPU, systemd=_CPU_PROPS),
-    Field('cpuset_cpus', _cpuset, _STR, 'CPUs allowed, e.g. V(0-1,3).', container=True, same=_same_list,
+    Field('cpuset_cpus', _cpuset, _STR, 'CPUs allowed, e.g. V(0-1,3).', container='CPUs the container may run on (V(0-1), V(0,2))', same=_same_list,
           v1=File('cpuset', 'cpuset.cpus', parse=str),
           v2=File('cpuset', 'cpuset.cpus', parse=str),
           systemd=Prop('AllowedCPUs', 'ay', cpu_mask)),
@@ -270,12 +273,13 @@ TABLE = (
           v1=File('cpuset', 'cpuset.mems', parse=str),
           v2=File('cpuset', 'cpuset.mems', parse=str),
           systemd=Prop('AllowedMemoryNodes', 'ay', cpu_mask)),
-    Field('pids_limit', _pids, _INT, 'Maximum number of processes; V(-1) or V(0) for no limit.', range_=(1, 1 << 22), container=True,
+    Field('pids_limit', _pids, _INT, 'Maximum number of processes; V(-1) or V(0) for no limit.', range_=(1, 1 << 22),
+          container='Most processes (threads) at once',
           v1=File('pids', 'pids.max', parse=v2_max, fmt=fmt_max),
           v2=File('pids', 'pids.max', parse=v2_max, fmt=fmt_max),
           systemd=Prop('TasksMax', 't', infinity)),
     Field('blkio_weight', _whole, _INT, 'Relative block I/O weight (10-1000); C(io.weight) on v2. Needs an I/O scheduler that has weights.',
-          range_=(10, 1000), container=True,
+          range_=(10, 1000), container='Relative block I/O weight (10-1000',
           v1=File('blkio', ('blkio.weight', 'blkio.bfq.weight'), parse=last_int, hint='no CFQ/BFQ I/O scheduler'),
           v2=File('io', 'io.weight', parse=last_int, fmt='default %d'.__mod__, convert=blkio_to_io_weight),
           systemd=Prop('IOWeight', 't', blkio_to_io_weight)),

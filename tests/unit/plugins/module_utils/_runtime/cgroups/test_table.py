@@ -63,11 +63,12 @@ def test_the_container_takes_the_rows_marked_for_it():
                                                       'pids_limit', 'blkio_weight']
     assert CONTAINER_STORED == ('memory', 'memory_reservation', 'memory_swap', 'cpu_shares', 'cpus', 'cpu_period', 'cpuset_cpus', 'pids_limit',
                                 'blkio_weight')
-    # Until the container's option table makes its resource rows from these, it must agree with them.
-    assert sorted(options.RESOURCE_OPTIONS) == sorted(row.name for row in CONTAINER_FIELDS)
-    assert sorted(options.RESOURCE_FIELDS) == sorted(CONTAINER_STORED)
+    # The container's option table makes its resource rows from these: the name, type and doc line are the row's.
+    assert options.RESOURCE_OPTIONS == tuple(row.name for row in CONTAINER_FIELDS)
+    assert options.RESOURCE_FIELDS == CONTAINER_STORED
     for row in CONTAINER_FIELDS:
-        assert options.OPTIONS[row.name].argspec() == row.argspec, row.name
+        opt = options.OPTIONS[row.name]
+        assert (opt.argspec(), opt.doc, opt.update, opt.field) == (row.argspec, row.container, 'live', 'resources.' + row.name), row.name
 
 
 def test_every_row_says_how_each_backend_keeps_it():
