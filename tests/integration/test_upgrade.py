@@ -113,8 +113,8 @@ def tree_name(collections):
     return '%s-%s' % (version, bundle.source_digest(read)[:12])
 
 
-def schema_versions(box):
-    """{path: schema_version} of every JSON record under RECORDS on the host."""
+def schema_command():
+    """A shell command printing {path: schema_version} of every JSON record under RECORDS on the host, as JSON."""
     code = ('import json, os, stat, sys\n'
             'out = {}\n'
             'for top in sys.argv[1:]:\n'
@@ -132,7 +132,13 @@ def schema_versions(box):
             '            if isinstance(data, dict) and "schema_version" in data:\n'
             '                out[p] = data["schema_version"]\n'
             'print(json.dumps(out))\n').replace('SKIP', repr(RECORD_SKIP))
-    return json.loads(box.sh('python3 -c %s %s' % (shlex.quote(code), ' '.join(RECORDS))))
+    return 'python3 -c %s %s' % (shlex.quote(code), ' '.join(RECORDS))
+
+
+def assert_schema_kept(records, now):
+    """Each record of ``records`` ({path: schema_version}) is in ``now`` with the same schema_version."""
+    assert {p: now.get(p) for p in records} == records, 'records whose schema_version changed or that are gone: %r' % {
+        p: (v, now.get(p)) for p, v in records.items() if now.get(p) != v}
 
 
 def tasks(fixtures, states, prefix='', image=True, **extra):
@@ -254,7 +260,7 @@ def test_upgrade_in_place(upgrade_host, fixtures):
     assert old_tree == tree_name(old_collections), 'the previous release installed %s, not its own tree' % old_tree
     old_supervisors = supervisors(box.host)
     assert len(old_supervisors) == 2, old_supervisors  # web's and worker's
-    records = schema_versions(box)
+    records = json.loads(box.sh(schema_command()))
     kinds = {'store.json', 'index.json', 'meta.json', 'config.json', 'state.json', 'health.json', 'network.json', 'volume.json', 'appnet.json'}
     assert kinds <= {os.path.basename(p) for p in records}, 'records not found: %s' % (kinds - {os.path.basename(p) for p in records})
     laps.append(('made by the previous release', time.monotonic()))
@@ -307,9 +313,7 @@ def test_upgrade_in_place(upgrade_host, fixtures):
         n: (c['id'], c['state']['pid']) for n, c in before['containers'].items()}, inspected
 
     # Nothing converged or read rewrote a record's schema_version.
-    now = schema_versions(box)
-    assert {p: now.get(p) for p in records} == records, 'records whose schema_version changed or that are gone: %r' % {
-        p: (v, now.get(p)) for p, v in records.items() if now.get(p) != v}
+    assert_schema_kept(records, json.loads(box.sh(schema_command())))
     laps.append(('nsbox ps, schema versions', time.monotonic()))
 
     # A live update of an old container: the new memory limit in its cgroup, the same init.
@@ -327,7 +331,8 @@ def test_upgrade_in_place(upgrade_host, fixtures):
     # Stop it (its supervisor is the previous release's), start it with the new code and reach it; then remove everything.
     res = box.ansible.tasks([{'name': 'stop', 'nsbox.runtime.container': dict(CONTAINERS['web'], name='web', memory='96m', state='stopped')},
                              {'name': 'start', 'nsbox.runtime.container': dict(CONTAINERS['web'], name='web', memory='96m')},
-                             exec_task('reach', 'worker', ['wget', '-q', '-O', '-', 'http://www/'])]
+                             exec_task('reach', 'worker', ['wget', '-q', '-O', '-', 'http://www/']),
+                             {'name': 'records', 'ansible.builtin.shell': schema_command()}]
                             + [{'name': 'remove ' + n, 'nsbox.runtime.container': {'name': n, 'state': 'absent'}} for n in CONTAINERS]
                             + [{'name': 'remove network', 'nsbox.runtime.network': {'name': 'appnet', 'state': 'absent'}},
                                {'name': 'remove volume', 'nsbox.runtime.volume': {'name': 'appdata', 'state': 'absent'}}])
@@ -337,6 +342,7 @@ def test_upgrade_in_place(upgrade_host, fixtures):
     assert start['_status'] == 'changed' and start['container']['id'] == web['id'], start
     assert start['container']['state']['pid'] != web['state']['pid'], start['container']['state']
     assert res.task('reach')['stdout'] == 'hello from web\n', res.task('reach')
+    assert_schema_kept(records, json.loads(res.task('records')['stdout']))  # config.json and state.json rewritten by the new code
     assert [r['task'] for r in res.records if r['task'].startswith('remove ') and r['status'] != 'changed'] == [], res
     assert supervisors(box.host) == []
     laps.append(('stop, start, removal', time.monotonic()))
