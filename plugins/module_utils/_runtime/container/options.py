@@ -33,9 +33,10 @@ from ..kernel.units import parse_size
 from ..errors import ConfigError
 from ..launch import caps, devices as device_options, spec as launch_spec
 from . import idranges, parse, policy, security
-from .parse import parse_signal, validate_name  # noqa: F401  (the names other rooms and the tests use)
+from .parse import parse_signal
 
 SCHEMA_VERSION = 1
+validate_name = parse.validate_name  # a container's name: converge checks it before the options
 DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 NS_MODES = ('network', 'pid', 'ipc', 'uts')
 SUPERVISORS = ('nsbox', 'systemd', 'auto')
