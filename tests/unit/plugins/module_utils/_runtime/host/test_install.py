@@ -119,7 +119,7 @@ def test_a_version_a_process_runs_is_not_pruned(tmp_path):
         (p / 'nsbox_runtime').mkdir(parents=True)
         os.utime(p, (1000 + i, 1000 + i))
     oldest = str(libdir / '0.0.0-000000000000')
-    proc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', oldest + '/nsbox_runtime/cli/main.py'])  # as python3 -I -B TREE/... monitor ID
+    proc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', oldest + '/nsbox_runtime/cli/main.py'])  # as a monitor runs
     try:
         deadline = time.monotonic() + 10
         while oldest.encode() not in open('/proc/%d/cmdline' % proc.pid, 'rb').read() and time.monotonic() < deadline:
