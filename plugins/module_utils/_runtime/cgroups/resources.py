@@ -137,7 +137,13 @@ def _cpuset(value, row):
 
 
 def _pids(value, row):
-    return UNLIMITED if value in (-1, '-1', 'max', 0, '0') else _int_in(value, row.name, *row.range)
+    """Docker's meaning: -1 and 0 (and max) lift the limit, else 1-4194304 processes."""
+    if value in (-1, '-1', 'max', 0, '0'):
+        return UNLIMITED
+    try:
+        return _int_in(value, row.name, *row.range)
+    except ConfigError:
+        raise ConfigError('use', row.name, 'expected a whole number from %d to %d, or -1 or 0 for no limit, not %r' % (row.range + (value,))) from None
 
 
 def _list(value, row):
