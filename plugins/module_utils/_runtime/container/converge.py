@@ -29,6 +29,7 @@ from ..volume import volumes as volume_service
 from . import assemble, health as health_mod, idranges, logs, options, unit as unit_mod, users
 from .store import ContainerError, ContainerStore, now
 from ..kernel.fsutil import tree_size
+from ..network import etc_files
 from ..network.store import NetworkStore
 
 SUPERVISOR_TIMEOUT = 60.0
@@ -119,6 +120,7 @@ def describe(cfg, container, log_lines=0):
                               for i, ep in enumerate((att or {}).get('endpoints') or ())}
         status['ports'] = ['%s:%d->%d/%s' % (p['host_ip'], p['host_port'], p['container_port'], p['protocol'])
                            for p in (att or {}).get('ports') or ()]
+    status['dns_source'] = etc_files.dns_source(assemble.read_in_root(container.path(), 'resolv.conf') or '')
     userns = container.config.get('userns') or idranges.HOST
     if userns['mode'] != 'host':
         maps = idranges.maps_of(cfg, container) if userns['mode'] != 'auto' or idranges.RangeStore(cfg).get(container.id) else None
