@@ -201,6 +201,13 @@ def test_exit_codes_of_exec_and_run():
     assert run.exit_for(ProcessError('exec', '/etc', 'Permission denied', errno=errno.EACCES)) == 126
     assert run.exit_for(ProcessError('exec', '/x', 'No such file', errno=errno.ENOENT)) == 127
     assert run.exit_for(NsboxError('exec in', 'container c', 'it does not exist')) == 125
+    # nsbox run: the start's error as the supervisor reported it (a ContainerError keeping the action and errno)
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container.store import ContainerError
+    sent = ProcessError('find', 'the command x', 'executable file not found in $PATH', errno=errno.ENOENT).to_dict()
+    assert run.exit_for(ContainerError.from_dict(sent, 'start', 'container r')) == 127
+    sent = ProcessError('exec', '/etc/passwd', 'Permission denied', errno=errno.EACCES).to_dict()
+    assert run.exit_for(ContainerError.from_dict(sent, 'start', 'container r')) == 126
+    assert run.exit_for(ContainerError('find', "user 'x'", 'no matching entry')) == 125
 
 
 @pytest.mark.parametrize('verb', ['ps', 'images', 'logs', 'inspect', 'stats', 'start', 'stop', 'rm', 'exec', 'network', 'volume', 'run', 'pull',
