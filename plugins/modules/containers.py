@@ -118,7 +118,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, host_config
-from ..module_utils.container_task import argument_spec, ensure
+from ..module_utils.container_task import argument_spec, check, ensure
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.container import order, converge
 
@@ -194,6 +194,14 @@ def main():
         lib = ensure_library(module)
     except NsboxError as exc:
         module.fail_json(msg=exc.message, error=exc.to_dict(), changed=False, containers=[], actions=[], removed=[])
+    refused = []  # every item checked before anything is changed: a refusal found late would leave a partial converge
+    for params in items if module.params['converge'] else []:
+        try:
+            check(cfg, params)
+        except NsboxError as exc:
+            refused.append('%s: %s' % (params['name'], exc.message))
+    if refused:
+        module.fail_json(msg='refused, nothing changed: %s' % '; '.join(refused), changed=False, containers=[], actions=[], removed=[])
     if module.params['prune']:
         removed, actions, diffs, failed = _prune(module, cfg, {params['name'] for params in items}, spec)
     candidates = len(removed) + len(failed)

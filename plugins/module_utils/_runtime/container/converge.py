@@ -380,17 +380,10 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     containers' lock is taken (a pull can be long); a failed pull leaves everything as it was.
     ``comparisons`` ({option or '*': strict|ignore|allow_more_present}) relaxes what counts as a difference.
     """
-    wait_healthy = _check_task(name, state, pull, healthy_wait_timeout)
+    checked, compare = check(cfg, name, opts, state, pull, comparisons, healthy_wait_timeout)
+    wait_healthy = state == 'healthy'
     state = 'started' if wait_healthy else state
     store = open_store(cfg)
-    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'],
-                'userns_pool': cfg['userns']['pool'], 'systemd': systemd_booted()}
-    checked = options.check(opts or {}, defaults) if state != 'absent' else None
-    if checked and name in checked['depends_on']:
-        raise ConfigError('use', 'depends_on %s' % name, 'a container cannot depend on itself')
-    if wait_healthy and checked['supervisor'] == 'systemd':
-        raise ConfigError('use', 'state healthy', 'healthchecks are run by nsbox\'s own supervisor, not under a systemd unit (yet)')
-    compare = options.parse_comparisons(comparisons)
     if state == 'absent':
         with store.lock():
             settled = [] if check_mode else _repair(store, cfg, name)
@@ -419,6 +412,20 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         wait_until_healthy(container, healthy_wait_timeout)
         out['container'] = describe(cfg, container)
     return out
+
+
+def check(cfg, name, opts=None, state='started', pull='missing', comparisons=None, healthy_wait_timeout=HEALTHY_WAIT_TIMEOUT):
+    """What :func:`ensure` refuses before it touches anything, with nothing done: (the checked options or None for
+    absent, the comparisons). The ``containers`` module checks every item so before it converges any."""
+    wait_healthy = _check_task(name, state, pull, healthy_wait_timeout)
+    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'],
+                'userns_pool': cfg['userns']['pool'], 'systemd': systemd_booted()}
+    checked = options.check(opts or {}, defaults) if state != 'absent' else None
+    if checked and name in checked['depends_on']:
+        raise ConfigError('use', 'depends_on %s' % name, 'a container cannot depend on itself')
+    if wait_healthy and checked['supervisor'] == 'systemd':
+        raise ConfigError('use', 'state healthy', 'healthchecks are run by nsbox\'s own supervisor, not under a systemd unit (yet)')
+    return checked, options.parse_comparisons(comparisons)
 
 
 def _repair(store, cfg, name):
