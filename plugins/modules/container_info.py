@@ -74,7 +74,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, fail, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import converge
+from ..module_utils._runtime.container import info as container_info
 
 
 def main():
@@ -83,7 +83,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        out = converge.info(host_config(module), module.params['name'], module.params['log_lines'])
+        out = container_info.info(host_config(module), module.params['name'], module.params['log_lines'])
     except NsboxError as exc:
         fail(module, exc, containers=[])
     module.exit_json(changed=False, **out)

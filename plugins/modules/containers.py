@@ -120,7 +120,7 @@ from ansible.module_utils.errors import UnsupportedError
 from ..module_utils.common import COMMON_ARGS, ensure_library, host_config
 from ..module_utils.container_task import argument_spec, check, ensure
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import order, converge
+from ..module_utils._runtime.container import info as container_info, order
 
 
 def _validated(module, spec):
@@ -160,7 +160,7 @@ def _prune(module, cfg, declared, spec):
     """Remove the labelled containers that are not declared: (their names, actions, diffs, {name: why} of failures)."""
     validator = ArgumentSpecValidator(spec)
     removed, actions, diffs, failed = [], [], [], {}
-    stale = [c for c in converge.labelled(cfg, module.params['labels']) if c['name'] not in declared]
+    stale = [c for c in container_info.labelled(cfg, module.params['labels']) if c['name'] not in declared]
     names = {c['name'] for c in stale}
     try:  # those that depend on others first (only the stale ones count: a declared one stays)
         stale = order.depends_order([{'name': c['name'], 'depends_on': [d for d in c['depends_on'] if d in names]}
