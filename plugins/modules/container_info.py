@@ -86,6 +86,10 @@ def main():
         out = container_info.info(host_config(module), module.params['name'], module.params['log_lines'])
     except NsboxError as exc:
         fail(module, exc, containers=[])
+    for c in out['containers']:
+        if c['state'].get('running') and c['state'].get('supervised') is False:
+            module.warn('container %s runs without its supervisor (it died): its restart policy, healthcheck and log are off until '
+                        'nsbox.runtime.container with state started (or nsbox start %s) adopts it' % (c['name'], c['name']))
     module.exit_json(changed=False, **out)
 
 

@@ -76,6 +76,11 @@ def test_always_survives_the_supervisors_death_and_a_stop_wins(box):
     os.kill(sups[0], signal.SIGKILL)  # the container runs on without it
     info = _until(box, 'svc', lambda i: not i['state']['supervised'])
     assert info['state']['running'] and info['state']['pid'] == first['pid']
+    # Seen (issue 20 item 4: ps said only 'Up'): in ps, with how to adopt it, and as container_info's warning.
+    ps = box.host.ssh('nsbox ps', check=False)
+    assert '(unsupervised)' in ps.stdout and 'nsbox start svc adopts it' in ps.stderr, (ps.stdout, ps.stderr)
+    seen = box.ansible.module('nsbox.runtime.container_info', {'name': ['svc']})
+    assert any('runs without its supervisor' in w for w in seen.get('warnings') or []), seen
     res = box.run(**args)
     assert res['actions'] == ['adopted running container svc (its supervisor had died)'], res
     os.kill(first['pid'], signal.SIGKILL)  # the adopting supervisor restarts it (exit code unknown to it)

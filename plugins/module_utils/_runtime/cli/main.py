@@ -263,6 +263,10 @@ def cmd_ps(args):
         _print_json(rows)
     else:
         _out(views.ps_table(rows))
+        lost = [c['name'] for c in found if c['state'].get('running') and c['state'].get('supervised') is False]
+        if lost:  # said where a person reads it: its restart policy is off until it is adopted
+            _out('nsbox: %s running without a supervisor: nsbox start %s adopts %s (restart policy, healthcheck, log)'
+                 % (', '.join(lost), ' '.join(lost), 'it' if len(lost) == 1 else 'them'), sys.stderr)
     return 0
 
 

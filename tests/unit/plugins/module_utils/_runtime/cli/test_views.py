@@ -46,6 +46,10 @@ def test_sizes(value, decimal, binary):
 def test_status_texts():
     assert views.status_text(_state(started_at='2026-11-23T09:57:00.1Z'), NOW) == 'Up 2 minutes'
     assert views.status_text(_state(started_at='2026-11-23T09:59:58Z', health={'status': 'healthy'}), NOW) == 'Up 2 seconds (healthy)'
+    # its supervisor died (issue 20 item 4: ps said only 'Up 4 minutes')
+    assert views.status_text(_state(started_at='2026-11-23T09:57:00.1Z', supervised=False), NOW) == 'Up 2 minutes (unsupervised)'
+    assert views.status_text(_state(started_at='2026-11-23T09:59:58Z', health={'status': 'healthy'}, supervised=False), NOW) == \
+        'Up 2 seconds (healthy, unsupervised)'
     exited = _state(status='exited', running=False, pid=None, exit_code=3, finished_at='2026-11-23T09:58:00Z')
     assert views.status_text(exited, NOW) == 'Exited (3) 2 minutes ago'
     assert views.status_text(dict(exited, exit_code=None), NOW) == 'Exited (?) 2 minutes ago'
