@@ -219,6 +219,8 @@ def main():
             results.append({'name': name, 'failed': True, 'msg': exc.message, 'error': exc.to_dict()})
             continue
         diffs += _diff(name, out.pop('diff'))
+        for warning in out.pop('warnings', None) or ():
+            module.warn('%s: %s' % (name, warning))
         actions += ['%s: %s' % (name, action) for action in out['actions']]
         results.append(dict(out, name=name))
     result = {'changed': lib['changed'] or bool(removed) or any(r.get('changed') for r in results), 'containers': results,

@@ -296,11 +296,22 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     if pulled['actions']:
         out['actions'][:0] = pulled['actions']
         out['changed'] = True
+    if out['changed'] and pulled['config'] is not None:
+        out['warnings'] = image_volume_warnings(pulled['config'], wanted)
     if wait_healthy and not check_mode:
         container = store.find(name)
         wait_until_healthy(container, healthy_wait_timeout)
         out['container'] = info_mod.describe(cfg, container)
     return out
+
+
+def image_volume_warnings(image_config, config):
+    """The image's VOLUMEs nothing is mounted on: their data would stay in the container's writable layer and go with
+    it (Docker makes an anonymous volume there; nsbox does not yet, so it says so)."""
+    targets = {m['target'] for m in config['mounts']}
+    return ['the image declares VOLUME %s, and nothing is mounted there: its data stays in the container and is lost with it '
+            '(mount a named volume there, e.g. volumes: [NAME:%s])' % (path, path)
+            for path in sorted(image_config.get('Volumes') or {}) if '/' + path.strip('/') not in targets]
 
 
 def check(cfg, name, opts=None, state='started', pull='missing', comparisons=None, healthy_wait_timeout=HEALTHY_WAIT_TIMEOUT):
