@@ -186,8 +186,8 @@ def prepare(cfg, store, container):
     _write(container.path('hostname'), hostname + '\n')
     _write(container.path('hosts'), etc_files.hosts_text(container.config, hostname, attachment, peers or ()))
     host_resolv, source = etc_files.host_resolv_conf()
-    _write(container.path('resolv.conf'), etc_files.resolv_text(container.config, host_resolv, source,
-                                                               keep_loopback=container.config['namespaces']['network'] == 'host'))
+    own_loopback = container.config['namespaces']['network'] == 'host'  # the host's stub resolver is reachable there
+    _write(container.path('resolv.conf'), etc_files.resolv_text(container.config, host_resolv, source, keep_loopback=own_loopback))
     manager = cgroup_of(cfg, container)
     if not manager.exists():
         manager.create()
