@@ -7,13 +7,19 @@ a container writing to a volume on it. Stopping, removing and recording an exit 
 must say which filesystem is full."""
 from __future__ import annotations
 
+import contextlib
+import os
+import random
 import secrets
+import signal
+import threading
 import time
 
 import pytest
 
 from harness import images
 from harness.containers import DATA_ROOT, FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.registry import Registry
 from harness.runner import AnsibleRunner
 from harness.testhost import TestHost
 
@@ -74,3 +80,110 @@ def test_a_full_disk_takes_nothing_down_and_loses_no_exit_code(full_host):
     assert out.returncode == 0 and 'Traceback' not in out.stderr, (out.stdout, out.stderr)
     assert box.ansible.module('nsbox.runtime.volume', {'name': 'fill', 'state': 'absent'})['_status'] == 'changed'
     assert _free(box) > 40000  # the volume's data went with it
+
+
+# -- SIGKILL of a module at random points (a fixed seed, a bounded count) -------------------------------------------
+SEED = 19
+KILLS_PER_OP = 2
+
+
+@pytest.fixture(scope='module')
+def fault_host(reaper, fixtures):
+    """A test host with a network namespace of its own (bridges), and a loopback registry holding the multilayer image."""
+    host = TestHost('faulthost', netns=True).start()
+    ansible = AnsibleRunner([host])
+    parent = '/nsbox-test-%s' % secrets.token_hex(4)
+    reg = Registry()
+    try:
+        reg.start()
+        images.push(reg, fixtures.ref('multilayer'), 'nsbox/multilayer', 'latest', creds=reg.creds)
+        box = setup(host, ansible, parent, {'busybox': fixtures.docker_archive})
+        box.ref = '%s/nsbox/multilayer:latest' % reg.host
+        yield box
+    finally:
+        reg.stop()
+        left = teardown(host, parent)
+        ansible.close()
+        host.stop()
+    reaper.check()
+    assert left == NOTHING, 'the tests left these behind: %r' % left
+
+
+def _module_pids(host, since):
+    """Module processes of this test host (Ansible's pipelined ``python3``, in its mount namespace) started after ``since``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if os.readlink('/proc/%s/ns/mnt' % entry) != host.mnt_ns:
+                continue
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                argv = f.read().split(b'\0')
+            with open('/proc/%s/stat' % entry) as f:
+                started = int(f.read().rsplit(')', 1)[1].split()[19])
+        except (OSError, ValueError, IndexError):
+            continue
+        if argv[:2] == [b'/usr/bin/python3', b''] and started >= since:
+            found.append(int(entry))
+    return found
+
+
+def _ticks():
+    with open('/proc/uptime') as f:
+        return int(float(f.read().split()[0]) * os.sysconf('SC_CLK_TCK'))
+
+
+def _killed_run(box, task, delay):
+    """``task`` run, and its module SIGKILLed ``delay`` seconds after it starts on the host (if it is still running then)."""
+    since, done = _ticks(), {}
+    worker = threading.Thread(target=lambda: done.update(res=box.ansible.tasks([dict(task, ignore_errors=True)])))
+    worker.start()
+    killed = []
+    deadline = time.monotonic() + 60
+    while worker.is_alive() and not killed and time.monotonic() < deadline:
+        pids = _module_pids(box.host, since)
+        if pids:
+            time.sleep(delay)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        time.sleep(0.005)
+    worker.join()
+    return killed
+
+
+def _ops(box):
+    """(name, tasks that make its precondition, the task to kill, the task that undoes it)."""
+    ctr = {'name': 'fi', 'image': 'busybox', 'command': 'sleep 3600', 'stop_timeout': 0, 'published_ports': ['18090:80'],
+           'networks': ['fi-net']}
+    net = {'nsbox.runtime.network': {'name': 'fi-net', 'subnet': '10.90.0.0/24'}}
+    gone = {'nsbox.runtime.container': {'name': 'fi', 'state': 'absent', 'force_kill': True}}
+    return [
+        ('network create', [], net, {'nsbox.runtime.network': {'name': 'fi-net', 'state': 'absent'}}),
+        ('pull', [], {'nsbox.runtime.image': {'name': box.ref, 'insecure': True}},
+         {'nsbox.runtime.image': {'name': box.ref, 'state': 'absent'}}),
+        ('create', [net], {'nsbox.runtime.container': dict(ctr, state='present')}, gone),
+        ('start', [net, {'nsbox.runtime.container': dict(ctr, state='present')}], {'nsbox.runtime.container': ctr}, gone),
+        ('stop', [net, {'nsbox.runtime.container': ctr}], {'nsbox.runtime.container': dict(ctr, state='stopped')}, gone),
+        ('remove', [net, {'nsbox.runtime.container': ctr}], gone, gone),
+    ]
+
+
+def test_a_module_killed_anywhere_is_repaired_by_the_next_run(fault_host):
+    """Issue 19: kill -9 of a module at random points of pull, create, start, stop, remove and network create; the next
+    run converges, and once undone nothing is left (containers, mounts, supervisors, links, the store's tmp/)."""
+    box = fault_host
+    rng = random.Random(SEED)
+    for name, before, task, undo in _ops(box):
+        for _round in range(KILLS_PER_OP):
+            if before:
+                assert box.ansible.tasks(before).rc == 0, name
+            _killed_run(box, task, rng.uniform(0.0, 1.2))
+            again = box.ansible.tasks([task])
+            assert again.rc == 0, (name, again)
+            assert box.ansible.tasks([undo]).rc == 0, name
+            if name != 'network create':  # its undo removes the network; the container ops leave it for the next round
+                assert box.ansible.tasks([{'nsbox.runtime.network': {'name': 'fi-net', 'state': 'absent'}}]).rc == 0
+            left = teardown(box.host, box.parent, everything=False)
+            assert left == NOTHING, (name, left)
+            assert box.sh('ls -A %s/tmp 2>/dev/null || true' % DATA_ROOT) == '', name
