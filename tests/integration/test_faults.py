@@ -89,15 +89,31 @@ KILLS_PER_OP = 2
 
 @pytest.fixture(scope='module')
 def fault_host(reaper, fixtures):
-    """A test host with a network namespace of its own (bridges), and a loopback registry holding the multilayer image."""
+    """A test host with a network namespace of its own (bridges)."""
     host = TestHost('faulthost', netns=True).start()
+    ansible = AnsibleRunner([host])
+    parent = '/nsbox-test-%s' % secrets.token_hex(4)
+    try:
+        yield setup(host, ansible, parent, {'busybox': fixtures.docker_archive})
+    finally:
+        left = teardown(host, parent)
+        ansible.close()
+        host.stop()
+    reaper.check()
+    assert left == NOTHING, 'the tests left these behind: %r' % left
+
+
+@pytest.fixture(scope='module')
+def pull_host(reaper, fixtures):
+    """A test host in the machine's network namespace (the loopback registry is there), and the registry."""
+    host = TestHost('pullhost').start()
     ansible = AnsibleRunner([host])
     parent = '/nsbox-test-%s' % secrets.token_hex(4)
     reg = Registry()
     try:
         reg.start()
         images.push(reg, fixtures.ref('multilayer'), 'nsbox/multilayer', 'latest', creds=reg.creds)
-        box = setup(host, ansible, parent, {'busybox': fixtures.docker_archive})
+        box = setup(host, ansible, parent, {})
         box.ref = '%s/nsbox/multilayer:latest' % reg.host
         yield box
     finally:
@@ -152,7 +168,7 @@ def _killed_run(box, task, delay):
     return killed
 
 
-def _ops(box):
+def _ops():
     """(name, tasks that make its precondition, the task to kill, the task that undoes it)."""
     ctr = {'name': 'fi', 'image': 'busybox', 'command': 'sleep 3600', 'stop_timeout': 0, 'published_ports': ['18090:80'],
            'networks': ['fi-net']}
@@ -160,8 +176,6 @@ def _ops(box):
     gone = {'nsbox.runtime.container': {'name': 'fi', 'state': 'absent', 'force_kill': True}}
     return [
         ('network create', [], net, {'nsbox.runtime.network': {'name': 'fi-net', 'state': 'absent'}}),
-        ('pull', [], {'nsbox.runtime.image': {'name': box.ref, 'insecure': True}},
-         {'nsbox.runtime.image': {'name': box.ref, 'state': 'absent'}}),
         ('create', [net], {'nsbox.runtime.container': dict(ctr, state='present')}, gone),
         ('start', [net, {'nsbox.runtime.container': dict(ctr, state='present')}], {'nsbox.runtime.container': ctr}, gone),
         ('stop', [net, {'nsbox.runtime.container': ctr}], {'nsbox.runtime.container': dict(ctr, state='stopped')}, gone),
@@ -169,21 +183,29 @@ def _ops(box):
     ]
 
 
+def _kill_rounds(box, rng, name, before, task, undo, after=()):
+    for _round in range(KILLS_PER_OP):
+        if before:
+            assert box.ansible.tasks(before).rc == 0, name
+        _killed_run(box, task, rng.uniform(0.0, 1.2))
+        again = box.ansible.tasks([dict(task, name='op')])
+        assert again.rc == 0, (name, again.task('op'))
+        assert box.ansible.tasks([undo] + list(after)).rc == 0, name
+        left = teardown(box.host, box.parent, everything=False)
+        assert left == NOTHING, (name, left)
+        assert box.sh('ls -A %s/tmp 2>/dev/null || true' % DATA_ROOT) == '', name
+
+
 def test_a_module_killed_anywhere_is_repaired_by_the_next_run(fault_host):
-    """Issue 19: kill -9 of a module at random points of pull, create, start, stop, remove and network create; the next
-    run converges, and once undone nothing is left (containers, mounts, supervisors, links, the store's tmp/)."""
-    box = fault_host
+    """Issue 19: kill -9 of a module at random points of network create, create, start, stop and remove; the next run
+    converges, and once undone nothing is left (containers, mounts, supervisors, links, the store's tmp/)."""
     rng = random.Random(SEED)
-    for name, before, task, undo in _ops(box):
-        for _round in range(KILLS_PER_OP):
-            if before:
-                assert box.ansible.tasks(before).rc == 0, name
-            _killed_run(box, task, rng.uniform(0.0, 1.2))
-            again = box.ansible.tasks([task])
-            assert again.rc == 0, (name, again)
-            assert box.ansible.tasks([undo]).rc == 0, name
-            if name != 'network create':  # its undo removes the network; the container ops leave it for the next round
-                assert box.ansible.tasks([{'nsbox.runtime.network': {'name': 'fi-net', 'state': 'absent'}}]).rc == 0
-            left = teardown(box.host, box.parent, everything=False)
-            assert left == NOTHING, (name, left)
-            assert box.sh('ls -A %s/tmp 2>/dev/null || true' % DATA_ROOT) == '', name
+    for name, before, task, undo in _ops():
+        after = [] if name == 'network create' else [{'nsbox.runtime.network': {'name': 'fi-net', 'state': 'absent'}}]
+        _kill_rounds(fault_host, rng, name, before, task, undo, after)
+
+
+def test_a_pull_killed_anywhere_is_repaired_by_the_next_run(pull_host):
+    rng = random.Random(SEED + 1)
+    _kill_rounds(pull_host, rng, 'pull', [], {'nsbox.runtime.image': {'name': pull_host.ref, 'insecure': True}},
+                 {'nsbox.runtime.image': {'name': pull_host.ref, 'state': 'absent'}})
