@@ -87,30 +87,3 @@ def resolve_driver(configured, mode, booted):
 def default_parent(driver):
     """D4: containers go under ``nsbox.slice`` (systemd) or ``/nsbox`` (cgroupfs)."""
     return 'nsbox.slice' if driver == 'systemd' else '/nsbox'
-
-
-def read_text(path, default=None):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        if default is not None:
-            return default
-        raise CgroupError('read', path, 'no such file (the controller or cgroup is missing)', path=path)
-    except OSError as exc:
-        raise CgroupError.from_oserror('read', path, exc)
-
-
-def write_text(path, value):
-    """Write one value to a cgroup file (one write(2): the kernel parses each write on its own)."""
-    data = str(value).encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CgroupError.from_oserror('open', path, exc)
-    try:
-        os.write(fd, data)
-    except OSError as exc:
-        raise CgroupError('write', '%r to %s' % (data.decode(), path), exc.strerror, path=path, errno=exc.errno)
-    finally:
-        os.close(fd)

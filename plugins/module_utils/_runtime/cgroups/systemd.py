@@ -23,8 +23,7 @@ import subprocess
 import time
 
 from ..errors import CgroupError
-from .layout import read_text
-from .manager import CgroupManager, to_write
+from .manager import CgroupManager, read_text, to_write
 from .resources import ROWS, DeviceRule
 from .v2 import CgroupV2Manager
 

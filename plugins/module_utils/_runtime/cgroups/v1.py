@@ -7,8 +7,8 @@ import os
 import time
 
 from ..errors import CgroupError
-from .layout import V1_CONTROLLERS, read_text, write_text
-from .manager import CgroupManager, make_dirs, read_kv
+from .layout import V1_CONTROLLERS
+from .manager import CgroupManager, make_dirs, read_kv, read_text, write_text
 
 
 class CgroupV1Manager(CgroupManager):

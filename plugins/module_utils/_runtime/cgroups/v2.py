@@ -7,8 +7,7 @@ import os
 import time
 
 from ..errors import CgroupError
-from .layout import read_text, write_text
-from .manager import CgroupManager, make_dirs, read_kv
+from .manager import CgroupManager, make_dirs, read_kv, read_text, write_text
 from .resources import ROWS
 
 

@@ -22,7 +22,8 @@ import os
 import signal
 import socket
 
-from ..cgroups.layout import Layout, read_text, resolve_driver, systemd_booted, write_text
+from ..cgroups.layout import Layout, resolve_driver, systemd_booted
+from ..cgroups.manager import read_text, write_text
 from ..kernel.namespaces import boot_id, process_stamp
 from . import assemble
 from .store import ContainerError, now
