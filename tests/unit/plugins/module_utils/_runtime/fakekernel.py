@@ -1,0 +1,306 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A recording fake of kernel/syscall.py's :class:`Linux` (youki's ``syscall/test.rs``, in Python).
+
+Every kernel operation is recorded as a tuple ``(name, *arguments)`` in :attr:`FakeKernel.calls` and
+answered with a plausible value; nothing reaches the kernel. Paths are recorded as the kernel would see
+them: a ``/proc/self/fd/N`` target is resolved to the file the fd is open on, and a directory given to
+:meth:`FakeKernel.label` (a test's rootfs in a tmp dir) is shown as its label, so a test asserts
+``('mount', None, '<root>/proc', 'proc', flags, None)``.
+
+Errors are injected with :meth:`FakeKernel.fail`: the n-th call of an operation raises what the real one
+raises for that errno (SyscallError for a libc call, OSError for an ``os`` function). The failing call is
+recorded too, so a test sees how far a sequence got and what it undid after.
+
+Mount targets and device nodes live in a real tmp directory the test owns: mkdir, symlinks and empty files
+are plain file work the library does itself; ``mknod`` makes an empty file and remembers the node's type and
+numbers (``fstat`` answers with them), so a check such as "is /dev/null the null device" sees the device.
+Processes: ``fork`` answers with pids from :attr:`FakeKernel.pids` (0: the caller runs the child's branch
+in-process), ``exit_process`` and ``execve`` raise :class:`Exited` / :class:`Execd` (BaseException: they end the
+branch as the real ones end the process), ``waitpid`` answers with :attr:`FakeKernel.statuses`.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import stat
+import types
+
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import SyscallError
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import syscall
+
+
+class Exited(BaseException):
+    """``exit_process(code)`` in the fake: the branch ends here, as the real process would."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+class Execd(BaseException):
+    """``execve`` in the fake: the process would now be the command."""
+
+    def __init__(self, path, args, env):
+        super().__init__(path)
+        self.path, self.args, self.env = path, list(args), dict(env)
+
+
+def os_level():
+    """The names of :class:`Linux`'s operations that are ``os`` functions (they raise OSError, not SyscallError)."""
+    return {name for name, value in vars(syscall.Linux).items() if isinstance(value, types.BuiltinFunctionType)}
+
+
+def operations():
+    """Every public operation of the real kernel object."""
+    return {name for name in dir(syscall.Linux) if not name.startswith('_')}
+
+
+_FAKE_FD = 10000  # fds the fake hands out for files it opens itself (/proc settings, id maps)
+
+
+class FakeKernel:  # pylint: disable=too-many-public-methods
+    """Records; see the module docstring."""
+
+    def __init__(self, pids=None, capabilities=None, fs_types=None, mount_flags=None, has_syscalls=True):
+        self.calls = []
+        self.pids = list(pids) if pids is not None else []
+        self.statuses = {}
+        self.capabilities = capabilities or ((1 << 41) - 1, (1 << 41) - 1, 0)
+        self.fs_types = {'/sys/fs/cgroup': 'cgroup2'} if fs_types is None else dict(fs_types)
+        self.mount_flags = mount_flags or {}
+        self.has_syscalls = has_syscalls
+        self.nodes = {}      # path -> (S_IF* | mode, rdev) made by mknod
+        self.files = {}      # fake fd -> path, for files opened through the fake
+        self.written = {}    # path -> [data, ...]
+        self.cwd = '/'
+        self._labels = []
+        self._failures = {}  # (name, nth) -> errno
+        self._counts = {}
+        self._next_pid = 4000
+        self._next_fd = _FAKE_FD
+
+    # -- the test's side -----------------------------------------------------------------------
+    def label(self, path, name):
+        """Show ``path`` (and what is below it) as ``name`` in the record."""
+        self._labels.append((os.path.realpath(path), name))
+        self._labels.sort(key=lambda item: -len(item[0]))
+
+    def fail(self, name, err, nth=1):
+        """The ``nth`` call of ``name`` raises the error ``err`` (an errno)."""
+        self._failures[(name, nth)] = err
+
+    def names(self):
+        return [call[0] for call in self.calls]
+
+    def only(self, *names):
+        """The record of the given operations only, in order."""
+        return [call for call in self.calls if call[0] in names]
+
+    def shown(self, value):
+        if isinstance(value, str):
+            if value.startswith('/proc/self/fd/'):
+                try:
+                    value = os.readlink(value)
+                except OSError:
+                    pass
+            for path, name in self._labels:
+                if value == path or value.startswith(path + '/'):
+                    return name + value[len(path):]
+        return value
+
+    def fd_path(self, fd):
+        if fd in self.files:
+            return self.shown(self.files[fd])
+        try:
+            return self.shown(os.readlink('/proc/self/fd/%d' % fd))
+        except OSError:
+            return fd
+
+    def _record(self, name, *args):
+        self.calls.append((name,) + tuple(self.shown(a) for a in args))
+        self._counts[name] = self._counts.get(name, 0) + 1
+        err = self._failures.pop((name, self._counts[name]), None)
+        if err is not None:
+            if name in os_level():
+                raise OSError(err, os.strerror(err))
+            path = args[1] if name == 'mount' else (args[0] if args and isinstance(args[0], str) else None)
+            raise SyscallError(name, 'fake %s' % name, os.strerror(err), path=path, errno=err)
+
+    # -- processes -----------------------------------------------------------------------------
+    def fork(self):
+        pid = self.pids.pop(0) if self.pids else self._new_pid()
+        self._record('fork')
+        return pid
+
+    def _new_pid(self):
+        self._next_pid += 1
+        return self._next_pid
+
+    def exit_process(self, code):
+        self._record('exit_process', code)
+        raise Exited(code)
+
+    def waitpid(self, pid, options):
+        self._record('waitpid', pid, options)
+        return pid, self.statuses.get(pid, 0)
+
+    def kill(self, pid, sig):
+        self._record('kill', pid, sig)
+
+    def execve(self, path, args, env):
+        self._record('execve', path, list(args))
+        raise Execd(path, args, env)
+
+    def setsid(self):
+        self._record('setsid')
+        return 1
+
+    # -- the process's root, cwd, stdio and identity -------------------------------------------
+    def chdir(self, path):
+        self._record('chdir', path)
+        self.cwd = path if isinstance(path, str) else self.cwd
+
+    def dup2(self, fd, fd2, inheritable=True):
+        self._record('dup2', fd, fd2)
+        return fd2
+
+    def setgroups(self, groups):
+        self._record('setgroups', list(groups))
+
+    def setresgid(self, rgid, egid, sgid):
+        self._record('setresgid', rgid, egid, sgid)
+
+    def setresuid(self, ruid, euid, suid):
+        self._record('setresuid', ruid, euid, suid)
+
+    def sethostname(self, name):
+        self._record('sethostname', name)
+
+    def umask(self, mask):
+        self._record('umask', mask)
+        return 0o022
+
+    # -- files the kernel reads as settings, device nodes --------------------------------------
+    def open(self, path, flags, mode=0o777, *, dir_fd=None):  # pylint: disable=unused-argument
+        self._record('open', path)
+        self._next_fd += 1
+        self.files[self._next_fd] = path
+        return self._next_fd
+
+    def write(self, fd, data):
+        self._record('write', self.fd_path(fd), bytes(data))
+        self.written.setdefault(self.files.get(fd, fd), []).append(bytes(data))
+        return len(data)
+
+    def close(self, fd):
+        if fd in self.files:
+            self._record('close', self.fd_path(fd))
+            del self.files[fd]
+        else:
+            os.close(fd)
+
+    def mknod(self, path, mode=0o600, device=0):
+        self._record('mknod', path, mode, device)
+        with open(path, 'x'):
+            pass
+        self.nodes[os.path.realpath(path)] = (mode, device)
+
+    def lchown(self, path, uid, gid):
+        self._record('lchown', path, uid, gid)
+
+    def fstat(self, fd):
+        st = os.fstat(fd)
+        node = self.nodes.get(os.readlink('/proc/self/fd/%d' % fd))
+        if node is None:
+            return st
+        return types.SimpleNamespace(st_mode=node[0], st_rdev=node[1], st_uid=st.st_uid, st_gid=st.st_gid, st_ino=st.st_ino, st_dev=st.st_dev)
+
+    def statvfs(self, path):
+        return types.SimpleNamespace(f_flag=self.mount_flags.get(self.shown(path), 0))
+
+    # -- libc calls ----------------------------------------------------------------------------
+    def statfs_type(self, path):
+        return self.fs_types.get(path, 'ext4')
+
+    def kernel_has_syscall(self, name):
+        return self.has_syscalls is True or name in self.has_syscalls
+
+    def mount(self, source, target, fstype, flags=0, data=None):
+        self._record('mount', source, target, fstype, flags, data)
+        if flags & syscall.MS_BIND and source and not flags & syscall.MS_REMOUNT:  # a bound device node is seen at the target
+            node = self.nodes.get(os.path.realpath(source))
+            if node is None and os.path.exists(source) and stat.S_ISCHR(os.stat(source).st_mode):
+                node = (os.stat(source).st_mode, os.stat(source).st_rdev)
+            if node is not None:
+                self.nodes[os.path.realpath(target)] = node
+
+    def umount(self, target, flags=0):
+        self._record('umount', target, flags)
+
+    def openat2(self, dirfd, path, flags, resolve, mode=0):
+        """Opens for real (the tree is the test's tmp dir): the library goes on working on the fd."""
+        self._record('openat2', path, resolve)
+        try:
+            return os.open(path, flags, mode, dir_fd=dirfd)
+        except OSError as exc:
+            raise SyscallError('open', path, exc.strerror, path=path, errno=exc.errno) from None
+
+    def bpf(self, cmd, attr, what):
+        self._record('bpf', cmd, what)
+        return 0
+
+    def unshare(self, flags):
+        self._record('unshare', flags)
+
+    def setns(self, fd, nstype=0, what='a namespace'):  # pylint: disable=unused-argument
+        self._record('setns', self.fd_path(fd), nstype)
+
+    def mnt_ns_id(self, fd):
+        self._record('mnt_ns_id', self.fd_path(fd))
+        return None
+
+    def pivot_root(self, new_root, put_old):
+        self._record('pivot_root', new_root, put_old)
+
+    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0, what='a process attribute'):  # pylint: disable=unused-argument
+        self._record('prctl', option, arg2)
+        return 0
+
+    def capget(self):
+        self._record('capget')
+        return self.capabilities
+
+    def capset(self, effective, permitted, inheritable):
+        self._record('capset', effective, permitted, inheritable)
+
+    def link_up(self, name):
+        self._record('link_up', name)
+
+    def open_pty(self, ptmx='/dev/ptmx'):
+        self._record('open_pty', ptmx)
+        return os.openpty()
+
+    def open_tree_clone(self, path, recursive=True):
+        self._record('open_tree_clone', path, recursive)
+        self._next_fd += 1
+        self.files[self._next_fd] = 'clone of ' + path
+        return self._next_fd
+
+    def mount_setattr_idmap(self, fd, userns_fd, recursive=True, what='a mount'):  # pylint: disable=unused-argument
+        self._record('mount_setattr_idmap', self.fd_path(fd), self.fd_path(userns_fd), recursive)
+
+    def move_mount_fd(self, fd, target):
+        self._record('move_mount_fd', self.fd_path(fd), target)
+
+
+def same_shape():
+    """Operations of the real object the fake lacks, and signatures that differ (a test asserts both empty)."""
+    missing = sorted(operations() - set(dir(FakeKernel)))
+    differ = []
+    for name in sorted(operations() - os_level()):
+        real, fake = inspect.signature(getattr(syscall.Linux, name)), inspect.signature(getattr(FakeKernel, name))
+        if list(real.parameters) != list(fake.parameters):
+            differ.append(name)
+    return missing, differ
+
