@@ -25,6 +25,7 @@ import errno as _errno
 import fcntl
 import os
 import platform
+import signal
 import socket
 import stat
 import struct
@@ -171,6 +172,8 @@ class Linux:
     exit_process = os._exit  # pylint: disable=protected-access
     waitpid = os.waitpid
     kill = os.kill
+    pidfd_open = os.pidfd_open
+    pidfd_send_signal = signal.pidfd_send_signal
     execve = os.execve
     setsid = os.setsid
 

@@ -15,14 +15,29 @@ recorded too, so a test sees how far a sequence got and what it undid after.
 Mount targets and device nodes live in a real tmp directory the test owns: mkdir, symlinks and empty files
 are plain file work the library does itself; ``mknod`` makes an empty file and remembers the node's type and
 numbers (``fstat`` answers with them), so a check such as "is /dev/null the null device" sees the device.
-Processes: ``fork`` answers with pids from :attr:`FakeKernel.pids` (0: the caller runs the child's branch
-in-process), ``exit_process`` and ``execve`` raise :class:`Exited` / :class:`Execd` (BaseException: they end the
-branch as the real ones end the process), ``waitpid`` answers with :attr:`FakeKernel.statuses`.
+Processes, two ways. By default ``fork`` answers with pids from :attr:`FakeKernel.pids` (0: the caller runs the
+child's branch in-process), ``exit_process`` and ``execve`` raise :class:`Exited` / :class:`Execd` (BaseException:
+they end the branch as the real ones end the process), ``waitpid`` answers with :attr:`FakeKernel.statuses`.
+With ``real_fork=True`` ``fork`` forks for real, so a handshake over pipes and sockets runs as it does in production
+while every kernel call stays recorded: each process has a role (``caller``, its first child ``caller/1``, that
+one's first child ``caller/1/1``), and a child writes its record to the fake's directory when it ends
+(``exit_process``, or ``execve``, which ends it with :attr:`FakeKernel.exit_codes` of the program). Read a child's
+record with :meth:`FakeKernel.record_of`; ``kill`` and ``waitpid`` show a child's pid as its role.
+
+The mount table: with ``mountinfo=PATH`` the fake keeps a /proc/self/mountinfo of its own there (a line per mount,
+the last one off per unmount), so code that reads the table back (by a path parameter) sees what it mounted: a bind
+of ``/proc/<pid>/ns/<type>`` is an nsfs mount of that type, as the kernel shows it.
 """
 from __future__ import annotations
 
+import errno
 import inspect
 import os
+import pickle
+import re
+import shutil
+import tempfile
+import time
 import stat
 import types
 
@@ -62,8 +77,16 @@ _FAKE_FD = 10000  # fds the fake hands out for files it opens itself (/proc sett
 class FakeKernel:  # pylint: disable=too-many-public-methods
     """Records; see the module docstring."""
 
-    def __init__(self, pids=None, capabilities=None, fs_types=None, mount_flags=None, has_syscalls=True):
+    def __init__(self, pids=None, capabilities=None, fs_types=None, mount_flags=None, has_syscalls=True, real_fork=False,
+                 mountinfo=None):
         self.calls = []
+        self.mountinfo = mountinfo
+        if mountinfo and not os.path.exists(mountinfo):
+            with open(mountinfo, 'w') as f:
+                f.write('1 0 0:1 / / rw shared:1 - ext4 /dev/root rw\n')
+        self.role, self.real_fork, self.exit_codes = 'caller', real_fork, {}
+        self.dir = tempfile.mkdtemp(prefix='fakekernel-') if real_fork else None
+        self._forks = 0
         self.pids = list(pids) if pids is not None else []
         self.statuses = {}
         self.capabilities = capabilities or ((1 << 41) - 1, (1 << 41) - 1, 0)
@@ -86,9 +109,39 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
         self._labels.append((os.path.realpath(path), name))
         self._labels.sort(key=lambda item: -len(item[0]))
 
-    def fail(self, name, err, nth=1):
-        """The ``nth`` call of ``name`` raises the error ``err`` (an errno)."""
-        self._failures[(name, nth)] = err
+    def fail(self, name, err, nth=1, role='caller'):
+        """The ``nth`` call of ``name`` (in the process of ``role``) raises the error ``err`` (an errno)."""
+        self._failures[(role, name, nth)] = err
+
+    def record_of(self, role, timeout=10.0):
+        """The calls the (real) child ``role`` made, once it has ended."""
+        path = os.path.join(self.dir, role.replace('/', '_') + '.calls')
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise AssertionError('no record of %s: it has not ended' % role)
+            time.sleep(0.01)
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+
+    def role_of(self, pid):
+        try:
+            with open(os.path.join(self.dir, 'pid-%d' % pid)) as f:
+                return f.read()
+        except (OSError, TypeError):
+            return pid
+
+    def cleanup(self):
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _end(self, code):
+        """A real child ends: its record to the directory, then the process."""
+        path = os.path.join(self.dir, self.role.replace('/', '_') + '.calls')
+        with open(path + '.tmp', 'wb') as f:
+            pickle.dump(self.calls, f)
+        os.rename(path + '.tmp', path)
+        os._exit(code)  # pylint: disable=protected-access
 
     def names(self):
         return [call[0] for call in self.calls]
@@ -98,6 +151,9 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
         return [call for call in self.calls if call[0] in names]
 
     def shown(self, value):
+        if isinstance(value, str) and self.real_fork:
+            value = re.sub(r'^/proc/(\d+)/', lambda m: '/proc/<%s>/' % self.role_of(int(m.group(1))) if isinstance(self.role_of(int(m.group(1))), str)
+                           else m.group(0), value)
         if isinstance(value, str):
             if value.startswith('/proc/self/fd/'):
                 try:
@@ -120,7 +176,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
     def _record(self, name, *args):
         self.calls.append((name,) + tuple(self.shown(a) for a in args))
         self._counts[name] = self._counts.get(name, 0) + 1
-        err = self._failures.pop((name, self._counts[name]), None)
+        err = self._failures.pop((self.role, name, self._counts[name]), None)
         if err is not None:
             if name in os_level():
                 raise OSError(err, os.strerror(err))
@@ -129,8 +185,18 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     # -- processes -----------------------------------------------------------------------------
     def fork(self):
-        pid = self.pids.pop(0) if self.pids else self._new_pid()
         self._record('fork')
+        if not self.real_fork:
+            return self.pids.pop(0) if self.pids else self._new_pid()
+        self._forks += 1
+        role = '%s/%d' % (self.role, self._forks)
+        pid = os.fork()
+        if pid == 0:
+            self.role, self.calls, self._counts, self._forks = role, [], {}, 0
+        else:  # known to this process now, and to any other that learns the pid from it later
+            with open(os.path.join(self.dir, '.pid-%d' % pid), 'w') as f:
+                f.write(role)
+            os.rename(os.path.join(self.dir, '.pid-%d' % pid), os.path.join(self.dir, 'pid-%d' % pid))
         return pid
 
     def _new_pid(self):
@@ -139,17 +205,33 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def exit_process(self, code):
         self._record('exit_process', code)
+        if self.real_fork and self.role != 'caller':
+            self._end(code)
         raise Exited(code)
 
     def waitpid(self, pid, options):
-        self._record('waitpid', pid, options)
+        self._record('waitpid', self.role_of(pid) if self.real_fork else pid, options)
+        if self.real_fork:
+            return os.waitpid(pid, options)
         return pid, self.statuses.get(pid, 0)
 
     def kill(self, pid, sig):
-        self._record('kill', pid, sig)
+        self._record('kill', self.role_of(pid) if self.real_fork else pid, sig)
+
+    def pidfd_open(self, pid, flags=0):
+        """A readable fd (a pipe's read end at EOF): the process "has ended" once signalled."""
+        self._record('pidfd_open', self.role_of(pid) if self.real_fork else pid)
+        read_end, write_end = os.pipe()
+        os.close(write_end)
+        return read_end
+
+    def pidfd_send_signal(self, pidfd, sig, siginfo=None, flags=0):  # pylint: disable=unused-argument
+        self._record('pidfd_send_signal', sig)
 
     def execve(self, path, args, env):
         self._record('execve', path, list(args))
+        if self.real_fork and self.role != 'caller':
+            self._end(self.exit_codes.get(path, 0))
         raise Execd(path, args, env)
 
     def setsid(self):
@@ -228,6 +310,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def mount(self, source, target, fstype, flags=0, data=None):
         self._record('mount', source, target, fstype, flags, data)
+        self._table_add(source, target, fstype, flags)
         if flags & syscall.MS_BIND and source and not flags & syscall.MS_REMOUNT:  # a bound device node is seen at the target
             node = self.nodes.get(os.path.realpath(source))
             if node is None and os.path.exists(source) and stat.S_ISCHR(os.stat(source).st_mode):
@@ -237,6 +320,36 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def umount(self, target, flags=0):
         self._record('umount', target, flags)
+        if self.mountinfo:
+            with open(self.mountinfo) as f:
+                lines = f.read().splitlines()
+            at = [i for i, line in enumerate(lines) if line.split(' ')[4] == os.path.realpath(target)]
+            if not at:
+                raise SyscallError('unmount', target, os.strerror(errno.EINVAL), path=target, errno=errno.EINVAL)
+            del lines[at[-1]]
+            with open(self.mountinfo, 'w') as f:
+                f.write(''.join(line + '\n' for line in lines))
+
+    def _table_add(self, source, target, fstype, flags):
+        if not self.mountinfo or flags & syscall.MS_REMOUNT:
+            return
+        point = os.path.realpath(os.readlink(target) if target.startswith('/proc/self/fd/') else target)
+        with open(self.mountinfo) as f:
+            lines = f.read().splitlines()
+        if not flags & syscall.MS_BIND and not fstype:  # a propagation change
+            for i, line in enumerate(lines):
+                if line.split(' ')[4] == point:
+                    fields = line.split(' ')
+                    shared = 'shared:9' if flags & syscall.MS_SHARED else ('master:9' if flags & syscall.MS_SLAVE else '')
+                    lines[i] = ' '.join(fields[:6] + ([shared] if shared else []) + fields[fields.index('-'):])
+        else:
+            root, kind = '/', fstype or 'none'
+            ns = re.match(r'^/proc/[^/]+/ns/([a-z_]+)$', source or '')
+            if ns:
+                root, kind = '%s:[%d]' % (ns.group(1).replace('_for_children', ''), os.stat(target).st_ino), 'nsfs'
+            lines.append('%d 1 0:%d %s %s rw - %s %s rw' % (len(lines) + 100, len(lines) + 100, root, point, kind, source or 'none'))
+        with open(self.mountinfo, 'w') as f:
+            f.write(''.join(line + '\n' for line in lines))
 
     def openat2(self, dirfd, path, flags, resolve, mode=0):
         """Opens for real (the tree is the test's tmp dir): the library goes on working on the fd."""
