@@ -167,6 +167,8 @@ class Linux:
     recording fake of the same shape instead. Kernel operations that ``os`` wraps already are the ``os`` functions
     themselves (a builtin is no descriptor: ``LINUX.fork is os.fork``), so they cost nothing over calling ``os``."""
 
+    mountinfo = '/proc/self/mountinfo'  # where the kernel shows this process's mount table
+
     # -- processes
     fork = os.fork
     exit_process = os._exit  # pylint: disable=protected-access

@@ -30,12 +30,14 @@ of ``/proc/<pid>/ns/<type>`` is an nsfs mount of that type, as the kernel shows 
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import inspect
 import os
 import pickle
 import re
 import shutil
+import struct
 import tempfile
 import time
 import stat
@@ -77,14 +79,17 @@ _FAKE_FD = 10000  # fds the fake hands out for files it opens itself (/proc sett
 class FakeKernel:  # pylint: disable=too-many-public-methods
     """Records; see the module docstring."""
 
+    mountinfo = None  # a path: the fake's own mount table (see the module docstring)
+
     def __init__(self, pids=None, capabilities=None, fs_types=None, mount_flags=None, has_syscalls=True, real_fork=False,
                  mountinfo=None):
         self.calls = []
-        self.mountinfo = mountinfo
+        if mountinfo:
+            self.mountinfo = mountinfo
         if mountinfo and not os.path.exists(mountinfo):
             with open(mountinfo, 'w') as f:
                 f.write('1 0 0:1 / / rw shared:1 - ext4 /dev/root rw\n')
-        self.role, self.real_fork, self.exit_codes = 'caller', real_fork, {}
+        self.role, self.real_fork, self.exit_codes, self.programs = 'caller', real_fork, {}, {}
         self.dir = tempfile.mkdtemp(prefix='fakekernel-') if real_fork else None
         self._forks = 0
         self.pids = list(pids) if pids is not None else []
@@ -102,6 +107,8 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
         self._counts = {}
         self._next_pid = 4000
         self._next_fd = _FAKE_FD
+        self.bpf_attached = {}
+        self._bpf_asked = None
 
     # -- the test's side -----------------------------------------------------------------------
     def label(self, path, name):
@@ -231,7 +238,9 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
     def execve(self, path, args, env):
         self._record('execve', path, list(args))
         if self.real_fork and self.role != 'caller':
-            self._end(self.exit_codes.get(path, 0))
+            program = self.programs.get(path)
+            code = program(list(args), dict(env)) if program else None
+            self._end(self.exit_codes.get(path, 0) if code is None else code)
         raise Execd(path, args, env)
 
     def setsid(self):
@@ -245,6 +254,8 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def dup2(self, fd, fd2, inheritable=True):
         self._record('dup2', fd, fd2)
+        if self.real_fork and self.role != 'caller':  # a real child's own fds: done, as the rest of its code expects
+            return os.dup2(fd, fd2, inheritable)
         return fd2
 
     def setgroups(self, groups):
@@ -310,7 +321,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def mount(self, source, target, fstype, flags=0, data=None):
         self._record('mount', source, target, fstype, flags, data)
-        self._table_add(source, target, fstype, flags)
+        self._table_add(source, target, fstype, flags, data)
         if flags & syscall.MS_BIND and source and not flags & syscall.MS_REMOUNT:  # a bound device node is seen at the target
             node = self.nodes.get(os.path.realpath(source))
             if node is None and os.path.exists(source) and stat.S_ISCHR(os.stat(source).st_mode):
@@ -330,7 +341,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
             with open(self.mountinfo, 'w') as f:
                 f.write(''.join(line + '\n' for line in lines))
 
-    def _table_add(self, source, target, fstype, flags):
+    def _table_add(self, source, target, fstype, flags, data=None):
         if not self.mountinfo or flags & syscall.MS_REMOUNT:
             return
         point = os.path.realpath(os.readlink(target) if target.startswith('/proc/self/fd/') else target)
@@ -347,7 +358,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
             ns = re.match(r'^/proc/[^/]+/ns/([a-z_]+)$', source or '')
             if ns:
                 root, kind = '%s:[%d]' % (ns.group(1).replace('_for_children', ''), os.stat(target).st_ino), 'nsfs'
-            lines.append('%d 1 0:%d %s %s rw - %s %s rw' % (len(lines) + 100, len(lines) + 100, root, point, kind, source or 'none'))
+            lines.append('%d 1 0:%d %s %s rw - %s %s %s' % (len(lines) + 100, len(lines) + 100, root, point, kind, source or 'none', data or 'rw'))
         with open(self.mountinfo, 'w') as f:
             f.write(''.join(line + '\n' for line in lines))
 
@@ -360,7 +371,20 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
             raise SyscallError('open', path, exc.strerror, path=path, errno=exc.errno) from None
 
     def bpf(self, cmd, attr, what):
+        """PROG_LOAD and GET_FD_BY_ID answer with an fd (of /dev/null: the caller closes it); PROG_QUERY and
+        OBJ_GET_INFO_BY_FD with the programs of :attr:`bpf_attached` ({id: name})."""
         self._record('bpf', cmd, what)
+        if cmd == 13:
+            self._bpf_asked = struct.unpack_from('<I', attr, 0)[0]
+        if cmd in (5, 13):  # BPF_PROG_LOAD, BPF_PROG_GET_FD_BY_ID
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        if cmd == 16:  # BPF_PROG_QUERY: the ids at the address in the attr, their count after it
+            ids = sorted(self.bpf_attached)
+            ctypes.memmove(struct.unpack_from('<Q', attr, 16)[0], struct.pack('<%dI' % len(ids), *ids), 4 * len(ids))
+            struct.pack_into('<I', attr, 24, len(ids))
+        elif cmd == 15:  # BPF_OBJ_GET_INFO_BY_FD: the name at offset 64 of the info buffer
+            name = self.bpf_attached.get(self._bpf_asked, '').encode()
+            ctypes.memmove(struct.unpack_from('<Q', attr, 8)[0] + 64, name, len(name))
         return 0
 
     def unshare(self, flags):
@@ -411,7 +435,7 @@ def same_shape():
     """Operations of the real object the fake lacks, and signatures that differ (a test asserts both empty)."""
     missing = sorted(operations() - set(dir(FakeKernel)))
     differ = []
-    for name in sorted(operations() - os_level()):
+    for name in sorted(n for n in operations() - os_level() if callable(getattr(syscall.Linux, n))):
         real, fake = inspect.signature(getattr(syscall.Linux, name)), inspect.signature(getattr(FakeKernel, name))
         if list(real.parameters) != list(fake.parameters):
             differ.append(name)
