@@ -209,7 +209,10 @@ def _read_line(sock, timeout):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([sock], [], [], left)[0]:
             raise ContainerError('start', 'a container', 'its supervisor did not answer within %ds' % timeout)
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # it ended with our config line unread: no answer, as an EOF
+            break
         if not chunk:
             break
         buf += chunk
