@@ -21,8 +21,10 @@ they end the branch as the real ones end the process), ``waitpid`` answers with 
 With ``real_fork=True`` ``fork`` forks for real, so a handshake over pipes and sockets runs as it does in production
 while every kernel call stays recorded: each process has a role (``caller``, its first child ``caller/1``, that
 one's first child ``caller/1/1``), and a child writes its record to the fake's directory when it ends
-(``exit_process``, or ``execve``, which ends it with :attr:`FakeKernel.exit_codes` of the program). Read a child's
-record with :meth:`FakeKernel.record_of`; ``kill`` and ``waitpid`` show a child's pid as its role.
+(``exit_process``, or ``execve``, which ends it with :attr:`FakeKernel.exit_codes` of the program, after running
+:attr:`FakeKernel.programs` of it: a stand-in for the program, such as a supervisor answering on its socket). A real
+child's ``dup2`` is made for real (its own fds, as the rest of its code expects). Read a child's record with
+:meth:`FakeKernel.record_of`; ``kill`` and ``waitpid`` show a child's pid as its role, and so do /proc/<pid>/ paths.
 
 The mount table: with ``mountinfo=PATH`` the fake keeps a /proc/self/mountinfo of its own there (a line per mount,
 the last one off per unmount), so code that reads the table back (by a path parameter) sees what it mounted: a bind
@@ -335,9 +337,8 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
             with open(self.mountinfo) as f:
                 lines = f.read().splitlines()
             at = [i for i, line in enumerate(lines) if line.split(' ')[4] == os.path.realpath(target)]
-            if not at:
-                raise SyscallError('unmount', target, os.strerror(errno.EINVAL), path=target, errno=errno.EINVAL)
-            del lines[at[-1]]
+            if at:  # else a mount the table does not model (the old root after pivot_root)
+                del lines[at[-1]]
             with open(self.mountinfo, 'w') as f:
                 f.write(''.join(line + '\n' for line in lines))
 
@@ -389,6 +390,10 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def unshare(self, flags):
         self._record('unshare', flags)
+        if flags & syscall.CLONE_NEWNS and self.mountinfo and self.real_fork and self.role != 'caller':
+            private = os.path.join(self.dir, 'mountinfo-' + self.role.replace('/', '_'))  # a new namespace: a copy of the table
+            shutil.copyfile(self.mountinfo, private)
+            self.mountinfo = private
 
     def setns(self, fd, nstype=0, what='a namespace'):  # pylint: disable=unused-argument
         self._record('setns', self.fd_path(fd), nstype)
@@ -440,4 +445,3 @@ def same_shape():
         if list(real.parameters) != list(fake.parameters):
             differ.append(name)
     return missing, differ
-
