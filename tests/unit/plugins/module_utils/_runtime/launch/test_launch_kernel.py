@@ -5,6 +5,7 @@ sequence of calls, through the recording fake (fakekernel.py). The rootfs is a t
 there for real, the mounts only recorded."""
 from __future__ import annotations
 
+import ast
 import errno
 import os
 import stat
@@ -196,3 +197,18 @@ def test_caps_apply_stops_when_a_drop_fails():
         caps.apply(caps.DEFAULT, 0, kernel)
     assert info.value.errno == errno.EPERM
     assert kernel.names()[-1] == 'prctl' and 'capset' not in kernel.names()[2:]  # the final sets were never applied
+
+
+def test_the_library_calls_the_kernel_through_the_object():
+    """The module-level names are the real object's bound methods; library code reads only the ones whose callers
+    take no kernel yet (host facts and cgroup layout detection: statfs, the syscall probe; the CLI's terminal)."""
+    lib = os.path.dirname(os.path.dirname(syscall.__file__))
+    read = set()
+    for dirpath, _dirs, files in os.walk(lib):
+        for name in files:
+            if name.endswith('.py') and name != 'syscall.py':
+                with open(os.path.join(dirpath, name)) as f:
+                    tree = ast.parse(f.read())
+                read.update(node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                            and node.value.id == 'syscall' and node.attr[:1].islower())
+    assert read == {'statfs_type', 'kernel_has_syscall', 'open_pty'}
