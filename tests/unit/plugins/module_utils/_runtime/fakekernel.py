@@ -33,7 +33,7 @@ of ``/proc/<pid>/ns/<type>`` is an nsfs mount of that type, as the kernel shows 
 from __future__ import annotations
 
 import ctypes
-import errno
+import fcntl
 import inspect
 import os
 import pickle
@@ -240,6 +240,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
     def execve(self, path, args, env):
         self._record('execve', path, list(args))
         if self.real_fork and self.role != 'caller':
+            _close_on_exec()  # as the real exec: what is O_CLOEXEC (pipes, locks, sockets of the caller) is gone
             program = self.programs.get(path)
             code = program(list(args), dict(env)) if program else None
             self._end(self.exit_codes.get(path, 0) if code is None else code)
@@ -391,7 +392,7 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
     def unshare(self, flags):
         self._record('unshare', flags)
         if flags & syscall.CLONE_NEWNS and self.mountinfo and self.real_fork and self.role != 'caller':
-            private = os.path.join(self.dir, 'mountinfo-' + self.role.replace('/', '_'))  # a new namespace: a copy of the table
+            private = os.path.join(self.dir, 'mountinfo-%s-%d' % (self.role.replace('/', '_'), self._counts['unshare']))  # a copy
             shutil.copyfile(self.mountinfo, private)
             self.mountinfo = private
 
@@ -434,6 +435,15 @@ class FakeKernel:  # pylint: disable=too-many-public-methods
 
     def move_mount_fd(self, fd, target):
         self._record('move_mount_fd', self.fd_path(fd), target)
+
+
+def _close_on_exec():
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            if fcntl.fcntl(int(name), fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.close(int(name))
+        except OSError:
+            pass
 
 
 def same_shape():

@@ -71,8 +71,8 @@ def host(tmp_path, monkeypatch):
     cgroup = FakeCgroup()
     monkeypatch.setattr(assemble, 'cgroup_of', lambda cfg, container: cgroup)
     store = cstore.ContainerStore(cfg)
-    config = options.resolve('web', options.check({'command': 'sleep 1', 'network_mode': 'none', 'security_opt': ['seccomp=unconfined'],
-                                                    'hostname': 'web'}), IMAGE, {})
+    wanted = {'command': 'sleep 1', 'network_mode': 'none', 'security_opt': ['seccomp=unconfined'], 'hostname': 'web'}
+    config = options.resolve('web', options.check(wanted), IMAGE, {})
     with store.lock():
         container = store.create(config)
     kernel.label(container.rootfs, '<rootfs>')
@@ -105,8 +105,9 @@ def test_launch_mounts_the_rootfs_then_starts_the_init_in_its_cgroup(host, stdio
     assert [c[1:3] for c in etc] == [(container.path('hostname'), '<rootfs>/etc/hostname'), (None, '<rootfs>/etc/hostname'),
                                      (container.path('hosts'), '<rootfs>/etc/hosts'), (None, '<rootfs>/etc/hosts'),
                                      (container.path('resolv.conf'), '<rootfs>/etc/resolv.conf'), (None, '<rootfs>/etc/resolv.conf')]
-    assert init[init.index(('pivot_root', '.', '.')) - 1:][:5] == [('chdir', '<rootfs>'), ('pivot_root', '.', '.'), ('umount', '.', syscall.MNT_DETACH),
-                                                                    ('chdir', '/'), ('sethostname', 'web')]
+    at = init.index(('pivot_root', '.', '.'))
+    assert init[at - 1:at + 4] == [('chdir', '<rootfs>'), ('pivot_root', '.', '.'), ('umount', '.', syscall.MNT_DETACH), ('chdir', '/'),
+                                   ('sethostname', 'web')]
     assert init[-1] == ('execve', '/usr/bin/sleep' if os.path.exists('/usr/bin/sleep') else '/bin/sleep', ['sleep', '1'])
     kernel.calls.clear()
     assemble.teardown(cfg, container, cgroup)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
+import sys
 
 import pytest
 
@@ -181,3 +183,44 @@ def test_store_create_in_an_owning_user_namespace(store, kernel):
         ('setns', '<tmp>/state/ns/web/user', syscall.CLONE_NEWUSER),
         ('unshare', syscall.CLONE_NEWNS | syscall.CLONE_NEWNET),
         ('exit_process', 0)]
+
+
+def test_store_create_with_a_pid_namespace_starts_and_commits_its_holder(tmp_path, kernel, monkeypatch):
+    """The double fork: the creator forks the holder, which execs the installed library and says READY; the pid
+    namespace is persisted from the holder (its pid 1), then the holder is told COMMIT. Removing kills it (pidfd)."""
+    lib = tmp_path / 'lib'
+    lib.mkdir()
+    (lib / '__main__.py').write_text('')
+    store = named_store.NamespaceStore(str(tmp_path / 'state'), mountinfo_path=kernel.mountinfo, library=str(lib), kernel=kernel)
+    gate_r, gate_w = os.pipe()
+    os.set_inheritable(gate_r, True)  # the holder's program gets it across its exec
+
+    def holder(argv, env):  # gate_w is O_CLOEXEC: gone at the (fake) exec, so closing it here lets the holder end
+        sock = socket.socket(fileno=int(argv[argv.index('--sync-fd') + 1]))
+        sock.sendall(named_store.HOLDER_READY)
+        assert sock.recv(1) == named_store.HOLDER_COMMIT
+        os.read(gate_r, 1)  # alive until the test lets it go
+        return 0
+    kernel.programs[sys.executable] = holder
+    try:
+        with store.lock():
+            store.create('web', ['pid'])
+        argv = [sys.executable, '-I', '-B', str(lib), 'ns-hold', 'web', '--sync-fd']
+        assert kernel.record_of('caller/1') == [('setsid',), ('unshare', syscall.CLONE_NEWPID), ('fork',), ('exit_process', 0)]
+        held = kernel.only('mount')[-1]
+        assert held == ('mount', '/proc/<caller/1/1>/ns/pid', '<tmp>/state/ns/web/pid', None, syscall.MS_BIND, None)
+        persisted = os.stat(store.path('web', 'pid')).st_ino  # the holder "is" in it: the fake made it (nothing was unshared)
+        monkeypatch.setattr(named_store, 'proc_namespaces', lambda pid, proc='/proc': {'pid': persisted})
+        assert sorted(store.inspect('web').types) == ['pid']  # read back: a live holder in that pid namespace
+        kernel.calls.clear()
+        with store.lock():
+            store.remove('web')
+        assert kernel.only('umount', 'pidfd_open', 'pidfd_send_signal') == [
+            ('umount', '<tmp>/state/ns/web/pid', syscall.MNT_DETACH), ('pidfd_open', 'caller/1/1'),
+            ('pidfd_send_signal', signal.SIGKILL), ('umount', '<tmp>/state/ns', syscall.MNT_DETACH)]
+    finally:
+        os.close(gate_w)
+        os.close(gate_r)
+    holder_calls = kernel.record_of('caller/1/1')
+    assert holder_calls[0] == ('chdir', '/') and [c[2] for c in holder_calls[1:4]] == [0, 1, 2]
+    assert holder_calls[4][:2] == ('execve', sys.executable) and holder_calls[4][2][:len(argv)] == argv
