@@ -223,30 +223,30 @@ CONFIG_OPTIONS = ('state_dir', 'storage_driver', 'cgroup_driver', 'cgroup_parent
                   'log_driver', 'registries', 'proxies')
 
 
+ARGUMENT_SPEC = dict(
+    COMMON_ARGS,
+    state_dir={'type': 'path'},
+    storage_driver={'type': 'str', 'choices': ['overlay', 'vfs']},
+    cgroup_driver={'type': 'str', 'choices': ['auto', 'cgroupfs', 'systemd']},
+    cgroup_parent={'type': 'str'},
+    default_network={'type': 'dict', 'options': {'name': {'type': 'str'}, 'subnet': {'type': 'str'}}},
+    default_network_mode={'type': 'str', 'choices': ['bridge', 'none', 'host']},
+    log_driver={'type': 'str', 'choices': ['json-file', 'journald']},
+    registries={'type': 'dict', 'options': {'mirrors': {'type': 'dict'},
+                                            'insecure': {'type': 'list', 'elements': 'str'},
+                                            'ca_files': {'type': 'dict'}}},
+    proxies={'type': 'dict', 'options': {'http_proxy': {'type': 'str'}, 'https_proxy': {'type': 'str'},
+                                         'no_proxy': {'type': 'str'}}},
+    install_library={'type': 'bool', 'default': True},
+    data_root_migrate={'type': 'bool', 'default': False},
+    kernel_modules={'type': 'list', 'elements': 'str'},
+    kernel_modules_load={'type': 'bool', 'default': True},
+    sysctls={'type': 'dict'},
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            COMMON_ARGS,
-            state_dir={'type': 'path'},
-            storage_driver={'type': 'str', 'choices': ['overlay', 'vfs']},
-            cgroup_driver={'type': 'str', 'choices': ['auto', 'cgroupfs', 'systemd']},
-            cgroup_parent={'type': 'str'},
-            default_network={'type': 'dict', 'options': {'name': {'type': 'str'}, 'subnet': {'type': 'str'}}},
-            default_network_mode={'type': 'str', 'choices': ['bridge', 'none', 'host']},
-            log_driver={'type': 'str', 'choices': ['json-file', 'journald']},
-            registries={'type': 'dict', 'options': {'mirrors': {'type': 'dict'},
-                                                    'insecure': {'type': 'list', 'elements': 'str'},
-                                                    'ca_files': {'type': 'dict'}}},
-            proxies={'type': 'dict', 'options': {'http_proxy': {'type': 'str'}, 'https_proxy': {'type': 'str'},
-                                                 'no_proxy': {'type': 'str'}}},
-            install_library={'type': 'bool', 'default': True},
-            data_root_migrate={'type': 'bool', 'default': False},
-            kernel_modules={'type': 'list', 'elements': 'str'},
-            kernel_modules_load={'type': 'bool', 'default': True},
-            sysctls={'type': 'dict'},
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     result = {'changed': False, 'changes': []}
     wanted_sysctls, sysctls_before = module.params['sysctls'], None
     wanted_kmods, load_kmods, kmods_before = module.params['kernel_modules'], module.params['kernel_modules_load'], None

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, supervisors, teardown
+from harness.containers import DATA_ROOT, LAYOUT, NOTHING, V1_ONLY, setup, supervisors, teardown
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -89,6 +89,25 @@ def test_always_survives_the_supervisors_death_and_a_stop_wins(box):
     time.sleep(0.5)
     assert box.info('svc')['state']['status'] == 'exited' and supervisors(box.host) == []
     assert box.run(name='svc', state='absent')['_status'] == 'changed'
+
+
+def test_an_interrupted_stop_does_not_turn_the_policy_off(box):
+    """A stop records stop_requested first; a run killed right after that left it set on a running container, a later
+    state: started said ok, and the next crash ended the container for good (issue 19, item 4)."""
+    args = dict(name='intr', image='busybox', command='sleep 3600', restart_policy='always', stop_timeout=0)
+    first = box.run(**args)['container']
+    # The moment a stop's run is SIGKILLed: the stop recorded, nothing signalled yet.
+    state_json = '%s/containers/%s/state.json' % (DATA_ROOT, first['id'])
+    box.sh("python3 -c 'import json, sys; p = sys.argv[1]; s = json.load(open(p)); s[\"stop_requested\"] = True; "
+           "open(p + \".t\", \"w\").write(json.dumps(s)); __import__(\"os\").rename(p + \".t\", p)' %s" % state_json)
+    res = box.run(**args)
+    assert res['_status'] == 'changed', res
+    assert res['actions'] == ['resumed the restart policy of container intr (a stop of it had been interrupted)'], res
+    assert box.run(**args)['_status'] == 'ok'
+    os.kill(first['state']['pid'], signal.SIGKILL)  # a crash: restarted, as its policy says
+    info = _until(box, 'intr', lambda i: i['state']['running'] and i['state']['pid'] != first['state']['pid'])
+    assert info['state']['running'] and info['state']['restart_count'] == 1, info['state']
+    assert box.run(name='intr', state='absent')['_status'] == 'changed'
 
 
 def test_a_stop_ends_a_crash_loop(box):

@@ -105,15 +105,15 @@ def _ship():  # pragma: no cover - never called
     from . import errors, usage, version  # noqa: F401
     from .cgroups import devices as cgroups_devices, factory, layout, manager, resources, systemd, v1, v2  # noqa: F401
     from .cli import main, oci, run, term, views  # noqa: F401
-    from .container import assemble, converge, execute, exits, health, idranges, logs, monitor, options, order, policy, runner, security  # noqa: F401
-    from .container import store as container_store, supervisor, unit, users  # noqa: F401
+    from .container import assemble, converge, execute, exits, health, idranges, logs, monitor, options, order, parse, policy, runner  # noqa: F401
+    from .container import security, spec as container_spec, store as container_store, supervisor, unit, users  # noqa: F401
     from .host import config, dataroot, hostinfo, hostsetup, install, kmods, sysctls  # noqa: F401
     from .image import archive, images, ingest, layer, manifest, reference, registry, rootfs, store as image_store  # noqa: F401
-    from .kernel import fsutil, idmap, mountinfo, namespaces, syscall, units, userns  # noqa: F401
-    from .launch import barrier, caps, devices as launch_devices, mounts, process, seccomp  # noqa: F401
+    from .kernel import fsutil, idmap, mountinfo, namespaces, signals, syscall, units, userns  # noqa: F401
+    from .launch import barrier, caps, devices as launch_devices, mounts, process, seccomp, spec as launch_spec  # noqa: F401
     from .named import cgroup, namespace, store as named_store  # noqa: F401
     from .network import etc_files, links, netns, networks, nft, store as network_store  # noqa: F401
-    from .oci import runtime, spec  # noqa: F401
+    from .oci import runtime, spec as oci_spec  # noqa: F401
     from .volume import copyup, store as volume_store, volumes  # noqa: F401
 
 
@@ -146,9 +146,11 @@ MODULES = (
     'container/monitor',
     'container/options',
     'container/order',
+    'container/parse',
     'container/policy',
     'container/runner',
     'container/security',
+    'container/spec',
     'container/store',
     'container/supervisor',
     'container/unit',
@@ -177,6 +179,7 @@ MODULES = (
     'kernel/idmap',
     'kernel/mountinfo',
     'kernel/namespaces',
+    'kernel/signals',
     'kernel/syscall',
     'kernel/units',
     'kernel/userns',
@@ -187,6 +190,7 @@ MODULES = (
     'launch/mounts',
     'launch/process',
     'launch/seccomp',
+    'launch/spec',
     'named/__init__',
     'named/cgroup',
     'named/namespace',

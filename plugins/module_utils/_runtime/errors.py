@@ -31,6 +31,13 @@ class NsboxError(Exception):
                 'path': self.path, 'errno': _errno.errorcode.get(self.errno) if self.errno else None}
 
     @classmethod
+    def from_dict(cls, data, action='run', obj='nsbox'):
+        """The error :meth:`to_dict` wrote (another process's), as ``cls``; ``action``/``obj`` where it names none."""
+        code = data.get('errno')
+        return cls(data.get('action') or action, data.get('object') or obj, data.get('cause') or 'unknown error', path=data.get('path'),
+                   errno=getattr(_errno, code, None) if isinstance(code, str) else code)
+
+    @classmethod
     def from_oserror(cls, action, obj, exc):
         """Build from an OSError, keeping its errno and path."""
         cause = exc.strerror or str(exc)

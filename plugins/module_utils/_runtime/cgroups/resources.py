@@ -18,8 +18,8 @@ from ..kernel.units import UNLIMITED, parse_cpus, parse_size
 PAGE = os.sysconf('SC_PAGE_SIZE')
 DEFAULT_CPU_PERIOD = 100000  # microseconds, as the kernel's and Docker's default
 THROTTLE_KEYS = ('device_read_bps', 'device_write_bps', 'device_read_iops', 'device_write_iops')
-_CPUSET = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
-_DEVNUM = re.compile(r'^(\d+):(\d+)$')
+_CPUSET = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*\Z')
+_DEVNUM = re.compile(r'^(\d+):(\d+)\Z')
 
 
 class DeviceRule:

@@ -32,7 +32,7 @@ from .v2 import CgroupV2Manager
 BUSCTL = '/usr/bin/busctl'
 SYSTEMCTL = '/usr/bin/systemctl'
 INFINITY = (1 << 64) - 1
-_COMPONENT = re.compile(r'^[A-Za-z0-9_.:@-]+$')
+_COMPONENT = re.compile(r'^[A-Za-z0-9_.:@-]+\Z')
 _THROTTLE_PROP = {'device_read_bps': 'IOReadBandwidthMax', 'device_write_bps': 'IOWriteBandwidthMax',
                   'device_read_iops': 'IOReadIOPSMax', 'device_write_iops': 'IOWriteIOPSMax'}
 

@@ -8,6 +8,7 @@ mounts, network gone, the exit recorded). The supervisor (supervisor.py) and the
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from ..kernel import mountinfo, userns as userns_mod
@@ -22,8 +23,10 @@ from ..volume import volumes as volume_service
 from ..volume.store import data_path as volume_data_path
 from ..network import etc_files
 from ..launch import devices as device_options, mounts, process
+from ..launch.spec import Launch
 from . import idranges, security, users
 from .options import resources_of
+from .spec import ContainerSpec
 from .store import ContainerError, ContainerStore, now
 
 INIT_PATH = '/usr/bin/catatonit'
@@ -96,47 +99,45 @@ def namespace_paths(store, container):
     return out
 
 
-def process_spec(store, container, user):
-    """The ``process.start`` spec for a container whose rootfs is mounted."""
-    config = container.config
+def process_spec(store, container, user, userns=None):
+    """The one translation of a container's typed spec (container/spec.py) into its launch spec (launch/spec.Launch,
+    checked once), for a container whose rootfs is mounted; ``userns``: :func:`userns_settings`."""
+    spec = ContainerSpec.of(container.config)
     ns = namespace_paths(store, container)
-    env = list(config['env'])
+    env = list(spec.env)
     if not any(e.startswith('HOME=') for e in env):
         env.append('HOME=' + user['home'])
-    hostname = config.get('hostname') or container.id[:12]
-    if 'uts' in ns and ns['uts'] is None:
+    hostname = spec.hostname or container.id[:12]
+    own_uts = 'uts' in ns and ns['uts'] is None
+    if own_uts:
         env.append('HOSTNAME=' + hostname)
-    args = list(config['args'])
-    if config.get('init'):
-        args = ['/dev/init', '--'] + args
-    etc = []
-    for name in ('hostname', 'hosts', 'resolv.conf'):
-        etc.append({'type': 'bind', 'source': container.path(name), 'target': '/etc/' + name, 'readonly': False, 'options': []})
-    user_mounts = []
-    for m in config['mounts']:
-        if m['type'] in ('bind', 'volume'):
-            source = m['source'] if m['type'] == 'bind' else volume_data_path(store.data_root, m['source'])
-            user_mounts.append({'type': 'bind', 'source': source, 'target': m['target'], 'readonly': m['read_only'],
-                                'options': [m['propagation']] if m.get('propagation') else []})
-        else:
-            opts = []
-            if m.get('tmpfs_size') is not None:
-                opts.append('size=%d' % m['tmpfs_size'])
-            if m.get('tmpfs_mode') is not None:
-                opts.append('mode=%o' % m['tmpfs_mode'])
-            user_mounts.append({'type': 'tmpfs', 'source': 'tmpfs', 'target': m['target'], 'readonly': m['read_only'], 'options': opts})
-    return {
-        'rootfs': container.rootfs, 'readonly_rootfs': bool(config.get('read_only')), 'args': args, 'env': env,
-        'cwd': config.get('working_dir') or '/', 'user': {k: user[k] for k in ('uid', 'gid', 'additional_gids')},
-        'hostname': hostname if ('uts' in ns and ns['uts'] is None) else None,
-        'namespaces': ns, 'loopback': 'net' in ns and ns['net'] is None,
+    etc = [{'type': 'bind', 'source': container.path(name), 'target': '/etc/' + name, 'readonly': False, 'options': []}
+           for name in ('hostname', 'hosts', 'resolv.conf')]
+    user_mounts = [_launch_mount(store, m) for m in spec.mounts]
+    return Launch.of({
+        'rootfs': container.rootfs, 'readonly_rootfs': spec.read_only,
+        'args': (['/dev/init', '--'] if spec.init else []) + list(spec.args), 'env': env,
+        'cwd': spec.working_dir or '/', 'user': {k: user[k] for k in ('uid', 'gid', 'additional_gids')},
+        'hostname': hostname if own_uts else None, 'namespaces': ns, 'loopback': 'net' in ns and ns['net'] is None,
         # Parents before children (Docker sorts by depth): a bind at /data then one at /data/x.
-        'mounts': sorted(etc + user_mounts, key=lambda m: m['target'].rstrip('/').count('/')), 'init': INIT_PATH if config.get('init') else None,
-        **security.process_settings(config),
-        'sysctls': dict(DEFAULT_NET_SYSCTLS if config['namespaces']['network'] in ('none', 'bridge') else {}, **(config.get('sysctls') or {})),
-        'rlimits': list(config.get('ulimits') or []), 'oom_score_adj': config.get('oom_score_adj'),
-        'terminal': bool(config.get('tty')), 'shm_size': config.get('shm_size'), 'devices': device_options.process_nodes(config),
-    }
+        'mounts': sorted(etc + user_mounts, key=lambda m: m['target'].rstrip('/').count('/')), 'init': INIT_PATH if spec.init else None,
+        **security.process_settings(container.config),
+        'sysctls': dict(DEFAULT_NET_SYSCTLS if spec.namespaces['network'] in ('none', 'bridge') else {}, **spec.sysctls),
+        'rlimits': [dataclasses.asdict(u) for u in spec.ulimits], 'oom_score_adj': spec.oom_score_adj,
+        'terminal': spec.tty, 'shm_size': spec.shm_size, 'devices': device_options.process_nodes(container.config),
+        'userns': userns,
+    })
+
+
+def _launch_mount(store, mount):
+    """A container's mount (container/spec.Mount) as process.start mounts it: a volume is a bind of its data."""
+    if mount.type in ('bind', 'volume'):
+        source = mount.source if mount.type == 'bind' else volume_data_path(store.data_root, mount.source)
+        return {'type': 'bind', 'source': source, 'target': mount.target, 'readonly': mount.read_only,
+                'options': [mount.propagation] if mount.propagation != 'rprivate' else []}
+    opts = ['size=%d' % mount.tmpfs_size] if mount.tmpfs_size is not None else []
+    opts += ['mode=%o' % mount.tmpfs_mode] if mount.tmpfs_mode is not None else []
+    return {'type': 'tmpfs', 'source': 'tmpfs', 'target': mount.target, 'readonly': mount.read_only, 'options': opts}
 
 
 def check_propagation(config, mountinfo_path='/proc/self/mountinfo'):
@@ -199,8 +200,7 @@ def launch(cfg, store, container, stdio):
         manager = prepare(cfg, store, container)
         user = users.resolve(container.config['user'], read_in_root(container.rootfs, '/etc/passwd'),
                              read_in_root(container.rootfs, '/etc/group'), container.config.get('group_add') or ())
-        spec = process_spec(store, container, user)
-        spec['userns'] = userns_settings(cfg, container)
+        spec = process_spec(store, container, user, userns_settings(cfg, container))
         pid = process.start(spec, stdio, lambda p: manager.add_procs([p]), kernel=cfg.kernel)
     except BaseException:
         teardown(cfg, container, manager)

@@ -196,9 +196,7 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, c
                              'its supervisor ended without an answer (see %s)' % log_path, path=log_path)
     data = json.loads(answer)
     if 'error' in data:
-        err = data['error']
-        raise ContainerError(err.get('action') or 'start', err.get('obj') or 'container %s' % container.name,
-                             err.get('cause') or 'unknown error', path=err.get('path'), errno=err.get('errno'))
+        raise ContainerError.from_dict(data['error'], 'start', 'container %s' % container.name)
     return data['pid']
 
 
@@ -233,6 +231,8 @@ def start(cfg, container, console=None):
     if status['running']:
         if status['supervised']:
             return None
+        if container.read_state().get('stop_requested'):
+            container.write_state(stop_requested=False)  # a start of a running container: no stop is pending any more
         _spawn_supervisor(cfg, container, adopt=True)
         return 'adopted running container %s (its supervisor had died)' % container.name
     if status['status'] == 'restarting' or status['supervised']:  # its supervisor starts it again (restart policy)
@@ -379,16 +379,8 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     containers' lock is taken (a pull can be long); a failed pull leaves everything as it was.
     ``comparisons`` ({option or '*': strict|ignore|allow_more_present}) relaxes what counts as a difference.
     """
-    options.validate_name(name)
-    if state not in STATES:
-        raise ConfigError('use', 'state %r' % (state,), 'expected one of %s' % ', '.join(STATES))
-    if pull not in PULL:
-        raise ConfigError('use', 'pull %r' % (pull,), 'expected one of %s' % ', '.join(PULL))
-    wait_healthy = state == 'healthy'
-    if wait_healthy:
-        state = 'started'
-        if isinstance(healthy_wait_timeout, bool) or not isinstance(healthy_wait_timeout, (int, float)) or healthy_wait_timeout < 0:
-            raise ConfigError('use', 'healthy_wait_timeout %r' % (healthy_wait_timeout,), 'expected seconds, 0 or more')
+    wait_healthy = _check_task(name, state, pull, healthy_wait_timeout)
+    state = 'started' if wait_healthy else state
     store = open_store(cfg)
     defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'],
                 'userns_pool': cfg['userns']['pool'], 'systemd': systemd_booted()}
@@ -398,36 +390,20 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     if wait_healthy and checked['supervisor'] == 'systemd':
         raise ConfigError('use', 'state healthy', 'healthchecks are run by nsbox\'s own supervisor, not under a systemd unit (yet)')
     compare = options.parse_comparisons(comparisons)
-    pulled = None
-    if state != 'absent':
-        seen = store.find(name)
-        image_ref = (opts or {}).get('image') or (seen.config['image']['name'] if seen else None)
-        if not image_ref:
-            raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
-        pulled = pull_image(cfg, image_ref, pull, check_mode)
+    if state == 'absent':
+        with store.lock():
+            if not check_mode:
+                store.cleanup_tmp()
+            return _ensure_absent(cfg, store, name, force_kill, check_mode)
+    seen = store.find(name)
+    image_ref = (opts or {}).get('image') or (seen.config['image']['name'] if seen else None)
+    if not image_ref:
+        raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
+    pulled = pull_image(cfg, image_ref, pull, check_mode)
     with store.lock():
         if not check_mode:
             store.cleanup_tmp()
         current = store.find(name)
-        if state == 'absent':
-            before = _view(current)
-            actions = []
-            units = unit_mod.Units()
-            unit_before = units.read(name) if units.is_ours(name) else None
-            if unit_before is not None:
-                actions.append('removed unit %s' % unit_mod.unit_name(name))
-                if not check_mode:
-                    units.remove(name, force=force_kill)  # systemd stops it (and records the exit) before anything is removed
-            if current is not None:
-                if check_mode:
-                    actions.append('removed container %s' % name)
-                else:
-                    with current.lock():
-                        actions += remove(cfg, store, current, force=force_kill)
-            after = {'exists': False}
-            diff = {'before': before, 'after': after}
-            return {'changed': bool(actions), 'actions': actions, 'container': None,
-                    'diff': [diff, _unit_diff(units, name, unit_before, None)] if unit_before is not None else diff}
         before = _view(current)
         if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
             return _predict_pull(cfg, current, name, image_ref, pulled, state, before)
@@ -435,13 +411,7 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         _check_networks(cfg, wanted)
         if wait_healthy and not wanted.get('healthcheck'):
             raise ConfigError('use', 'state healthy', 'container %s has no healthcheck (give healthcheck, or the image has none)' % name)
-        if wanted['supervisor'] == 'systemd' or (current is not None and current.config.get('supervisor') == 'systemd'):
-            out = UnitConverge(cfg, store, name, wanted, check_mode, force_kill).run(current, state, recreate, before, compare)
-        elif current is None:
-            out = _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
-        else:
-            with current.lock():
-                out = _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare)
+        out = _ensure_present(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare)
     if pulled['actions']:
         out['actions'][:0] = pulled['actions']
         out['changed'] = True
@@ -450,6 +420,52 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         wait_until_healthy(container, healthy_wait_timeout)
         out['container'] = describe(cfg, container)
     return out
+
+
+def _check_task(name, state, pull, healthy_wait_timeout):
+    """The task's own arguments; returns whether it waits for healthy."""
+    options.validate_name(name)
+    if state not in STATES:
+        raise ConfigError('use', 'state %r' % (state,), 'expected one of %s' % ', '.join(STATES))
+    if pull not in PULL:
+        raise ConfigError('use', 'pull %r' % (pull,), 'expected one of %s' % ', '.join(PULL))
+    if state == 'healthy':
+        if isinstance(healthy_wait_timeout, bool) or not isinstance(healthy_wait_timeout, (int, float)) or healthy_wait_timeout < 0:
+            raise ConfigError('use', 'healthy_wait_timeout %r' % (healthy_wait_timeout,), 'expected seconds, 0 or more')
+    return state == 'healthy'
+
+
+def _ensure_absent(cfg, store, name, force_kill, check_mode):
+    """state absent, under the store's lock: the unit (systemd stops it first) and the container removed."""
+    current = store.find(name)
+    before = _view(current)
+    actions = []
+    units = unit_mod.Units()
+    unit_before = units.read(name) if units.is_ours(name) else None
+    if unit_before is not None:
+        actions.append('removed unit %s' % unit_mod.unit_name(name))
+        if not check_mode:
+            units.remove(name, force=force_kill)  # systemd stops it (and records the exit) before anything is removed
+    if current is not None:
+        if check_mode:
+            actions.append('removed container %s' % name)
+        else:
+            with current.lock():
+                actions += remove(cfg, store, current, force=force_kill)
+    diff = {'before': before, 'after': {'exists': False}}
+    return {'changed': bool(actions), 'actions': actions, 'container': None,
+            'diff': [diff, _unit_diff(units, name, unit_before, None)] if unit_before is not None else diff}
+
+
+def _ensure_present(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare):
+    """Every state but absent, under the store's lock: as a unit, a new container, or the existing one converged."""
+    name = wanted['name']
+    if wanted['supervisor'] == 'systemd' or (current is not None and current.config.get('supervisor') == 'systemd'):
+        return UnitConverge(cfg, store, name, wanted, check_mode, force_kill).run(current, state, recreate, before, compare)
+    if current is None:
+        return _create_and_converge(cfg, store, name, wanted, state, check_mode, before)
+    with current.lock():
+        return _converge(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare)
 
 
 def wait_until_healthy(container, timeout):
@@ -611,6 +627,12 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
         will_run = True
         if not check_mode:
             start(cfg, container)
+    elif state == 'started' and container.read_state().get('stop_requested'):
+        # A stop whose run was killed after it was recorded: the container runs (or waits to restart) and the
+        # intent is started again, so its restart policy is its own again (else its next end would be its last).
+        actions.append('resumed the restart policy of container %s (a stop of it had been interrupted)' % container.name)
+        if not check_mode:
+            container.write_state(stop_requested=False)
     elif state == 'stopped' and (running or status['supervised'] or container.read_state().get('status') in ('running', 'restarting')):
         actions.append('stopped container %s' % container.name)
         will_run = False

@@ -15,6 +15,7 @@ import time
 
 from ..errors import ConfigError, NsboxError
 from ..launch import mounts, process
+from ..launch.spec import Exec
 from . import assemble, options, security, users
 from .store import ContainerError, ContainerStore
 from ..kernel.syscall import LINUX
@@ -52,11 +53,12 @@ def _exec_spec(container, pid, command, env, user, workdir, terminal):
     if terminal:
         merged.setdefault('TERM', 'xterm')  # as docker exec -t
     merged.update(extra)
-    return {'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
-            'cwd': workdir or container.config.get('working_dir') or '/',
-            'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')}, 'terminal': terminal,
-            **{k: v for k, v in security.process_settings(container.config).items() if k in ('capabilities', 'no_new_privs', 'seccomp')},
-            'rlimits': container.config.get('ulimits') or []}
+    settings = security.process_settings(container.config)
+    return Exec.of({'args': args, 'env': ['%s=%s' % kv for kv in sorted(merged.items())],
+                    'cwd': workdir or container.config.get('working_dir') or '/',
+                    'user': {k: who[k] for k in ('uid', 'gid', 'additional_gids')}, 'terminal': terminal,
+                    **{k: v for k, v in settings.items() if k in ('capabilities', 'no_new_privs', 'seccomp')},
+                    'rlimits': container.config.get('ulimits') or []})
 
 
 def exec_start(cfg, name, command, stdio, env=None, user=None, workdir=None, terminal=False):

@@ -113,7 +113,7 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False, console
     sock = socket.socket(fileno=sync_fd) if sync_fd is not None else None
     container = store.find(cid)
     if container is None:
-        _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % cid, 'cause': 'it does not exist'}})
+        _answer(sock, {'error': {'action': 'supervise', 'object': 'container %s' % cid, 'cause': 'it does not exist'}})
         return 1
     process.become_subreaper()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -147,7 +147,7 @@ def supervise(cfg, store, cid, sync_fd=None, adopt=False, restart=False, console
             _answer(sock, {'error': exc.to_dict()})
             return 1
         except BaseException as exc:  # pylint: disable=broad-except
-            _answer(sock, {'error': {'action': 'supervise', 'obj': 'container %s' % container.name, 'cause': repr(exc)}})
+            _answer(sock, {'error': {'action': 'supervise', 'object': 'container %s' % container.name, 'cause': repr(exc)}})
             return 1
         _answer(sock, {'pid': pid})
         sock = None

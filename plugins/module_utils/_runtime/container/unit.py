@@ -47,7 +47,7 @@ def unit_name(name):
 def _quote(arg):
     """One argument of an Exec line: systemd splits on whitespace and reads quotes and backslashes; % is a specifier."""
     arg = arg.replace('%', '%%')
-    return arg if re.match(r'^[A-Za-z0-9_./:=@+-]+$', arg) else '"%s"' % arg.replace('\\', '\\\\').replace('"', '\\"')
+    return arg if re.match(r'^[A-Za-z0-9_./:=@+-]+\Z', arg) else '"%s"' % arg.replace('\\', '\\\\').replace('"', '\\"')
 
 
 def exec_line(args):

@@ -32,9 +32,9 @@ OCI_NAME = 'nsbox-oci'  # beside BIN_PATH
 PACKAGE = bundle.PACKAGE
 CURRENT = 'current'
 KEEP = 3  # installed versions kept for processes still running an older one
-TREE_RE = re.compile(r'^[0-9A-Za-z.+]+-[0-9a-f]{12}$')
+TREE_RE = re.compile(r'^[0-9A-Za-z.+]+-[0-9a-f]{12}\Z')
 # The layout before the tree (a zipapp, its link and its code cache): converged away, zipapps kept while within KEEP.
-OLD_PYZ_RE = re.compile(r'^nsbox-[0-9A-Za-z.+-]+-[0-9a-f]{12}\.pyz$')
+OLD_PYZ_RE = re.compile(r'^nsbox-[0-9A-Za-z.+-]+-[0-9a-f]{12}\.pyz\Z')
 OLD_LINK, OLD_CACHE = 'current.pyz', 'cache'
 _LIBRARY_PACKAGE = __package__.rpartition('.')[0]  # _runtime: this file lives in its host/ room
 _MAIN = b'from nsbox_runtime.cli.main import main\nmain()\n'

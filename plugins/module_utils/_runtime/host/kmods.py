@@ -23,7 +23,7 @@ from ..kernel.fsutil import OwnedFile
 
 CONF = '/etc/modules-load.d/nsbox.conf'
 HEADER = '# Written by nsbox.runtime.host\n'
-_NAME = re.compile(r'^[A-Za-z0-9_-]+$')
+_NAME = re.compile(r'^[A-Za-z0-9_-]+\Z')
 
 
 def _check(names):

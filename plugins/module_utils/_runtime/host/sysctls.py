@@ -19,7 +19,7 @@ from ..kernel.fsutil import OwnedFile, read_text
 
 CONF = '/etc/sysctl.d/90-nsbox.conf'
 HEADER = '# Written by nsbox.runtime.host\n'
-_KEY = re.compile(r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$')
+_KEY = re.compile(r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\Z')
 
 
 def _norm(value):

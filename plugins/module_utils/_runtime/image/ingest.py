@@ -12,7 +12,9 @@ import time
 
 from .manifest import INDEX_TYPES, ManifestError, check_config, check_manifest, detect_type, platform_str, select_platform
 from .registry import RegistryClient
-from .store import chain_ids, sha256_bytes
+from .store import Incomplete, chain_ids, sha256_bytes
+
+TAG_ATTEMPTS = 3  # a prune can take a part only in the instant before the hold: a second pass has it held
 
 
 class Source:
@@ -98,35 +100,57 @@ class Plan:
 
         ``progress(layer digest, status, bytes done, bytes total)`` hears of each layer: ``exists``
         (already in the store), ``downloading`` (after every chunk), ``downloaded``, ``unpacked``.
+        What the image needs is held (``Staging.hold``) before its presence is looked at, so a prune
+        running meanwhile spares it; the tag checks under the store lock that the image is whole, and
+        should a prune have taken a part in the instant before the hold, the parts are fetched again.
         """
-        store = self.store
         report = progress or (lambda *_a: None)
+        with self.store.staging() as stage:
+            stage.hold(blobs=list(self.blobs) + [self.config_desc['digest']] + [d['digest'] for d in self.layer_descs])
+            for attempt in range(TAG_ATTEMPTS):
+                config, diff_ids, chains, counts = self._fetch(stage, report)
+                record = self._record(config, diff_ids, chains)
+                try:
+                    previous = self.store.tag(self.key, record)
+                    break
+                except Incomplete:
+                    if attempt + 1 == TAG_ATTEMPTS:
+                        raise
         actions = []
-        with store.staging() as stage:
-            for digest, data in self.blobs.items():
-                stage.put_blob(data)
-            with self.source.open_blob(self.config_desc) as stream:
-                stage.fetch_blob(self.config_desc['digest'], self.config_desc['size'], stream)
-            config = store.read_json_blob(self.config_desc['digest'])
-            diff_ids = check_config(config, len(self.layer_descs))
-            chains = chain_ids(diff_ids)
-            fetched = unpacked = 0
-            for i, desc in enumerate(self.layer_descs):
-                digest, size = desc['digest'], desc['size']
-                if store.has_layer(chains[i]) and store.has_blob(digest):
-                    report(digest, 'exists', size, size)
-                    continue
-                if not store.has_blob(digest):
-                    with self.source.open_blob(desc) as stream:
-                        stage.fetch_blob(digest, size, stream, lambda n, d=digest, t=size: report(d, 'downloading', n, t))
-                    fetched += 1
-                report(digest, 'downloaded', size, size)
-                if stage.unpack_layer(digest, desc.get('mediaType'), diff_ids[i], chains[i - 1] if i else None, chains[i]):
-                    unpacked += 1
-                report(digest, 'unpacked', size, size)
-            if fetched or unpacked:
-                actions.append('fetched %d and unpacked %d of %d layers from %s' % (fetched, unpacked, len(self.layer_descs), self.source.describe))
-        record = {
+        if any(counts):
+            actions.append('fetched %d and unpacked %d of %d layers from %s' % (counts + (len(self.layer_descs), self.source.describe)))
+        actions.append('tagged %s -> %s%s' % (self.key, self.manifest_digest, ' (was %s)' % previous if previous and previous != self.manifest_digest else ''))
+        return record, actions
+
+    def _fetch(self, stage, report):
+        """Every blob and layer of the image into the store; (config, diff_ids, chain ids, (fetched, unpacked))."""
+        store = self.store
+        for data in self.blobs.values():
+            stage.put_blob(data)
+        with self.source.open_blob(self.config_desc) as stream:
+            stage.fetch_blob(self.config_desc['digest'], self.config_desc['size'], stream)
+        config = store.read_json_blob(self.config_desc['digest'])
+        diff_ids = check_config(config, len(self.layer_descs))
+        chains = chain_ids(diff_ids)
+        stage.hold(layers=chains)
+        fetched = unpacked = 0
+        for i, desc in enumerate(self.layer_descs):
+            digest, size = desc['digest'], desc['size']
+            if store.has_layer(chains[i]) and store.has_blob(digest):
+                report(digest, 'exists', size, size)
+                continue
+            if not store.has_blob(digest):
+                with self.source.open_blob(desc) as stream:
+                    stage.fetch_blob(digest, size, stream, lambda n, d=digest, t=size: report(d, 'downloading', n, t))
+                fetched += 1
+            report(digest, 'downloaded', size, size)
+            if stage.unpack_layer(digest, desc.get('mediaType'), diff_ids[i], chains[i - 1] if i else None, chains[i]):
+                unpacked += 1
+            report(digest, 'unpacked', size, size)
+        return config, diff_ids, chains, (fetched, unpacked)
+
+    def _record(self, config, diff_ids, chains):
+        return {
             'manifest_digest': self.manifest_digest, 'media_type': self.media_type, 'index_digests': self.index_digests,
             'config_digest': self.config_desc['digest'], 'id': self.config_desc['digest'],
             'platform': platform_str({'os': config.get('os'), 'architecture': config.get('architecture'), 'variant': config.get('variant')}),
@@ -135,6 +159,3 @@ class Plan:
             'layers': [{'digest': d['digest'], 'media_type': d.get('mediaType'), 'size': d['size'], 'diff_id': diff_ids[i], 'chain_id': chains[i]}
                        for i, d in enumerate(self.layer_descs)],
         }
-        previous = store.tag(self.key, record)
-        actions.append('tagged %s -> %s%s' % (self.key, self.manifest_digest, ' (was %s)' % previous if previous and previous != self.manifest_digest else ''))
-        return record, actions

@@ -13,10 +13,10 @@ from ..errors import ConfigError
 
 DEFAULT_REGISTRY = 'docker.io'
 DEFAULT_TAG = 'latest'
-_COMPONENT = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$')
-_TAG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$')
-_DIGEST = re.compile(r'^sha256:[a-f0-9]{64}$')
-_HOST = re.compile(r'^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$')
+_COMPONENT = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z')
+_TAG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z')
+_DIGEST = re.compile(r'^sha256:[a-f0-9]{64}\Z')
+_HOST = re.compile(r'^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?\Z')
 
 
 def _bad(ref, why):
@@ -54,6 +54,9 @@ class Reference:
             registry, path = parts[0], parts[1:]
             if not _HOST.match(registry):
                 raise _bad(ref, 'invalid registry host %r' % registry)
+            port = registry.rsplit(':', 1)[1] if ':' in registry.rsplit(']', 1)[-1] else None
+            if port is not None and not 1 <= int(port) <= 65535:
+                raise _bad(ref, 'the registry port %s is not 1-65535' % port)
         else:
             registry, path = DEFAULT_REGISTRY, parts
         if registry in ('index.docker.io', 'registry-1.docker.io'):

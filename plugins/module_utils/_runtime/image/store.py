@@ -35,10 +35,15 @@ from . import layer as layerlib
 INDEX_SCHEMA = 1
 LAYER_SCHEMA = 1
 _CHUNK = 1 << 20
+HOLDS = 'holds.json'  # in a staging dir: what its ingest relies on (Staging.hold)
 
 
 class StoreError(NsboxError):
     """The image store refused or failed an operation."""
+
+
+class Incomplete(StoreError):
+    """An image record whose blobs or layers are not all in the store: never recorded."""
 
 
 def hex_of(digest):
@@ -84,6 +89,14 @@ class Staging:
         if os.path.isdir(self.path):
             _rmtree(self.path)
         os.close(self._fd)
+
+    def hold(self, blobs=(), layers=()):
+        """Say which blobs and layers this ingest relies on, before it looks whether they are present: a prune
+        spares them while this staging dir is alive (its flock held), so what was found present stays so."""
+        path = os.path.join(self.path, HOLDS)
+        held = read_json(path, 'the holds of %s' % self.path, 1) or {'blobs': [], 'layers': []}
+        held = {'blobs': sorted(set(held['blobs']) | set(blobs)), 'layers': sorted(set(held['layers']) | set(layers))}
+        write_json(path, dict(held, schema_version=1), 0o600)
 
     def fetch_blob(self, digest, size, stream, progress=None):
         """Copy ``stream`` into the store as blob ``digest``, checking size and hash on the way.
@@ -205,6 +218,29 @@ class ImageStore:
                 os.close(fd)
         return removed
 
+    def held(self):
+        """(blobs, layers) that live ingests hold (:meth:`Staging.hold`): a staging dir whose flock another process
+        (or another open of this one) holds. Read under the store lock by prune."""
+        blobs, layers = set(), set()
+        for name in os.listdir(self.tmp_dir):
+            path = os.path.join(self.tmp_dir, name)
+            if not name.startswith('stage-') or not os.path.isfile(os.path.join(path, HOLDS)):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                continue  # its ingest is gone: nothing held
+            except BlockingIOError:
+                held = read_json(os.path.join(path, HOLDS), 'the holds of %s' % path, 1) or {}
+                blobs.update(held.get('blobs', ()))
+                layers.update(held.get('layers', ()))
+            finally:
+                os.close(fd)
+        return blobs, layers
+
     @contextlib.contextmanager
     def staging(self):
         stage = Staging(self)
@@ -290,13 +326,22 @@ class ImageStore:
 
     def complete(self, record):
         """True when every blob and layer of an image record is present."""
-        if not record or not self.has_blob(record['manifest_digest']) or not self.has_blob(record['config_digest']):
-            return False
-        return all(self.has_layer(layer['chain_id']) for layer in record['layers'])
+        return bool(record) and not self.missing(record)
+
+    def missing(self, record):
+        """The blobs and layers of an image record that are not in the store (empty: the image is whole)."""
+        blobs = [record['manifest_digest'], record['config_digest']] + list(record.get('index_digests') or ())
+        blobs += [layer['digest'] for layer in record['layers']]
+        return [d for d in blobs if not self.has_blob(d)] + [lay['chain_id'] for lay in record['layers'] if not self.has_layer(lay['chain_id'])]
 
     def tag(self, key, record):
-        """Point ``key`` at ``record`` (under the store lock); returns the previous manifest digest."""
+        """Point ``key`` at ``record`` (under the store lock); returns the previous manifest digest. An image
+        that is not whole is never recorded (:class:`Incomplete`): what it lacks is checked under the lock."""
         with self.lock():
+            gone = self.missing(record)
+            if gone:
+                raise Incomplete('record', 'image %s' % key, 'its %s went while it was stored (a prune?): %s'
+                                 % ('part' if len(gone) == 1 else '%d parts' % len(gone), ', '.join(gone[:3])))
             idx = self.index()
             previous = idx['references'].get(key)
             idx['images'][record['manifest_digest']] = record
@@ -339,9 +384,11 @@ class ImageStore:
         return out
 
     def garbage(self, extra_layers=()):
-        """Blobs and layers no image, no mounted root filesystem (nor ``extra_layers``, e.g. containers') refers to."""
+        """Blobs and layers no image, no mounted root filesystem, no live ingest (nor ``extra_layers``, e.g.
+        containers') refers to."""
         idx = self.index()
-        blobs, layers = set(), set(extra_layers) | self.mounted_layers()
+        blobs, layers = self.held()
+        layers |= set(extra_layers) | self.mounted_layers()
         for rec in idx['images'].values():
             blobs.update([rec['manifest_digest'], rec['config_digest']] + [lay['digest'] for lay in rec['layers']])
             blobs.update(rec.get('index_digests', []))

@@ -47,11 +47,11 @@ CLONE = {
 # process has no capability left over namespaces owned by the initial one). mnt late among
 # the rest: paths were opened before any setns, and nothing after it resolves a host path.
 JOIN_ORDER = ('cgroup', 'ipc', 'uts', 'net', 'pid', 'time', 'mnt', 'user')
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z')
 HOLDER_FILE = 'holder.json'
 SCHEMA_VERSION = 1
 TIMEOUT = 30.0                # seconds for a child's or holder's answer
-_NS_LINK_RE = re.compile(r'^([a-z_]+):\[(\d+)\]$')
+_NS_LINK_RE = re.compile(r'^([a-z_]+):\[(\d+)\]\Z')
 
 
 class NamespaceError(NsboxError):

@@ -13,7 +13,7 @@ import re
 
 from ..errors import ConfigError
 
-_SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]?)(i?b)?\s*$', re.IGNORECASE)
+_SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]?)(i?b)?\s*\Z', re.IGNORECASE)
 _FACTOR = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50}
 UNLIMITED = -1
 

@@ -415,26 +415,26 @@ def make_readonly(root, path, kernel=LINUX):
 
 
 def prepare(spec, kernel=LINUX):
-    """Everything mounted before pivot_root (see the module docstring). Runs in the container
+    """``spec``: the launch spec (launch/spec.Launch). Everything mounted before pivot_root (see the module docstring). Runs in the container
     process, in its own new mount namespace: never call it in a process that shares the host's."""
-    root = spec['rootfs']
+    root = spec.rootfs
     refuse_symlinked(root)
     kernel.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
     kernel.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
     _mount(kernel, root, _target(root, '/proc'), 'proc', 'proc', _NOSUID_NODEV_NOEXEC)
-    _mount_dev(kernel, root, spec.get('shm_size'), spec.get('devices') or ())
-    _mount_sys(kernel, root, bool(spec.get('writable_sys')))
-    for mount in spec.get('mounts') or ():
+    _mount_dev(kernel, root, spec.shm_size, spec.devices)
+    _mount_sys(kernel, root, spec.writable_sys)
+    for mount in spec.mounts:
         _user_mount(kernel, root, mount)
-    if spec.get('init'):
-        _bind(kernel, root, spec['init'], '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
+    if spec.init:
+        _bind(kernel, root, spec.init, '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
     null = open_null(root, kernel)
     try:
-        for path in spec.get('masked_paths', MASKED_PATHS):
+        for path in spec.masked_paths:
             mask(root, path, null, kernel)
     finally:
         os.close(null)
-    for path in spec.get('readonly_paths', READONLY_PATHS):
+    for path in spec.readonly_paths:
         make_readonly(root, path, kernel)
 
 

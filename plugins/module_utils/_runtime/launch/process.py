@@ -17,7 +17,8 @@ for B and ends with B's status. Both fork: call them from a single-threaded proc
 holding a lock at fork time would leave it held in the child). The forked children never return
 into the caller's code: they exec or ``os._exit``.
 
-The spec is a plain JSON-able dict:
+The spec is typed (launch/spec.py: a :class:`Launch` for ``start``, an :class:`Exec` for ``enter``;
+a dict of its fields is checked into one). Its fields:
 
 - ``rootfs``: absolute host path of the mounted root filesystem (a plain directory works too:
   it is bound onto itself); ``readonly_rootfs``: bool.
@@ -74,7 +75,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import resource
 import select
 import signal
@@ -85,13 +85,11 @@ import time
 from ..kernel import syscall, userns as userns_mod
 from ..kernel.syscall import LINUX
 from ..errors import ConfigError, NsboxError
-from ..kernel.idmap import parse_id_map
 from ..kernel.namespaces import JOIN_ORDER, proc_namespaces, process_stamp
 from . import barrier, caps, mounts
+from .spec import RLIMITS, Exec, Launch, abs_path
 from . import seccomp as seccomp_profiles
 
-NS_TYPES = ('mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup')
-DEFAULT_CAPABILITIES = caps.DEFAULT
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 TIMEOUT = 60.0  # seconds from "go" to exec: mounts of a slow filesystem may take a while
 _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': syscall.CLONE_NEWIPC,
@@ -99,137 +97,15 @@ _NS_FLAGS = {'mnt': syscall.CLONE_NEWNS, 'uts': syscall.CLONE_NEWUTS, 'ipc': sys
              'time': syscall.CLONE_NEWTIME, 'user': syscall.CLONE_NEWUSER}
 _GO = b'go'
 _READY = barrier.READY  # B at the barrier (not JSON: an error report is)
-_SYSCTL = re.compile(r'^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$')  # no '/' and no '..': it names a file under /proc/sys
-# Linux's resource numbers (Python's resource module lacks RLIMIT_LOCKS).
-_RLIMITS = {'cpu': 0, 'fsize': 1, 'data': 2, 'stack': 3, 'core': 4, 'rss': 5, 'nproc': 6, 'nofile': 7, 'memlock': 8, 'as': 9,
-            'locks': 10, 'sigpending': 11, 'msgqueue': 12, 'nice': 13, 'rtprio': 14, 'rttime': 15}
 
 
 class ProcessError(NsboxError):
     """The container process could not be made (raised in the caller, from the child's report)."""
 
 
-# -- the spec ----------------------------------------------------------------------------------
-def _abs_path(value, what, required=True):
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.startswith('/') or '\0' in value:
-        raise ConfigError('use', what, 'an absolute path is needed, not %r' % (value,))
-    return value
-
-
-def check_spec(spec, full=True):
-    """Validate ``spec`` and fill defaults; returns a new dict. ``full``: for start (else enter's keys).
-    Everything is checked here, in the caller, so a bad spec never reaches a forked child."""
-    if not isinstance(spec, dict):
-        raise ConfigError('use', 'the process spec', 'a dict is needed')
-    out = dict(spec)
-    args = spec.get('args')
-    if not isinstance(args, (list, tuple)) or not args or not all(isinstance(a, str) and '\0' not in a for a in args) or not args[0]:
-        raise ConfigError('use', 'the command', 'args must be a non-empty list of strings, not %r' % (args,))
-    out['args'] = list(args)
-    env = spec.get('env') or []
-    if not isinstance(env, (list, tuple)) or not all(isinstance(e, str) and '=' in e[1:] and '\0' not in e for e in env):
-        raise ConfigError('use', 'the environment', 'env must be a list of "KEY=value" strings, not %r' % (env,))
-    out['env'] = list(env)
-    out['cwd'] = _abs_path(spec.get('cwd') or '/', 'the working directory')
-    user = spec.get('user') or {}
-    try:
-        out['user'] = {'uid': int(user.get('uid', 0)), 'gid': int(user.get('gid', 0)),
-                       'additional_gids': [int(g) for g in user.get('additional_gids') or []]}
-    except (AttributeError, TypeError, ValueError):
-        raise ConfigError('use', 'the user', 'user must be {uid, gid, additional_gids} of integers, not %r' % (user,)) from None
-    if min([out['user']['uid'], out['user']['gid']] + out['user']['additional_gids']) < 0:
-        raise ConfigError('use', 'the user', 'ids are not negative: %r' % (user,))
-    names = spec.get('capabilities')
-    out['capabilities'] = list(caps.parse(DEFAULT_CAPABILITIES if names is None else names))
-    out['no_new_privs'] = bool(spec.get('no_new_privs'))
-    profile = spec.get('seccomp')
-    if profile is not None:
-        if not isinstance(profile, dict) or 'defaultAction' not in profile:
-            raise ConfigError('use', 'the seccomp profile', 'a profile in Docker\'s format or None, not %r' % (profile,))
+def _need_seccomp(spec):
+    if spec.seccomp is not None:
         seccomp_profiles.library()  # imported here, in the caller: a missing binding is a clear error, not a child's
-    out['seccomp'] = profile
-    out['rlimits'] = _rlimits(spec.get('rlimits'))
-    umask = spec.get('umask')
-    if umask is not None and (isinstance(umask, bool) or not isinstance(umask, int) or not 0 <= umask <= 0o777):
-        raise ConfigError('use', 'umask %r' % (umask,), 'a mode from 0 to 0777')
-    out['umask'] = umask
-    out['terminal'] = bool(spec.get('terminal'))
-    if not full:
-        return out
-    sysctls = spec.get('sysctls') or {}
-    if not isinstance(sysctls, dict) or not all(isinstance(k, str) and _SYSCTL.match(k) and isinstance(v, str) for k, v in sysctls.items()):
-        raise ConfigError('use', 'the sysctls', 'a dict of {dotted.name: "value"}, not %r' % (sysctls,))
-    out['sysctls'] = dict(sysctls)
-    adj = spec.get('oom_score_adj')
-    if adj is not None and (isinstance(adj, bool) or not isinstance(adj, int) or not -1000 <= adj <= 1000):
-        raise ConfigError('use', 'oom_score_adj %r' % (adj,), 'a whole number from -1000 to 1000')
-    out['oom_score_adj'] = adj
-    shm = spec.get('shm_size')
-    if shm is not None and (isinstance(shm, bool) or not isinstance(shm, int) or shm < 4096):
-        raise ConfigError('use', 'shm_size %r' % (shm,), 'bytes, at least 4096')
-    out['shm_size'] = shm
-    out['rootfs'] = _abs_path(spec.get('rootfs'), 'the root filesystem')
-    if not os.path.isdir(out['rootfs']):
-        raise ConfigError('use', 'root filesystem %s' % out['rootfs'], 'it is not a directory')
-    ns = spec.get('namespaces') or {}
-    if not isinstance(ns, dict) or any(t not in NS_TYPES for t in ns):
-        raise ConfigError('use', 'the namespaces', 'a dict of {type: None | path} for types %s, not %r' % (', '.join(NS_TYPES), ns))
-    if ns.get('mnt') is not None:
-        raise ConfigError('use', 'the mnt namespace', 'a container always gets a new mount namespace: joining %s is not supported' % ns['mnt'])
-    out['namespaces'] = dict(ns, mnt=None)
-    for ns_type, path in ns.items():
-        if path is not None:
-            _abs_path(path, 'the %s namespace to join' % ns_type)
-    hostname = spec.get('hostname')
-    if hostname is not None:
-        if not isinstance(hostname, str) or not 0 < len(hostname) <= 64:
-            raise ConfigError('use', 'hostname %r' % (hostname,), 'a hostname is 1 to 64 characters')
-        if 'uts' not in ns or ns['uts'] is not None:
-            raise ConfigError('use', 'hostname %s' % hostname, 'setting a hostname needs a new uts namespace')
-    out['hostname'] = hostname
-    out['readonly_rootfs'] = bool(spec.get('readonly_rootfs'))
-    out['writable_sys'] = bool(spec.get('writable_sys'))
-    out['loopback'] = bool(spec.get('loopback'))
-    out['init'] = _abs_path(spec.get('init'), 'the init binary', required=False)
-    if out['init'] and not os.path.isfile(out['init']):
-        raise ConfigError('use', 'init binary %s' % out['init'], 'no such file')
-    out['mounts'] = list(spec.get('mounts') or [])
-    for mount in out['mounts']:
-        if not isinstance(mount, dict):
-            raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
-        _abs_path(mount.get('target'), 'a mount target')
-        mounts.parse_options(mount.get('type'), mount.get('options'), bool(mount.get('readonly')))
-    out['devices'] = mounts.check_devices(spec.get('devices'))
-    for key, default in (('masked_paths', mounts.MASKED_PATHS), ('readonly_paths', mounts.READONLY_PATHS)):
-        out[key] = [_abs_path(p, 'a path in %s' % key) for p in spec.get(key, default)]
-    out['userns'] = _check_userns(spec.get('userns'), ns)
-    return out
-
-
-def _check_userns(userns, ns):
-    if not userns:
-        return None
-    maps = {k: parse_id_map(userns.get(k), k) for k in ('uid_map', 'gid_map')}
-    if not maps['uid_map'] or not maps['gid_map']:
-        raise ConfigError('use', 'the user namespace', 'uid_map and gid_map are needed')
-    if 'pid' not in ns or ns['pid'] is not None:
-        raise ConfigError('use', 'the user namespace', 'a container with a user namespace has a new pid namespace')
-    rootfs = dict(userns.get('rootfs') or {'method': 'chown'})
-    if rootfs.get('method') not in ('idmapped', 'chown') or (rootfs['method'] == 'idmapped' and not rootfs.get('overlay')):
-        raise ConfigError('use', 'the user namespace', 'rootfs method chown, or idmapped with the overlay, not %r' % (rootfs,))
-    return {'uid_map': maps['uid_map'], 'gid_map': maps['gid_map'], 'rootfs': rootfs}
-
-
-def _rlimits(items):
-    out = []
-    for item in items or ():
-        name = item.get('name') if isinstance(item, dict) else None
-        if name not in _RLIMITS or not all(isinstance(item.get(k), int) and item[k] >= -1 for k in ('soft', 'hard')):
-            raise ConfigError('use', 'rlimit %r' % (item,), '{name, soft, hard} with a name of %s' % ', '.join(sorted(_RLIMITS)))
-        out.append({'name': name, 'soft': item['soft'], 'hard': item['hard']})
-    return out
 
 
 def env_dict(env):
@@ -414,10 +290,11 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socke
     three host fds that become its 0, 1, 2. ``join_cgroup(pid)`` puts it in its cgroup before it
     unshares the cgroup namespace or execs. Raises ProcessError (or ConfigError for a bad spec);
     nothing of the child is left then."""
-    spec = check_spec(spec)
+    spec = Launch.of(spec)
+    _need_seccomp(spec)
     if barrier is not None:
-        _abs_path(barrier, 'the start barrier')
-    ns = spec['namespaces']
+        abs_path(barrier, 'the start barrier')
+    ns = spec.namespaces
     join = {}
     ends = []
     try:
@@ -429,9 +306,9 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socke
                     join[ns_type] = os.open(ns[ns_type], os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as exc:
                     raise ProcessError.from_oserror('open', 'the %s namespace to join' % ns_type, exc) from None
-        if spec['userns']:  # made here, owning the new namespaces that hold no process; B joins them
+        if spec.userns:  # made here, owning the new namespaces that hold no process; B joins them
             owned = ['user'] + [t for t in ('net', 'ipc', 'uts') if t in ns and ns[t] is None]
-            join.update(userns_mod.create(spec['userns']['uid_map'], spec['userns']['gid_map'], owned, kernel))
+            join.update(userns_mod.create(spec.userns['uid_map'], spec.userns['gid_map'], owned, kernel))
         intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_start_intermediate, spec, join, stdio,
                                                                   {'barrier': barrier, 'console': console, 'kernel': kernel}, ends)
         ends = [err_r, sync_w, pid_r]
@@ -478,7 +355,7 @@ def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
     try:
         _close(err_r, sync_w, pid_r)
         _not_dumpable(kernel)
-        ns = spec['namespaces']
+        ns = spec.namespaces
         if 'pid' in join:
             kernel.setns(join['pid'], syscall.CLONE_NEWPID, 'the pid namespace %s' % ns['pid'])
         elif 'pid' in ns:
@@ -534,43 +411,43 @@ def _install_stdio(stdio, kernel=LINUX):  # pragma: no cover - forked child
 
 def _make_container(spec, join, stdio, console=None, kernel=LINUX):  # pragma: no cover - forked child
     """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
-    ns = spec['namespaces']
+    ns = spec.namespaces
     for ns_type in JOIN_ORDER:
         if ns_type in join and ns_type not in ('pid', 'user'):  # the user namespace last, after pivot_root
             kernel.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns.get(ns_type) or 'of the user namespace'))
     _close(*[fd for ns_type, fd in join.items() if ns_type != 'user'])
     _install_stdio(stdio, kernel)
-    if spec['terminal'] and console is None:
+    if spec.terminal and console is None:
         _take_terminal(kernel)
     flags = 0
     for ns_type, path in ns.items():
         if path is None and ns_type != 'pid' and ns_type not in join:
             flags |= _NS_FLAGS[ns_type]
     kernel.unshare(flags | syscall.CLONE_NEWNS)
-    if spec['userns']:
+    if spec.userns:
         _userns_rootfs(spec, join['user'], kernel)
-    if spec['loopback'] and 'net' in ns and ns['net'] is None:
+    if spec.loopback and 'net' in ns and ns['net'] is None:
         kernel.link_up('lo')
     # /proc/sys/{net,kernel/ipc ones} are the opener's namespaces': these are the container's now.
-    for name, value in spec['sysctls'].items():
+    for name, value in spec.sysctls.items():
         _write_proc('/proc/sys/' + name.replace('.', '/'), value, 'sysctl %s' % name, kernel)
-    if spec['oom_score_adj'] is not None:
-        _write_proc('/proc/self/oom_score_adj', str(spec['oom_score_adj']), 'oom_score_adj', kernel)
+    if spec.oom_score_adj is not None:
+        _write_proc('/proc/self/oom_score_adj', str(spec.oom_score_adj), 'oom_score_adj', kernel)
     mounts.prepare(spec, kernel)
-    root = spec['rootfs']
+    root = spec.rootfs
     kernel.chdir(root)
     kernel.pivot_root('.', '.')
     # The old root is now stacked on the new one: detach it (rslave, so the host keeps its mounts).
     kernel.umount('.', syscall.MNT_DETACH)
     kernel.chdir('/')
-    if spec['readonly_rootfs']:
+    if spec.readonly_rootfs:
         mounts.remount_root_readonly(kernel)
-    if spec['hostname']:
-        kernel.sethostname(spec['hostname'])
+    if spec.hostname:
+        kernel.sethostname(spec.hostname)
     if console is not None:
-        _console_pty(console, spec['user']['uid'], kernel)
-    if spec['userns']:
-        _enter_userns(spec['userns'], join.pop('user'), kernel)
+        _console_pty(console, spec.user.uid, kernel)
+    if spec.userns:
+        _enter_userns(spec.userns, join.pop('user'), kernel)
 
 
 def _userns_rootfs(spec, userns_fd, kernel=LINUX):  # pragma: no cover - forked child
@@ -578,14 +455,14 @@ def _userns_rootfs(spec, userns_fd, kernel=LINUX):  # pragma: no cover - forked 
     overlay (which cannot be idmapped itself) mounted again from an idmapped clone of the layers directory, on the same
     upper dir (the caller unmounted its own: one overlay per upper dir at a time), in this mount namespace only.
     ``chown``: the caller shifted the files already."""
-    plan = spec['userns']['rootfs']
+    plan = spec.userns['rootfs']
     if plan['method'] != 'idmapped':
         return
     kernel.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)  # nothing made here reaches the host
     overlay = plan['overlay']
     userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'], kernel=kernel)
     kernel.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
-    kernel.mount('nsbox', spec['rootfs'], 'overlay', 0, overlay['options'])
+    kernel.mount('nsbox', spec.rootfs, 'overlay', 0, overlay['options'])
     kernel.chdir('/')
 
 
@@ -623,9 +500,9 @@ def _set_rlimits(rlimits):  # pragma: no cover - forked child
     for item in rlimits:
         soft, hard = (resource.RLIM_INFINITY if v == -1 else v for v in (item['soft'], item['hard']))
         try:
-            resource.setrlimit(_RLIMITS[item['name']], (soft, hard))
+            resource.setrlimit(RLIMITS[item['name']], (soft, hard))
         except (OSError, ValueError) as exc:
-            now = resource.getrlimit(_RLIMITS[item['name']])[1]
+            now = resource.getrlimit(RLIMITS[item['name']])[1]
             raise ProcessError('set', 'ulimit %s to %s:%s' % (item['name'], item['soft'], item['hard']),
                                '%s (a hard limit above %s needs CAP_SYS_RESOURCE)' % (exc, 'unlimited' if now == resource.RLIM_INFINITY else now)) from None
 
@@ -643,7 +520,7 @@ def _become(spec, err_w, make_cwd, barrier_fd=None, kernel=LINUX):  # pragma: no
     path, env, flt = _become_prepared(spec, err_w, make_cwd, barrier_fd, kernel)
     if flt is not None:
         seccomp_profiles.load(flt)  # the last step: nothing after it but execve
-    _execve(path, spec['args'], env, kernel)
+    _execve(path, list(spec.args), env, kernel)
 
 
 def _execve(path, args, env, kernel=LINUX):  # pragma: no cover - forked child
@@ -656,32 +533,32 @@ def _execve(path, args, env, kernel=LINUX):  # pragma: no cover - forked child
 def _become_prepared(spec, err_w, make_cwd, barrier_fd=None, kernel=LINUX):  # pragma: no cover - forked child
     """Common to start and enter: cwd, rlimits, user, capabilities, no_new_privs, signals, umask, the
     barrier (start only), fds; returns (executable, env, seccomp filter still to load or None)."""
-    cwd = spec['cwd']
+    cwd = spec.cwd
     try:
         if make_cwd:
             os.makedirs(cwd, 0o755, exist_ok=True)
         kernel.chdir(cwd)
     except OSError as exc:
         raise ProcessError.from_oserror('change to', 'working directory %s' % cwd, exc) from None
-    _set_rlimits(spec['rlimits'])
-    flt = seccomp_profiles.build(spec['seccomp'], spec['capabilities']) if spec['seccomp'] is not None else None
-    if flt is not None and not spec['no_new_privs']:
+    _set_rlimits(spec.rlimits)
+    flt = seccomp_profiles.build(spec.seccomp, spec.capabilities) if spec.seccomp is not None else None
+    if flt is not None and not spec.no_new_privs:
         seccomp_profiles.load(flt)  # without no_new_privs a filter needs CAP_SYS_ADMIN: now, before the user switch
         flt = None
-    user = spec['user']
+    user = spec.user
     try:
         # keepcaps: a non-root uid keeps its permitted set across setuid, for caps.apply.
         kernel.prctl(syscall.PR_SET_KEEPCAPS, 1, what='keep-capabilities')
-        kernel.setgroups(user['additional_gids'])
-        kernel.setresgid(user['gid'], user['gid'], user['gid'])
-        kernel.setresuid(user['uid'], user['uid'], user['uid'])
+        kernel.setgroups(user.additional_gids)
+        kernel.setresgid(user.gid, user.gid, user.gid)
+        kernel.setresuid(user.uid, user.uid, user.uid)
     except OSError as exc:
-        raise ProcessError.from_oserror('switch to', 'user %d:%d' % (user['uid'], user['gid']), exc) from None
-    caps.apply(spec['capabilities'], user['uid'], kernel)
-    if spec['no_new_privs']:
+        raise ProcessError.from_oserror('switch to', 'user %d:%d' % (user.uid, user.gid), exc) from None
+    caps.apply(spec.capabilities, user.uid, kernel)
+    if spec.no_new_privs:
         kernel.prctl(syscall.PR_SET_NO_NEW_PRIVS, 1, what='no_new_privs')
-    env = env_dict(spec['env'])
-    path = find_executable(spec['args'][0], env)
+    env = env_dict(spec.env)
+    path = find_executable(spec.args[0], env)
     # Python ignores SIGPIPE and SIGXFSZ, and an ignored disposition survives exec.
     for sig in signal.valid_signals():
         if sig not in (signal.SIGKILL, signal.SIGSTOP):
@@ -690,8 +567,8 @@ def _become_prepared(spec, err_w, make_cwd, barrier_fd=None, kernel=LINUX):  # p
             except (OSError, ValueError):
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    if spec.get('umask') is not None:
-        kernel.umask(spec['umask'])
+    if spec.umask is not None:
+        kernel.umask(spec.umask)
     if barrier_fd is not None:
         _wait_at_barrier(err_w, barrier_fd)
     _close_fds(keep=err_w)
@@ -722,7 +599,8 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
     (B is orphaned to the caller's subreaper, as ``runc exec --detach``). ``console_socket``: see the
     module docstring. Raises ProcessError when
     the command cannot be run."""
-    spec = check_spec(spec, full=False)
+    spec = Exec.of(spec)
+    _need_seccomp(spec)
     own, theirs = proc_namespaces('self'), proc_namespaces(target_pid)
     if theirs.get('mnt') in (None, own.get('mnt')):
         # Gone (no namespaces to read), or not a container: never run the command on the host.
@@ -829,8 +707,8 @@ def _enter_child(spec, stdio, err_w, sync_r, later, console, kernel=LINUX):  # p
         later = {ns_type: _move_high(fd) for ns_type, fd in later.items()}  # before stdio is installed over 0-2
         _install_stdio(stdio, kernel)
         if console is not None:  # the terminal is B's (C, its child, is in its session): made before the user switch
-            _console_pty(_move_high(console), spec['user']['uid'], kernel)
-        elif spec['terminal']:
+            _console_pty(_move_high(console), spec.user.uid, kernel)
+        elif spec.terminal:
             _take_terminal(kernel)
         for ns_type in ('pid', 'user'):
             if ns_type in later:
@@ -842,7 +720,7 @@ def _enter_child(spec, stdio, err_w, sync_r, later, console, kernel=LINUX):  # p
         command = kernel.fork()
         if command == 0:
             try:
-                _execve(path, spec['args'], env, kernel)
+                _execve(path, list(spec.args), env, kernel)
             except BaseException as exc:  # pylint: disable=broad-except
                 _report(err_w, exc)
             kernel.exit_process(127)

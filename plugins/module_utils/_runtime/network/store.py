@@ -25,7 +25,7 @@ from ..kernel.fsutil import locked, read_json, write_json
 from .links import NetworkError
 
 SCHEMA = 1
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z')
 DRIVERS = ('bridge',)
 
 

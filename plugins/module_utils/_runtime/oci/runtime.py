@@ -33,7 +33,7 @@ import shutil
 import signal
 import subprocess
 
-from ..kernel import fsutil
+from ..kernel import fsutil, signals
 from ..cgroups.factory import manager_for
 from ..cgroups.layout import Layout
 from ..cgroups.resources import Resources
@@ -167,14 +167,14 @@ def run_hooks(container, kind, state, strict=True):
 
 def _run_hook_inside(container, hook, state):
     """A startContainer hook: run in the container's namespaces (process.enter), path as the container sees it."""
-    spec = {'args': [hook['path']] + hook['args'][1:], 'env': hook['env'], 'cwd': '/',
-            'capabilities': container.record['spec']['capabilities'], 'no_new_privs': False, 'seccomp': None}
+    hook_process = {'args': [hook['path']] + hook['args'][1:], 'env': hook['env'], 'cwd': '/',
+                    'capabilities': container.record['spec']['capabilities'], 'no_new_privs': False, 'seccomp': None}
     manager = container.manager()
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            pid = _process().enter(container.pid, spec, (read_end, null, 2), lambda p: manager.add_procs([p]),
+            pid = _process().enter(container.pid, hook_process, (read_end, null, 2), lambda p: manager.add_procs([p]),
                                    start_time=container.record['start_time'], kernel=container.kernel)
         finally:
             os.close(null)
@@ -211,8 +211,8 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
     container = OciContainer(root, container_id, kernel)
     config = _ocispec().load(bundle)
     plan = _ocispec().translate(config, bundle, container.id, systemd_cgroup)
-    spec = plan['spec']
-    if spec['terminal'] and not console_socket:
+    launch = plan['spec']
+    if launch.terminal and not console_socket:
         raise ConfigError('use', 'process.terminal', 'a terminal needs --console-socket')
     resources = Resources.from_options(plan['resources'])
     os.makedirs(root, 0o700, exist_ok=True)
@@ -224,7 +224,7 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
     container.record = {'schema_version': SCHEMA_VERSION, 'id': container.id, 'bundle': bundle, 'status': 'creating',
                         'creator': os.getpid(), 'creator_start': me[1] if me else None, 'boot_id': boot_id(), 'created': _now(),
                         'annotations': plan['annotations'], 'cgroup': list(plan['cgroup']), 'hooks': plan['hooks'],
-                        'spec': {'capabilities': spec['capabilities']}, 'pid': 0, 'start_time': None}
+                        'spec': {'capabilities': list(launch.capabilities)}, 'pid': 0, 'start_time': None}
     manager = None
     try:
         container.save()
@@ -232,7 +232,7 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
         os.chmod(container.fifo, 0o622)  # whatever the umask: the container's user must be able to open it
         manager = container.manager()
         manager.apply(resources)
-        pid = _process().start(spec, stdio, lambda p: manager.add_procs([p]), barrier=container.fifo, console_socket=console_socket,
+        pid = _process().start(launch, stdio, lambda p: manager.add_procs([p]), barrier=container.fifo, console_socket=console_socket,
                                kernel=kernel)
         stamp = process_stamp(pid)
         container.record.update(pid=pid, start_time=stamp[1] if stamp else None, status='created')
@@ -294,17 +294,7 @@ def state(root, container_id, kernel=LINUX):
 
 def parse_signal(value):
     """'TERM', 'SIGTERM', '15', 'sigkill' -> the signal number."""
-    text = str(value).strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if number not in signal.valid_signals():
-            raise ConfigError('use', 'signal %s' % value, 'no such signal')
-        return number
-    name = text if text.startswith('SIG') else 'SIG' + text
-    try:
-        return int(getattr(signal, name))
-    except AttributeError:
-        raise ConfigError('use', 'signal %s' % value, 'no such signal (give a name such as TERM or a number)') from None
+    return signals.number(value)
 
 
 def kill(root, container_id, sig='TERM', all_procs=False, kernel=LINUX):
@@ -370,14 +360,16 @@ def exec_process(root, container_id, data, pid_file=None, detach=False, console_
     runs, with ``detach``)."""
     container = OciContainer(root, container_id, kernel).load()
     container.need('exec', 'running')
-    spec = _ocispec().process_of(data, 'the process file')
+    fields = _ocispec().process_of(data, 'the process file')
+    fields.pop('oom_score_adj', None)  # the container's, set at its start
     config = _ocispec().load(container.record['bundle'])
     linux = config.get('linux') or {}
-    spec['seccomp'] = _ocispec().seccomp_profiles.parse_profile(linux['seccomp'], 'linux.seccomp') if linux.get('seccomp') else None
-    if spec['terminal'] and not console_socket:
+    fields['seccomp'] = _ocispec().seccomp_profiles.parse_profile(linux['seccomp'], 'linux.seccomp') if linux.get('seccomp') else None
+    command = _process().Exec.of(fields)
+    if command.terminal and not console_socket:
         raise ConfigError('use', 'process.terminal', 'a terminal needs --console-socket')
     manager = container.manager()
-    pid = _process().enter(container.pid, spec, stdio, lambda p: manager.add_procs([p]), start_time=container.record['start_time'],
+    pid = _process().enter(container.pid, command, stdio, lambda p: manager.add_procs([p]), start_time=container.record['start_time'],
                            detach=detach, console_socket=console_socket, kernel=kernel)
     _write_pid_file(pid_file, pid)
     if detach:

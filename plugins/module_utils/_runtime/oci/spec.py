@@ -23,6 +23,7 @@ import re
 from ..errors import ConfigError
 from ..launch import caps, devices, mounts
 from ..launch import seccomp as seccomp_profiles
+from ..launch.spec import Launch
 from ..cgroups.resources import DeviceRule
 
 HOOK_KINDS = ('prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop')
@@ -35,8 +36,8 @@ BUILTIN_MOUNTS = {'/proc': ('proc',), '/dev': ('tmpfs',), '/dev/pts': ('devpts',
 # (crun's extension; the container's own directory is mounted empty here) and SELinux relabelling.
 IGNORED_MOUNT_OPTIONS = ('tmpcopyup', 'notmpcopyup', 'z', 'Z', 'U', 'copy', 'nocopy')
 # runc's AllowedDevices: what every container may use whatever its rules say (/dev/null and friends, ptys, tun).
-_RLIMIT = re.compile(r'^RLIMIT_([A-Z]+)$')
-_SIZE_OPTION = re.compile(r'^size=(\d+)([kmg]?)$')
+_RLIMIT = re.compile(r'^RLIMIT_([A-Z]+)\Z')
+_SIZE_OPTION = re.compile(r'^size=(\d+)([kmg]?)\Z')
 DEFAULT_UMASK = 0o022  # runc's when process.user.umask is not given
 
 
@@ -299,7 +300,7 @@ def _hooks(value):
 
 
 def translate(config, bundle, container_id, systemd_cgroup=False):
-    """config.json (parsed) -> {'spec': process.start's spec, 'cgroup': (path, driver), 'resources': options, 'hooks': {...}}."""
+    """config.json (parsed) -> {'spec': process.start's Launch, 'cgroup': (path, driver), 'resources': options, 'hooks': {...}}."""
     if not str(config.get('ociVersion', '')).startswith('1.'):
         raise ConfigError('use', 'ociVersion %r' % (config.get('ociVersion'),), 'nsbox runs bundles of OCI runtime spec 1.x')
     root = _dict(config.get('root'), 'root')
@@ -327,6 +328,6 @@ def translate(config, bundle, container_id, systemd_cgroup=False):
     for key in ('intelRdt', 'personality', 'mountLabel', 'timeOffsets'):
         if linux.get(key):
             raise ConfigError('use', 'linux.%s' % key, 'not supported by this version of nsbox')
-    return {'spec': spec, 'cgroup': cgroup_path(linux, container_id, systemd_cgroup),
-            'resources': resources_options(linux.get('resources')), 'hooks': _hooks(config.get('hooks')),
-            'annotations': _dict(config.get('annotations'), 'annotations')}
+    plan = {'cgroup': cgroup_path(linux, container_id, systemd_cgroup), 'resources': resources_options(linux.get('resources')),
+            'hooks': _hooks(config.get('hooks')), 'annotations': _dict(config.get('annotations'), 'annotations')}
+    return dict(plan, spec=Launch.of(spec))  # every field checked here, once (launch/spec.py)

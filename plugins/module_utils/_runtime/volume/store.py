@@ -30,7 +30,7 @@ from .copyup import repair
 SCHEMA_VERSION = 1
 DRIVERS = ('local',)
 # Docker's rule (moby volume/local: "[a-zA-Z0-9][a-zA-Z0-9_.-]"), at least two characters; 255 is NAME_MAX.
-NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,254}$')
+NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,254}\Z')
 DATA = '_data'
 RECORD = 'volume.json'
 

@@ -219,4 +219,4 @@ def test_every_module_attribute_read_exists():
                             defined[target] = _top_level_names(mods[target])
                         if node.attr not in defined[target] and not node.attr.startswith('__'):
                             missing.append('%s:%d %s.%s' % (os.path.relpath(path, repo), node.lineno, node.value.id, node.attr))
-    assert missing == []
+    assert missing == [], missing

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, users
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options, parse, users
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
 
 IMAGE = {'name': 'busybox', 'digest': 'sha256:' + 'a' * 64, 'id': 'sha256:' + 'b' * 64}
@@ -148,7 +148,7 @@ def test_a_volume_mount_change_recreates():
 @given(st.lists(st.text(alphabet='abc/.', min_size=1, max_size=12), min_size=1, max_size=4))
 def test_mount_targets_normalise(parts):
     target = '/' + '/'.join(parts)
-    norm = options.check({'mounts': [{'type': 'tmpfs', 'target': target}]})['mounts'][0]['target'] if options._norm_path(target) != '/' \
+    norm = options.check({'mounts': [{'type': 'tmpfs', 'target': target}]})['mounts'][0]['target'] if parse.norm_path(target) != '/' \
         else None  # pylint: disable=protected-access
     if norm is not None:
         assert norm.startswith('/') and '//' not in norm and not norm.endswith('/')
@@ -256,3 +256,9 @@ def test_any_input_is_parsed_or_refused_with_a_config_error(opts):
         options.resolve('web', checked, IMAGE, IMAGE_CONFIG)
     except ConfigError as exc:
         assert exc.message
+
+
+def test_the_record_holds_every_field_of_the_table_in_one_order():
+    assert set(options.RECORD) == {f.split('.')[0] for f in options.FIELDS} | {'schema_version', 'name', 'args'}
+    got = options.resolve('n', options.check({'command': 'sh'}), {'name': 'i', 'digest': 'sha256:x', 'id': 'x'}, {})
+    assert tuple(got) == options.RECORD

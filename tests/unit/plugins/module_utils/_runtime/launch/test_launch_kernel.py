@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import NsboxError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel import syscall
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import caps, mounts
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch.spec import Launch
 from ansible_collections.nsbox.runtime.tests.unit.plugins.module_utils._runtime.fakekernel import FakeKernel, same_shape
 
 NSN = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC
@@ -49,12 +50,12 @@ def kernel(rootfs, tmp_path):
 
 
 def spec_of(rootfs, tmp_path, **extra):
-    spec = {'rootfs': rootfs, 'shm_size': 1 << 20, 'masked_paths': ['/proc/kcore', '/proc/acpi', '/proc/nothing'],
+    spec = {'rootfs': rootfs, 'args': ['/bin/true'], 'shm_size': 1 << 20, 'masked_paths': ['/proc/kcore', '/proc/acpi', '/proc/nothing'],
             'readonly_paths': ['/proc/sys'],
             'mounts': [{'type': 'bind', 'source': str(tmp_path / 'data'), 'target': '/data', 'readonly': True, 'options': ['rshared']},
                        {'type': 'tmpfs', 'target': '/tmp', 'options': ['size=1m']}]}
     spec.update(extra)
-    return spec
+    return Launch.of(spec)
 
 
 DEV = [

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""process.py's pure parts: the spec check, PATH lookup, exit codes, the error wire (no root needed)."""
+"""process.py's pure parts and the launch spec's check (launch/spec.py), PATH lookup, exit codes, the error wire (no root needed)."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
@@ -11,6 +12,7 @@ import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import caps, mounts, process
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError, SyscallError
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch.spec import Exec, Launch, User
 
 
 def spec(tmp_path, **extra):
@@ -20,19 +22,24 @@ def spec(tmp_path, **extra):
 
 
 def test_defaults_are_filled(tmp_path):
-    got = process.check_spec(spec(tmp_path))
-    assert got['namespaces'] == {'pid': None, 'uts': None, 'mnt': None}  # mnt is always new
-    assert got['user'] == {'uid': 0, 'gid': 0, 'additional_gids': []}
-    assert got['cwd'] == '/' and got['env'] == [] and got['no_new_privs'] is False
-    assert set(got['capabilities']) == set(caps.DEFAULT)
-    assert got['masked_paths'] == list(mounts.MASKED_PATHS) and got['readonly_paths'] == list(mounts.READONLY_PATHS)
-    assert got['hostname'] is None and got['init'] is None and got['mounts'] == []
+    got = Launch.of(spec(tmp_path))
+    assert got.namespaces == {'pid': None, 'uts': None, 'mnt': None}  # mnt is always new
+    assert got.user == User(0, 0, ())
+    assert got.cwd == '/' and got.env == () and got.no_new_privs is False
+    assert set(got.capabilities) == set(caps.DEFAULT)
+    assert got.masked_paths == tuple(mounts.MASKED_PATHS) and got.readonly_paths == tuple(mounts.READONLY_PATHS)
+    assert got.hostname is None and got.init is None and got.mounts == ()
+    assert Launch.of(got) is got and got.replace(hostname='h').hostname == 'h'
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.args = ('x',)
 
 
 def test_enter_spec_needs_no_rootfs():
-    got = process.check_spec({'args': ['ls'], 'user': {'uid': '5', 'gid': 6}, 'capabilities': []}, full=False)
-    assert got['user'] == {'uid': 5, 'gid': 6, 'additional_gids': []} and got['capabilities'] == []
-    assert 'rootfs' not in got
+    got = Exec.of({'args': ['ls'], 'user': {'uid': '5', 'gid': 6}, 'capabilities': []})
+    assert got.user == User(5, 6, ()) and got.capabilities == ()
+    assert not hasattr(got, 'rootfs')
+    with pytest.raises(ConfigError, match='unknown fields rootfs'):
+        Exec.of({'args': ['ls'], 'rootfs': '/'})
 
 
 @pytest.mark.parametrize('change, match', [
@@ -61,7 +68,7 @@ def test_enter_spec_needs_no_rootfs():
 ])
 def test_bad_specs(tmp_path, change, match):
     with pytest.raises(ConfigError, match=match):
-        process.check_spec(spec(tmp_path, **change))
+        Launch.of(spec(tmp_path, **change))
 
 
 def test_env_later_wins():

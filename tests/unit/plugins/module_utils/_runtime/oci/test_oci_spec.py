@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import Resources
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import process
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch.spec import Launch, User
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cli import oci
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.oci import runtime, spec as ocispec
@@ -47,19 +47,26 @@ def config(**edit):
     return out
 
 
-def test_translate_a_full_config():
-    plan = ocispec.translate(config(), '/b', 'c1')
+@pytest.fixture(name='bundle')
+def bundle_dir(tmp_path):
+    (tmp_path / 'rootfs').mkdir()
+    return str(tmp_path)
+
+
+def test_translate_a_full_config(bundle):
+    plan = ocispec.translate(config(), bundle, 'c1')
     got = plan['spec']
-    assert got['rootfs'] == '/b/rootfs' and got['readonly_rootfs']
-    assert got['user'] == {'uid': 1000, 'gid': 100, 'additional_gids': [5]} and got['umask'] == 0o027
-    assert got['capabilities'] == ['CAP_CHOWN', 'CAP_KILL'] and got['no_new_privs'] and got['oom_score_adj'] == 100
-    assert got['rlimits'] == [{'name': 'nofile', 'soft': 1024, 'hard': 4096}, {'name': 'core', 'soft': -1, 'hard': -1}]
-    assert got['namespaces'] == {'pid': None, 'uts': None, 'mnt': None, 'net': '/proc/1/ns/net'} and not got['loopback']
-    assert got['hostname'] == 'h' and got['shm_size'] == 1 << 20
-    assert got['mounts'] == [{'type': 'bind', 'source': '/b/data', 'target': '/data', 'readonly': False, 'options': ['ro', 'rprivate', 'rbind']},
-                             {'type': 'tmpfs', 'source': 'tmpfs', 'target': '/run', 'readonly': False, 'options': ['nosuid', 'size=10m']}]
-    assert got['devices'] == [{'container': '/dev/fuse', 'host': '/dev/fuse', 'type': 'c', 'major': 10, 'minor': 229, 'mode': 0o666, 'uid': 0, 'gid': 0}]
-    assert got['masked_paths'] == ['/proc/kcore'] and got['readonly_paths'] == [] and got['seccomp'] is None
+    assert isinstance(got, Launch)  # checked once, here: process.start takes it as it is
+    assert got.rootfs == bundle + '/rootfs' and got.readonly_rootfs
+    assert got.user == User(1000, 100, (5,)) and got.umask == 0o027
+    assert got.capabilities == ('CAP_CHOWN', 'CAP_KILL') and got.no_new_privs and got.oom_score_adj == 100
+    assert got.rlimits == ({'name': 'nofile', 'soft': 1024, 'hard': 4096}, {'name': 'core', 'soft': -1, 'hard': -1})
+    assert got.namespaces == {'pid': None, 'uts': None, 'mnt': None, 'net': '/proc/1/ns/net'} and not got.loopback
+    assert got.hostname == 'h' and got.shm_size == 1 << 20
+    assert got.mounts == ({'type': 'bind', 'source': bundle + '/data', 'target': '/data', 'readonly': False, 'options': ['ro', 'rprivate', 'rbind']},
+                          {'type': 'tmpfs', 'source': 'tmpfs', 'target': '/run', 'readonly': False, 'options': ['nosuid', 'size=10m']})
+    assert got.devices == ({'container': '/dev/fuse', 'host': '/dev/fuse', 'type': 'c', 'major': 10, 'minor': 229, 'mode': 0o666, 'uid': 0, 'gid': 0},)
+    assert got.masked_paths == ('/proc/kcore',) and got.readonly_paths == () and got.seccomp is None
     assert plan['cgroup'] == ('/p/c', 'cgroupfs')
     res = Resources.from_options(plan['resources'])
     assert (res.memory, res.memory_swap, res.cpu_shares, res.cpus, res.pids_limit) == (64 << 20, 128 << 20, 512, 0.5, -1)
@@ -67,9 +74,6 @@ def test_translate_a_full_config():
     assert [h['path'] for h in plan['hooks']['createRuntime']] == ['/bin/a', '/bin/b']  # prestart first
     assert plan['hooks']['createRuntime'][1] == {'path': '/bin/b', 'args': ['b', '1'], 'env': ['X=1'], 'timeout': 3}
     assert plan['annotations'] == {'k': 'v'}
-    # What the library checks, it accepts (check_spec runs in the caller before anything forks).
-    checked = process.check_spec(dict(got, rootfs='/'))
-    assert checked['umask'] == 0o027 and checked['devices'][0]['container'] == '/dev/fuse'
 
 
 @pytest.mark.parametrize('edit, words', [
@@ -89,17 +93,17 @@ def test_translate_a_full_config():
     ({'linux__rootfsPropagation': 'shared'}, 'private or slave'),
     ({'linux__seccomp': {'defaultAction': 'SCMP_ACT_NOTIFY'}}, 'defaultAction'),
 ])
-def test_what_the_library_cannot_do_is_refused(edit, words):
+def test_what_the_library_cannot_do_is_refused(bundle, edit, words):
     with pytest.raises(ConfigError) as err:
-        ocispec.translate(config(**edit), '/b', 'c1')
+        ocispec.translate(config(**edit), bundle, 'c1')
     assert words in err.value.message
 
 
-def test_seccomp_in_the_spec_form_is_the_library_profile():
+def test_seccomp_in_the_spec_form_is_the_library_profile(bundle):
     profile = {'defaultAction': 'SCMP_ACT_ERRNO', 'defaultErrnoRet': 1, 'architectures': ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'],
                'syscalls': [{'names': ['read', 'write'], 'action': 'SCMP_ACT_ALLOW'},
                             {'names': ['personality'], 'action': 'SCMP_ACT_ALLOW', 'args': [{'index': 0, 'value': 8, 'op': 'SCMP_CMP_EQ'}]}]}
-    got = ocispec.translate(config(linux__seccomp=profile), '/b', 'c1')['spec']['seccomp']
+    got = ocispec.translate(config(linux__seccomp=profile), bundle, 'c1')['spec'].seccomp
     assert got['defaultAction'] == 'SCMP_ACT_ERRNO' and got['syscalls'][1]['args'][0]['value'] == 8
 
 
