@@ -189,6 +189,8 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, c
         else:
             ours.sendall(line)
         answer = _read_line(ours, timeout)
+    except (BrokenPipeError, ConnectionResetError):  # it ended before it read its config: no answer
+        answer = ''
     finally:
         ours.close()
     if not answer:
