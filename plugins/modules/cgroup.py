@@ -57,7 +57,7 @@ options:
     description: CPUs the cgroup may use (V(0.5), V(1.5)), as a CFS quota of O(cpu_period).
     type: float
   cpu_period:
-    description: CFS period in microseconds (default 100000).
+    description: CFS period in microseconds (1000-1000000, default 100000).
     type: int
   cpuset_cpus:
     description: CPUs allowed, e.g. V(0-1,3).
@@ -185,22 +185,12 @@ from ..module_utils.common import COMMON_ARGS, ensure_library, fail, finish, hos
 from ..module_utils._runtime.errors import NsboxError
 from ..module_utils._runtime.named import cgroup
 
-_DEV_RATE = {'type': 'list', 'elements': 'dict', 'options': {'path': {'type': 'str', 'required': True}, 'rate': {'type': 'str', 'required': True}}}
-_DEV_IOPS = {'type': 'list', 'elements': 'dict', 'options': {'path': {'type': 'str', 'required': True}, 'rate': {'type': 'int', 'required': True}}}
-LIMITS = {
-    'memory': {'type': 'str'}, 'memory_reservation': {'type': 'str'}, 'memory_swap': {'type': 'str'},
-    'cpu_shares': {'type': 'int'}, 'cpus': {'type': 'float'}, 'cpu_period': {'type': 'int'},
-    'cpuset_cpus': {'type': 'str'}, 'cpuset_mems': {'type': 'str'}, 'pids_limit': {'type': 'int'}, 'blkio_weight': {'type': 'int'},
-    'device_read_bps': _DEV_RATE, 'device_write_bps': _DEV_RATE, 'device_read_iops': _DEV_IOPS, 'device_write_iops': _DEV_IOPS,
-    'devices': {'type': 'list', 'elements': 'str'}, 'frozen': {'type': 'bool'},
-}
-
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(COMMON_ARGS, name={'type': 'str', 'required': True}, parent={'type': 'str'},
                            state={'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
-                           procs={'type': 'list', 'elements': 'int'}, **LIMITS),
+                           procs={'type': 'list', 'elements': 'int'}, **cgroup.LIMITS),
         supports_check_mode=True,
     )
     p = module.params
@@ -208,7 +198,7 @@ def main():
     try:
         cfg = host_config(module)
         lib = ensure_library(module)
-        out = cgroup.ensure(cfg, p['name'], options={k: p[k] for k in LIMITS}, procs=p['procs'], state=p['state'],
+        out = cgroup.ensure(cfg, p['name'], options={k: p[k] for k in cgroup.LIMITS}, procs=p['procs'], state=p['state'],
                             parent=p['parent'], check_mode=module.check_mode)
     except NsboxError as exc:
         fail(module, exc, **result)

@@ -179,7 +179,7 @@ options:
     description: CPUs the container may run on (V(0-1), V(0,2)); changed live.
     type: str
   pids_limit:
-    description: Most processes (threads) at once; changed live.
+    description: Most processes (threads) at once (1 to 4194304; V(-1) or V(0) for no limit, as Docker); changed live.
     type: int
   blkio_weight:
     description:

@@ -60,8 +60,10 @@ class PlayResult:
 class AnsibleRunner:
     """An inventory and ansible.cfg for a set of TestHosts, with playbook/module helpers."""
 
-    def __init__(self, hosts, workdir=None, forks=10):
+    def __init__(self, hosts, workdir=None, forks=10, collections=None):
+        """``collections``: a collections path of its own (e.g. another release's nsbox.runtime) instead of this checkout."""
         self.hosts = {h.name: h for h in hosts}
+        self.collections = collections
         self._own = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix='nsbox-ansible-', dir='/tmp')
         self.inventory = os.path.join(self.workdir, 'inventory')
@@ -73,7 +75,7 @@ class AnsibleRunner:
             f.write('\n'.join([
                 '[defaults]', 'inventory = %s' % self.inventory, 'host_key_checking = False',
                 'forks = %d' % forks, 'callbacks_enabled = nsbox_results', 'callback_plugins = %s/callback_plugins' % HARNESS,
-                'collections_path = %s' % collections_path(self.workdir), 'retry_files_enabled = False',
+                'collections_path = %s' % (collections or collections_path(self.workdir)), 'retry_files_enabled = False',
                 'interpreter_python = /usr/bin/python3', 'local_tmp = %s/local-tmp' % self.workdir,
                 '[ssh_connection]', 'pipelining = True',
                 'ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes',
@@ -84,6 +86,8 @@ class AnsibleRunner:
         env = dict(os.environ)
         env.update(ANSIBLE_CONFIG=self.config, NSBOX_RESULTS=results_path, ANSIBLE_FORCE_COLOR='0',
                    ANSIBLE_NOCOLOR='1', PYTHONDONTWRITEBYTECODE='1')
+        if self.collections:  # over any ANSIBLE_COLLECTIONS_PATH of the caller's: this runner's collection is the point
+            env['ANSIBLE_COLLECTIONS_PATH'] = self.collections
         return env
 
     def _bin(self, name):

@@ -126,6 +126,48 @@ def test_long_running_lifecycle(box):
     assert box.run(name='web', state='absent')['_status'] == 'ok'
 
 
+def test_a_failed_recreate_leaves_the_service_running(box):
+    """Issue 19 item 6: a recreate whose new container cannot start (a user the image lacks) used to delete the running
+    container; a cpuset the host lacks failed with ERANGE naming no option. Neither takes the service down now."""
+    args = {'name': 't6', 'image': 'busybox', 'command': 'sleep 1000', 'env': {'A': '1'}, 'stop_timeout': 0}
+    first = box.run(**args)['container']
+    res = box.run(**dict(args, env={'A': '2'}, cpuset_cpus='0-9999'))
+    assert res['_status'] == 'failed' and 'cpuset_cpus 0-9999' in res['msg'] and 'this host has CPUs' in res['msg'], res
+    info = box.info('t6')
+    assert (info['id'], info['state']['pid'], info['state']['running']) == (first['id'], first['state']['pid'], True)  # untouched
+    res = box.run(**dict(args, env={'A': '2'}, user='nosuchuser'))  # found in the image's layers before anything stops
+    assert res['_status'] == 'failed' and "user 'nosuchuser'" in res['msg'] and 'container t6:' not in res['msg'], res
+    info = box.info('t6')
+    assert (info['id'], info['state']['pid'], info['state']['running']) == (first['id'], first['state']['pid'], True)
+    res = box.run(**dict(args, env={'A': '2'}, command='/nonexistent'))  # found only at the start: the old one is put back
+    assert res['_status'] == 'failed' and 'runs on as it was' in res['msg'], res
+    info = box.info('t6')
+    assert info['id'] == first['id'] and info['state']['running'] and info['config']['env'] == first['config']['env'], info
+    names = box.sh("python3 -c 'import glob, json, sys; print(sorted(json.load(open(p))[\"name\"] for p in glob.glob(sys.argv[1])))' "
+                   "'%s/containers/*/config.json'" % DATA_ROOT)
+    assert names == "['t6']", names  # the new one taken back, nothing set aside left
+    res = box.run(**dict(args, env={'A': '2'}))  # a good recreate: replaced once the new one runs
+    assert res['_status'] == 'changed' and res['container']['id'] != first['id'] and res['container']['state']['running'], res
+    assert box.run(**dict(args, env={'A': '2'}))['_status'] == 'ok'
+    assert box.run(name='t6', state='absent')['_status'] == 'changed'
+
+
+def test_a_recreate_killed_midway_is_settled_by_the_next_run(box):
+    """A run killed after the old container was set aside (renamed, stopped) and before the new one ran: the next
+    converge puts the old one back under its name and goes on."""
+    args = {'name': 't7', 'image': 'busybox', 'command': 'sleep 1000', 'stop_timeout': 0}
+    first = box.run(**args)['container']
+    assert box.run(**dict(args, state='stopped'))['_status'] == 'changed'
+    config = '%s/containers/%s/config.json' % (DATA_ROOT, first['id'])
+    box.sh("python3 -c 'import json, os, sys; p = sys.argv[1]; c = json.load(open(p)); c[\"name\"] = \"t7.replaced-%s\"; "
+           "open(p + \".t\", \"w\").write(json.dumps(c)); os.rename(p + \".t\", p)' %s" % (first['id'][:12], config))
+    assert box.info('t7') is None
+    res = box.run(**args)
+    assert res['_status'] == 'changed' and res['actions'][0] == 'put back container t7 (a recreate of it had been interrupted)', res
+    assert res['container']['id'] == first['id'] and res['container']['state']['running'], res
+    assert box.run(name='t7', state='absent')['_status'] == 'changed'
+
+
 def test_stop_signal_reaches_the_process_with_init(box):
     """With init: true (catatonit as pid 1) SIGTERM is forwarded: the container ends by it, no SIGKILL."""
     res = box.run(name='svc', image='busybox', command='sleep 1000', init=True, stop_timeout=30)

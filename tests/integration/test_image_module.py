@@ -313,3 +313,38 @@ def test_pull_through_a_mirror(ansible, fresh_host, registries, fixtures):
     ansible.module('nsbox.runtime.host', {'install_library': False, 'registries': {'mirrors': {}, 'insecure': [upstream]}})
     res = ansible.module('nsbox.runtime.image', {'name': ref})
     assert res['_status'] == 'failed' and res['msg'].startswith('failed to reach registry 127.0.0.1:1'), res
+
+
+def test_a_prune_loop_during_pulls_leaves_no_broken_image(ansible, fresh_host, registries):
+    """Issue 19 item 2: with prunes running all the time, a pull reported changed used to record an image that
+    lacked layers and blobs. Each pull here must record an image whose every part is in the store."""
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image.store import ImageStore  # the test host's store, read here
+    ref = '%s/nsbox/multilayer:latest' % registries['anon'].host
+    assert ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})['_status'] == 'changed'  # the store made
+    store = ImageStore(data_root(fresh_host))
+    stop, prunes, errors = threading.Event(), [], []
+
+    def prune_loop():
+        while not stop.is_set():
+            try:
+                prunes.append(store.prune())
+            except Exception as exc:  # pylint: disable=broad-except
+                errors.append(exc)
+    for _round in range(3):
+        assert ansible.module('nsbox.runtime.image', {'name': ref, 'state': 'absent'})['_status'] == 'changed'
+        assert store.prune()['layers'], 'the removed image left its layers to a prune'
+        loop = threading.Thread(target=prune_loop)
+        loop.start()
+        try:
+            res = ansible.module('nsbox.runtime.image', {'name': ref, 'insecure': True})
+        finally:
+            stop.set()
+            loop.join()
+            stop.clear()
+        assert res['_status'] == 'changed', res
+        record = index_on_disk(fresh_host)['images'][res['image']['digest']]
+        parts = [record['manifest_digest'], record['config_digest']] + [lay['digest'] for lay in record['layers']]
+        missing = [d for d in parts if not store.has_blob(d)] + [lay['chain_id'] for lay in record['layers'] if not store.has_layer(lay['chain_id'])]
+        assert missing == [] and len(record['layers']) == 4, 'recorded, but not in the store: %s' % missing
+    assert errors == [] and len(prunes) > 3
+    assert os.listdir(os.path.join(data_root(fresh_host), 'tmp')) == []

@@ -155,6 +155,28 @@ def test_names_published_ports_and_removal(net_host):
     assert run(box, name='backend', state='absent')['_status'] == 'changed'
 
 
+def test_a_lost_state_dir_gives_no_address_twice(net_host):
+    """Issue 19 item 5: the state dir removed while a bridged container runs (a tmpfs emptied, a crash of the machine)
+    made the next container get the running one's address and dropped its published port. The running container's
+    attachment is rebuilt from its copy in the data-root before anything is allocated."""
+    box = net_host
+    assert run(box, name='lost', subnet='10.81.0.0/24')['_status'] == 'changed'
+    first = box.run(name='la', image='busybox', command=HTTPD, hostname='la', stop_timeout=0, published_ports=['8081:80'], networks=['lost'])
+    assert first['container']['state']['networks']['lost']['address'] == '10.81.0.2', first
+    # rm -rf of the whole state dir: what it can take (mounted namespace files stay, as rm leaves mount points).
+    box.sh('rm -rf /run/nsbox 2>/dev/null; true')
+    second = box.run(name='lb', image='busybox', command='sleep 3600', stop_timeout=0, networks=['lost'])
+    assert second['_status'] == 'changed', second
+    assert second['container']['state']['networks']['lost']['address'] == '10.81.0.3', second  # not la's again
+    assert any(c and c.startswith('container %s ' % first['container']['id'][:12]) and ':8081/tcp' in c for c in rules(box)), rules(box)
+    fetch = "/usr/bin/python3 -c \"import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())\" "
+    assert box.sh(fetch + 'http://127.0.0.1:8081/') == 'hello from la'
+    for name in ('lb', 'la'):
+        assert box.run(name=name, state='absent')['_status'] == 'changed'
+    assert links(box, 'nsv') == [] and not any(c and c.startswith('container ') for c in rules(box))
+    assert run(box, name='lost', state='absent')['_status'] == 'changed'
+
+
 def test_internal_network_has_no_way_out(net_host):
     box = net_host
     assert run(box, name='sealed', subnet='10.80.0.0/24', internal=True)['_status'] == 'changed'

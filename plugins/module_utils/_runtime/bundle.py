@@ -103,7 +103,7 @@ def _ship():  # pragma: no cover - never called
     without a module run importing (and, from a payload, compiling) all of it."""
     # pylint: disable=unused-import,import-outside-toplevel
     from . import errors, usage, version  # noqa: F401
-    from .cgroups import devices as cgroups_devices, factory, layout, manager, resources, systemd, v1, v2  # noqa: F401
+    from .cgroups import devices as cgroups_devices, factory, layout, manager, mapping, resources, systemd, v1, v2  # noqa: F401
     from .cli import main, oci, run, term, views  # noqa: F401
     from .container import assemble, converge, execute, exits, health, idranges, logs, monitor, options, order, parse, policy, runner  # noqa: F401
     from .container import security, spec as container_spec, store as container_store, supervisor, unit, users  # noqa: F401
@@ -125,6 +125,7 @@ MODULES = (
     'cgroups/factory',
     'cgroups/layout',
     'cgroups/manager',
+    'cgroups/mapping',
     'cgroups/resources',
     'cgroups/systemd',
     'cgroups/v1',

@@ -4,7 +4,8 @@
 
 A manager owns one cgroup path. Settings go through :meth:`plan` (read back, compare) and
 :meth:`apply` (write only what differs, in an order the kernel accepts); the container code
-and the ``cgroup`` module use nothing else.
+and the ``cgroup`` module use nothing else. Which file keeps which setting is not here: each
+row of ``resources.TABLE`` says it per backend, and a manager reads and writes through the row.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import time
 
 from ..errors import CgroupError
 from .layout import read_text, write_text
+from .resources import ROWS, TABLE
 
 
 class CgroupManager:
     version = None
     driver = 'cgroupfs'
+    column = None  # which column of resources.TABLE this backend writes through
 
     def __init__(self, path):
         self.path = path
@@ -28,13 +31,14 @@ class CgroupManager:
         """Every directory that makes up this cgroup (one per v1 hierarchy, one on v2)."""
         raise NotImplementedError
 
-    def read(self, resources):
-        """The current value of each setting ``resources`` manages, in its units."""
+    def _path(self, controller, filename, name):
+        """The path of ``filename`` of ``controller`` (None: the cgroup's own core files) for setting ``name``."""
         raise NotImplementedError
 
     def _write(self, resources, changes):
         """Write the settings in ``changes`` ({name: (before, after)})."""
-        raise NotImplementedError
+        for kind, name in to_write(self.column, resources, changes):
+            kind.set(self, name, resources, changes)
 
     def _create(self):
         raise NotImplementedError
@@ -44,6 +48,29 @@ class CgroupManager:
 
     def kill(self, timeout=10.0):
         raise NotImplementedError
+
+    def freeze(self, frozen=True):
+        raise NotImplementedError
+
+    # -- files, for the table's kinds ----------------------------------------------------------
+    def has_file(self, controller, filename, name):
+        return os.path.exists(self._path(controller, filename, name))
+
+    def read_file(self, controller, filename, name, hint=None, default=None):
+        """A cgroup file's text, stripped; a missing file says which setting needed it (and why it may be missing)."""
+        path = self._path(controller, filename, name)
+        if default is not None:
+            return read_text(path, default).strip()
+        if not os.path.exists(path):
+            raise CgroupError('set', '%s on cgroup %s' % (name, self.path), 'this host has no %s%s' % (filename, ' (%s)' % hint if hint else ''),
+                              path=path)
+        return read_text(path).strip()
+
+    def write_file(self, controller, filename, value, name, hint=None):
+        path = self._path(controller, filename, name)
+        if hint and not os.path.exists(path):
+            raise CgroupError('set', '%s on cgroup %s' % (name, self.path), 'this host has no %s (%s)' % (filename, hint), path=path)
+        write_text(path, value)
 
     # -- shared ------------------------------------------------------------------------------
     def exists(self):
@@ -56,6 +83,11 @@ class CgroupManager:
         self._create()
         return True
 
+    def read(self, resources, names=None):
+        """The current value of each setting ``resources`` manages (or of ``names``), in its units."""
+        names = list(resources.managed()) if names is None else names
+        return {name: getattr(ROWS[name], self.column).get(self, name, resources) for name in names}
+
     def plan(self, resources):
         """{name: (current, wanted)} for every managed setting that differs (nothing written)."""
         wanted = resources.managed()
@@ -64,23 +96,19 @@ class CgroupManager:
         current = self.read(resources)
         return {name: (current.get(name), value) for name, value in wanted.items() if not self.same(name, current.get(name), value)}
 
-    def apply(self, resources):
-        """Create if needed and write what differs; returns the plan that was carried out."""
+    def apply(self, resources, changes=None):
+        """Create if needed and write what differs; returns the plan that was carried out. ``changes``: a plan
+        this caller has just made with :meth:`plan` (the files are then not read a second time)."""
         self.create()
-        changes = self.plan(resources)
+        if changes is None:
+            changes = self.plan(resources)
         if changes:
             self._write(resources, changes)
         return changes
 
     @staticmethod
     def same(name, current, wanted):
-        if name in ('cpuset_cpus', 'cpuset_mems'):
-            return current is not None and expand_list(current) == expand_list(wanted)
-        if name == 'devices':
-            return current is not None and sorted(map(str, current)) == sorted(map(str, wanted))
-        if name == 'cpus':
-            return current is not None and abs(current - wanted) < 0.0005
-        return current == wanted
+        return ROWS[name].same(current, wanted)
 
     def procs(self):
         """PIDs in the cgroup (from its first directory: every hierarchy holds the same ones)."""
@@ -166,17 +194,6 @@ def make_dirs(path):
     return list(reversed(made))
 
 
-def expand_list(text):
-    """'0-2,5' -> {0, 1, 2, 5} (cpuset lists)."""
-    out = set()
-    for part in str(text).strip().split(','):
-        if not part:
-            continue
-        low, _sep, high = part.partition('-')
-        out.update(range(int(low), int(high or low) + 1))
-    return out
-
-
 def read_kv(path):
     """'key value' lines (memory.stat, cpu.stat, memory.events, memory.oom_control) -> {key: int}."""
     out = {}
@@ -187,3 +204,18 @@ def read_kv(path):
         except ValueError:
             continue
     return out
+
+
+def to_write(column, resources, changes):
+    """[(kind, name)] to write, in table order: a kind once (cpu.max keeps two settings), at the first of its
+    rows that changed, or that is managed and follows a change (``kind.also``: v2 swap follows memory);
+    a kind that says it ``goes_first`` in this change (v1 memsw raised past memory) is moved ahead."""
+    out, done = [], []
+    for row in TABLE:
+        kind = getattr(row, column)
+        if any(kind is k for k in done):
+            continue
+        if row.name in changes or (getattr(resources, row.name) is not None and any(a in changes for a in kind.also)):
+            done.append(kind)
+            out.append((kind, row.name))
+    return sorted(out, key=lambda entry: not entry[0].goes_first(changes))  # stable: table order otherwise

@@ -22,19 +22,15 @@ import re
 import subprocess
 import time
 
-from ..kernel.units import UNLIMITED
 from ..errors import CgroupError
 from .layout import read_text
-from .manager import CgroupManager, expand_list
-from .resources import THROTTLE_KEYS, DeviceRule, blkio_to_io_weight, shares_to_weight
+from .manager import CgroupManager, to_write
+from .resources import ROWS, DeviceRule
 from .v2 import CgroupV2Manager
 
 BUSCTL = '/usr/bin/busctl'
 SYSTEMCTL = '/usr/bin/systemctl'
-INFINITY = (1 << 64) - 1
 _COMPONENT = re.compile(r'^[A-Za-z0-9_.:@-]+\Z')
-_THROTTLE_PROP = {'device_read_bps': 'IOReadBandwidthMax', 'device_write_bps': 'IOWriteBandwidthMax',
-                  'device_read_iops': 'IOReadIOPSMax', 'device_write_iops': 'IOWriteIOPSMax'}
 
 
 def escape(name):
@@ -90,15 +86,6 @@ def _props(props):
     return args
 
 
-def cpu_mask(text):
-    """'0-2,5' -> the bytes of AllowedCPUs/AllowedMemoryNodes (bit n = CPU n)."""
-    ids = expand_list(text)
-    out = bytearray((max(ids) // 8 + 1) if ids else 0)
-    for i in ids:
-        out[i // 8] |= 1 << (i % 8)
-    return bytes(out)
-
-
 def device_allow(rule, proc_devices='/proc/devices'):
     """A 'c' or 'b' DeviceRule as a DeviceAllow entry (node specifier, access).
 
@@ -140,6 +127,7 @@ def device_allows(rules, proc_devices='/proc/devices'):
 class SystemdManager(CgroupManager):
     driver = 'systemd'
     version = 'v2'
+    column = 'systemd'
 
     def __init__(self, parent, parts, root, run=_run, proc_devices='/proc/devices'):
         super().__init__('/' + parent + '/' + '/'.join(parts))
@@ -170,15 +158,16 @@ class SystemdManager(CgroupManager):
             time.sleep(0.02)
 
     # -- read: the cgroup files systemd keeps; devices from the unit's properties -------------
-    def read(self, resources):
+    def read(self, resources, names=None):
         # systemd enables a controller for a unit once one of its properties is set: until then the setting reads as unset.
-        wanted = {k: v for k, v in resources.managed().items() if k != 'devices'}
-        current = self.cgroup.read(_Only(resources, wanted))
-        if resources.devices is not None:
-            current['devices'] = self._device_rules(resources)
+        names = list(resources.managed()) if names is None else names
+        from_unit = [n for n in names if ROWS[n].systemd.from_unit]
+        current = self.cgroup.read(resources, [n for n in names if n not in from_unit])
+        current.update({n: ROWS[n].systemd.get(self, n, resources) for n in from_unit})
         return current
 
-    def _device_rules(self, resources):
+    def device_rules(self, resources):
+        """The unit's device rules: the wanted ones when DevicePolicy=strict and DeviceAllow say exactly them."""
         out = self._run([SYSTEMCTL, 'show', '--property=DevicePolicy,DeviceAllow', self.unit])
         policy, allowed = None, []
         for line in out.splitlines():  # DeviceAllow comes one line per entry (older systemd: ', '-joined)
@@ -188,51 +177,26 @@ class SystemdManager(CgroupManager):
             elif key == 'DeviceAllow':
                 allowed += [tuple(x.split(' ', 1)) for x in value.split(', ') if x]
         allowed.sort()
-        wanted = device_allows(resources.devices, self.proc_devices)
+        wanted = self.device_allows(resources.devices)
         if policy == 'strict' and allowed == wanted:
             return list(resources.devices)
         return ['%s %s' % tuple(a) for a in allowed]
 
-    # -- write: unit properties ------------------------------------------------------------------
-    def _write(self, resources, changes):
-        props = []
+    def device_allows(self, rules):
+        return device_allows(rules, self.proc_devices)
 
-        def inf(value):
-            return INFINITY if value == UNLIMITED else value
-        if 'memory' in changes:
-            props.append(('MemoryMax', 't', inf(resources.memory)))
-        if 'memory_swap' in changes or ('memory' in changes and resources.memory_swap is not None):
-            swap = resources.memory_swap
-            props.append(('MemorySwapMax', 't', INFINITY if UNLIMITED in (swap, resources.memory) else swap - resources.memory))
-        if 'memory_reservation' in changes:
-            props.append(('MemoryLow', 't', 0 if resources.memory_reservation == UNLIMITED else resources.memory_reservation))
-        if 'cpu_shares' in changes:
-            props.append(('CPUWeight', 't', shares_to_weight(resources.cpu_shares)))
-        if 'cpus' in changes or 'cpu_period' in changes:
-            props.append(('CPUQuotaPeriodUSec', 't', resources.cpu_period))
-            props.append(('CPUQuotaPerSecUSec', 't', INFINITY if resources.cpus is None else int(round(resources.cpus * 1000000))))
-        if 'cpuset_cpus' in changes:
-            props.append(('AllowedCPUs', 'ay', cpu_mask(resources.cpuset_cpus)))
-        if 'cpuset_mems' in changes:
-            props.append(('AllowedMemoryNodes', 'ay', cpu_mask(resources.cpuset_mems)))
-        if 'pids_limit' in changes:
-            props.append(('TasksMax', 't', inf(resources.pids_limit)))
-        if 'blkio_weight' in changes:
-            props.append(('IOWeight', 't', blkio_to_io_weight(resources.blkio_weight)))
-        for name in THROTTLE_KEYS:
-            if name in changes:
-                props.append((_THROTTLE_PROP[name], 'a(st)', [('/dev/block/%d:%d' % dev, rate) for dev, rate in sorted(getattr(resources, name).items())]))
-        if 'devices' in changes:
-            props.append(('DevicePolicy', 's', 'strict'))
-            props.append(('DeviceAllow', 'a(ss)', device_allows(resources.devices, self.proc_devices)))
+    # -- write: unit properties (one SetUnitProperties call), then what is not a property (freeze) --------
+    def _write(self, resources, changes):
+        todo = to_write(self.column, resources, changes)
+        props = [prop for kind, name in todo for prop in kind.props(name, resources, self)]
         if props:
             self._call('SetUnitProperties', 'sba(sv)', self.unit, 'true', *_props(props))
-        if 'frozen' in changes:
-            self.freeze(resources.frozen)
+        for kind, name in todo:
+            kind.after_props(self, name, resources)
 
     def freeze(self, frozen=True):
         self._call('FreezeUnit' if frozen else 'ThawUnit', 's', self.unit)
-        self._wait(lambda: self.cgroup.read(_Only(None, {'frozen': True})).get('frozen') == frozen, '%s to %s' % (self.unit, 'freeze' if frozen else 'thaw'))
+        self._wait(lambda: self.cgroup.read(None, ['frozen']).get('frozen') == frozen, '%s to %s' % (self.unit, 'freeze' if frozen else 'thaw'))
 
     # -- processes ---------------------------------------------------------------------------------
     def procs(self):
@@ -262,17 +226,3 @@ class SystemdManager(CgroupManager):
 
     def stats(self):
         return self.cgroup.stats()
-
-
-class _Only:
-    """A view of Resources limited to some settings (the rest unmanaged)."""
-
-    def __init__(self, resources, wanted):
-        self._resources = resources
-        self._wanted = wanted
-
-    def managed(self):
-        return dict(self._wanted)
-
-    def __getattr__(self, name):
-        return getattr(self._resources, name, None) if self._resources is not None else None

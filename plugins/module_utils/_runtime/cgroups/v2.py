@@ -6,25 +6,15 @@ from __future__ import annotations
 import os
 import time
 
-from ..kernel.units import UNLIMITED
-from . import devices as devfilter
 from ..errors import CgroupError
 from .layout import read_text, write_text
 from .manager import CgroupManager, make_dirs, read_kv
-from .resources import THROTTLE_KEYS, blkio_to_io_weight, shares_to_weight
-
-CONTROLLER = {'memory': 'memory', 'memory_reservation': 'memory', 'memory_swap': 'memory', 'cpu_shares': 'cpu', 'cpus': 'cpu',
-              'cpu_period': 'cpu', 'cpuset_cpus': 'cpuset', 'cpuset_mems': 'cpuset', 'pids_limit': 'pids', 'blkio_weight': 'io'}
-CONTROLLER.update({k: 'io' for k in THROTTLE_KEYS})
-_IO_KEY = {'device_read_bps': 'rbps', 'device_write_bps': 'wbps', 'device_read_iops': 'riops', 'device_write_iops': 'wiops'}
-
-
-def _max(text):
-    return UNLIMITED if text == 'max' else int(text)
+from .resources import ROWS
 
 
 class CgroupV2Manager(CgroupManager):
     version = 'v2'
+    column = 'v2'
 
     def __init__(self, path, root, may_enable_root=False):
         """``root`` is the cgroup2 mount point; ``may_enable_root``: the root's subtree_control may be
@@ -40,6 +30,9 @@ class CgroupV2Manager(CgroupManager):
 
     def _file(self, name):
         return os.path.join(self.dir, name)
+
+    def _path(self, controller, filename, name):
+        return os.path.join(self.dir, filename)
 
     # -- create ------------------------------------------------------------------------------
     def _create(self):
@@ -76,102 +69,16 @@ class CgroupV2Manager(CgroupManager):
     def controllers(self):
         return set(read_text(self._file('cgroup.controllers'), '').split())
 
-    # -- read --------------------------------------------------------------------------------
-    def read(self, resources):
+    # -- read and write through the table's v2 column ---------------------------------------
+    def read(self, resources, names=None):
         """Current values; a setting whose controller is not enabled here yet reads as unset (None): writing it enables it."""
-        available = self.controllers()
-        return {name: self._read_one(name, resources) if CONTROLLER.get(name, 'core') in available | {'core'} else None
-                for name in resources.managed()}
+        names = list(resources.managed()) if names is None else names
+        available = self.controllers() | {None}
+        return {name: ROWS[name].v2.get(self, name, resources) if ROWS[name].v2.controller in available else None for name in names}
 
-    def _rd(self, filename, name):
-        path = self._file(filename)
-        if not os.path.exists(path):
-            raise CgroupError('set', '%s on cgroup %s' % (name, self.path), 'this host has no %s' % filename, path=path)
-        return read_text(path).strip()
-
-    def _read_one(self, name, resources):
-        if name == 'devices':
-            return devfilter.attached_rules(self.dir, resources.devices)
-        if name == 'frozen':
-            return read_text(self._file('cgroup.freeze'), '0').strip() == '1'
-        if name == 'memory':
-            return _max(self._rd('memory.max', name))
-        if name == 'memory_reservation':
-            return int(self._rd('memory.low', name))
-        if name == 'memory_swap':
-            swap = _max(self._rd('memory.swap.max', name))
-            mem = _max(self._rd('memory.max', name))
-            return UNLIMITED if UNLIMITED in (swap, mem) else mem + swap
-        if name == 'cpu_shares':
-            # Stored as a weight: report the shares the wanted value converts to when they agree.
-            weight = int(self._rd('cpu.weight', name))
-            wanted = resources.cpu_shares
-            return wanted if wanted is not None and shares_to_weight(wanted) == weight else weight
-        if name in ('cpus', 'cpu_period'):
-            quota, _sep, period = self._rd('cpu.max', name).partition(' ')
-            if name == 'cpu_period':
-                return int(period)
-            return None if quota == 'max' else int(quota) / int(period)
-        if name in ('cpuset_cpus', 'cpuset_mems'):
-            return self._rd('cpuset.' + name.split('_')[1], name)
-        if name == 'pids_limit':
-            return _max(self._rd('pids.max', name))
-        if name == 'blkio_weight':
-            text = self._rd('io.weight', name).split()
-            weight = int(text[1]) if len(text) > 1 else int(text[0])
-            wanted = resources.blkio_weight
-            return wanted if wanted is not None and blkio_to_io_weight(wanted) == weight else weight
-        if name in THROTTLE_KEYS:
-            out = {}
-            for line in self._rd('io.max', name).splitlines():
-                dev, *pairs = line.split()
-                major, _sep, minor = dev.partition(':')
-                for pair in pairs:
-                    key, _sep, value = pair.partition('=')
-                    if key == _IO_KEY[name] and value != 'max':
-                        out[(int(major), int(minor))] = int(value)
-            return out
-        raise CgroupError('read', name, 'unknown setting')
-
-    # -- write -------------------------------------------------------------------------------
     def _write(self, resources, changes):
-        self.enable_controllers({CONTROLLER[n] for n in changes if n in CONTROLLER})
-
-        def wr(filename, value):
-            write_text(self._file(filename), value)
-
-        def fmt(value):
-            return 'max' if value == UNLIMITED else value
-        if 'memory' in changes:
-            wr('memory.max', fmt(resources.memory))
-        if 'memory_swap' in changes or ('memory' in changes and resources.memory_swap is not None):
-            swap = resources.memory_swap
-            wr('memory.swap.max', 'max' if UNLIMITED in (swap, resources.memory) else swap - resources.memory)
-        if 'memory_reservation' in changes:
-            wr('memory.low', 0 if resources.memory_reservation == UNLIMITED else resources.memory_reservation)
-        if 'cpu_shares' in changes:
-            wr('cpu.weight', shares_to_weight(resources.cpu_shares))
-        if 'cpus' in changes or 'cpu_period' in changes:
-            quota = resources.cpu_quota
-            wr('cpu.max', '%s %d' % ('max' if quota is None else quota, resources.cpu_period))
-        for name in ('cpuset_cpus', 'cpuset_mems'):
-            if name in changes:
-                wr('cpuset.' + name.split('_')[1], getattr(resources, name))
-        if 'pids_limit' in changes:
-            wr('pids.max', fmt(resources.pids_limit))
-        if 'blkio_weight' in changes:
-            wr('io.weight', 'default %d' % blkio_to_io_weight(resources.blkio_weight))
-        for name in THROTTLE_KEYS:
-            if name in changes:
-                before, after = changes[name]
-                for dev in set(before or {}) - set(after):
-                    wr('io.max', '%d:%d %s=max' % (dev[0], dev[1], _IO_KEY[name]))
-                for dev, rate in sorted(after.items()):
-                    wr('io.max', '%d:%d %s=%d' % (dev[0], dev[1], _IO_KEY[name], rate))
-        if 'devices' in changes:
-            devfilter.apply_rules(self.dir, resources.devices)
-        if 'frozen' in changes:
-            self.freeze(resources.frozen)
+        self.enable_controllers({ROWS[n].v2.controller for n in changes} - {None})
+        super()._write(resources, changes)
 
     def freeze(self, frozen=True):
         """Freeze (waiting until cgroup.events says every process is stopped) or thaw (effective at once)."""

@@ -618,6 +618,9 @@ def main(argv=None):
         # `nsbox info | head`: not an error; keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except OSError as exc:  # what the library did not word itself: said, never as a traceback
+        _out('nsbox: %s%s' % (exc.strerror or exc, ' (%s)' % exc.filename if exc.filename else ''), sys.stderr)
+        code = EXIT_FAILED
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)

@@ -17,14 +17,16 @@ import socket
 import time
 
 from ..cgroups.layout import systemd_booted
+from ..cgroups.resources import ROWS
 from ..host.config import CONFIG_PATH, load as load_host_config
 from ..errors import ConfigError, NsboxError
 from ..kernel.idmap import map_dicts
 from ..image.reference import Reference
+from ..image import rootfs as rootfs_mod
 from ..image.store import ImageStore
 from ..kernel.namespaces import Holder
 from ..volume import volumes as volume_service
-from . import assemble, health as health_mod, idranges, logs, options, unit as unit_mod
+from . import assemble, health as health_mod, idranges, logs, options, unit as unit_mod, users
 from .store import ContainerError, ContainerStore, now
 from ..kernel.fsutil import tree_size
 from ..network.store import NetworkStore
@@ -33,6 +35,7 @@ SUPERVISOR_TIMEOUT = 60.0
 
 
 STATES = ('present', 'started', 'stopped', 'restarted', 'healthy', 'absent')
+REPLACED = '.replaced-'  # a container set aside by a recreate until its successor runs: NAME.replaced-ID
 HEALTHY_WAIT_TIMEOUT = 300.0
 PULL = ('missing', 'always', 'never')
 
@@ -355,11 +358,11 @@ def prune(cfg):
     return gone
 
 
-def apply_live(cfg, container, wanted):
-    """Write changed limits to the running container's cgroup (same process, no restart)."""
-    manager = assemble.cgroup_of(cfg, container)
-    if manager.exists():
-        manager.apply(options.resources_of(wanted))
+def apply_live(manager, resources, changes):
+    """Write changed limits to the running container's cgroup (same process, no restart): ``changes`` is the
+    plan ``manager`` has just read, so the layout is detected and the files are read once per update."""
+    if changes and manager.exists():
+        manager.apply(resources, changes)
 
 
 def _view(container):
@@ -394,17 +397,15 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     compare = options.parse_comparisons(comparisons)
     if state == 'absent':
         with store.lock():
-            if not check_mode:
-                store.cleanup_tmp()
-            return _ensure_absent(cfg, store, name, force_kill, check_mode)
+            settled = [] if check_mode else _repair(store, cfg, name)
+            return _settled(settled, _ensure_absent(cfg, store, name, force_kill, check_mode))
     seen = store.find(name)
     image_ref = (opts or {}).get('image') or (seen.config['image']['name'] if seen else None)
     if not image_ref:
         raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
     pulled = pull_image(cfg, image_ref, pull, check_mode)
     with store.lock():
-        if not check_mode:
-            store.cleanup_tmp()
+        settled = [] if check_mode else _repair(store, cfg, name)
         current = store.find(name)
         before = _view(current)
         if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
@@ -413,7 +414,7 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         _check_networks(cfg, wanted)
         if wait_healthy and not wanted.get('healthcheck'):
             raise ConfigError('use', 'state healthy', 'container %s has no healthcheck (give healthcheck, or the image has none)' % name)
-        out = _ensure_present(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare)
+        out = _settled(settled, _ensure_present(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare))
     if pulled['actions']:
         out['actions'][:0] = pulled['actions']
         out['changed'] = True
@@ -421,6 +422,19 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         container = store.find(name)
         wait_until_healthy(container, healthy_wait_timeout)
         out['container'] = describe(cfg, container)
+    return out
+
+
+def _repair(store, cfg, name):
+    """Under the store lock, before a converge reads the container: what crashed runs left (tmp/, a recreate midway)."""
+    store.cleanup_tmp()
+    return _settle_replaced(cfg, store, name)
+
+
+def _settled(actions, out):
+    if actions:
+        out['actions'][:0] = actions
+        out['changed'] = True
     return out
 
 
@@ -522,6 +536,85 @@ def _check_bind_sources(config):
             raise ConfigError('bind', '%s at %s' % (m['source'], m['target']), 'the source does not exist on the host')
 
 
+def _check_host_cpus(config, online='/sys/devices/system/cpu/online'):
+    """cpuset_cpus names CPUs this host has (the kernel's answer, ERANGE, names no option)."""
+    wanted = (config.get('resources') or {}).get('cpuset_cpus')
+    try:
+        with open(online) as f:
+            have = _cpu_list(f.read().strip())
+    except OSError:
+        return
+    if wanted and not _cpu_list(wanted) <= have:
+        raise ConfigError('use', 'cpuset_cpus %s' % wanted, 'this host has CPUs %s' % _cpu_text(have))
+
+
+def _check_user(cfg, config):
+    """The user and groups resolve in the image, read from its layers (its start would fail on them, after a
+    recreate stopped the container it replaces). An image whose files cannot be read so is left to the start."""
+    store = ImageStore(cfg.data_root, cfg['storage_driver'])
+    record = store.index()['images'].get(config['image']['digest'])
+    if record is None:
+        return
+    try:
+        passwd, group = (rootfs_mod.read_file(store, record, path) for path in ('/etc/passwd', '/etc/group'))
+    except (rootfs_mod.Unknown, OSError):
+        return
+    users.resolve(config['user'], passwd, group, config.get('group_add') or ())
+
+
+def _cpu_list(text):
+    out = set()
+    for part in filter(None, text.split(',')):
+        first, _sep, last = part.partition('-')
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def _cpu_text(cpus):
+    return ','.join(str(c) for c in sorted(cpus)) if len(cpus) < 8 else '%d-%d' % (min(cpus), max(cpus))
+
+
+def _replace(cfg, store, container, wanted, keep_running, force_kill):
+    """A recreate. A running container is replaced only once its successor runs: it is set aside (renamed
+    NAME.replaced-ID and stopped), the new one is made and started, and only then is the old one removed;
+    should the new one fail to start, it is taken back and the old one is put back as it was and started
+    again. A run killed in between leaves the old one set aside, which the next converge settles
+    (:func:`_settle_replaced`)."""
+    if not keep_running:
+        remove(cfg, store, container, force=force_kill)
+        return _create(cfg, store, wanted, False, undo=False)
+    name = container.name
+    container.write_config(dict(container.config, name='%s%s%s' % (name, REPLACED, container.id[:12])))
+    try:
+        stop(cfg, container, force=force_kill)
+        new = _create(cfg, store, wanted, True, undo=True)
+    except NsboxError as exc:
+        container.write_config(dict(container.config, name=name))
+        try:
+            start(cfg, container)
+        except NsboxError as again:
+            raise type(exc)(exc.action, exc.obj, '%s; and container %s, put back, did not start again: %s' % (exc.cause, name, again),
+                            path=exc.path, errno=exc.errno) from exc
+        raise type(exc)(exc.action, exc.obj, '%s (container %s runs on as it was: nothing changed)' % (exc.cause, name),
+                        path=exc.path, errno=exc.errno) from exc
+    remove(cfg, store, container, force=True)
+    return new
+
+
+def _settle_replaced(cfg, store, name):
+    """What a recreate killed midway set aside (:func:`_replace`): removed when its successor exists, else
+    put back under its name (the converge then goes on with it). Call under the store lock."""
+    actions = []
+    for old in [c for c in store.all() if c.name.startswith(name + REPLACED)]:
+        with old.lock():
+            if store.find(name) is not None:
+                actions += remove(cfg, store, old, force=True)
+            else:
+                old.write_config(dict(old.config, name=name))
+                actions.append('put back container %s (a recreate of it had been interrupted)' % name)
+    return actions
+
+
 def _create(cfg, store, wanted, start_it, undo=True):
     """Create (named volumes it mounts first, as Docker) and maybe start; a failure takes back what this
     made (``undo``: also when the start fails; a recreate keeps the new container then, as before)."""
@@ -581,9 +674,12 @@ def _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode
     """Live and stored updates (no recreate): (the new config, actions); written unless in check mode."""
     actions = []
     new_config = options.merged(container.config, wanted, diffs)
+    manager = resources = changes = None
     if running:  # the cgroup's files may say otherwise than the config (changed behind our back)
-        for name in assemble.cgroup_of(cfg, container).plan(options.resources_of(new_config)):
-            name = 'cpus' if name == 'cpu_period' else name
+        manager, resources = assemble.cgroup_of(cfg, container), options.resources_of(new_config)
+        changes = manager.plan(resources)
+        for name in changes:
+            name = ROWS[name].follows or name  # cpu_period is the cpus option's
             if compare.get(name) != 'ignore':
                 diffs.setdefault(name, 'live')
     if diffs:
@@ -595,7 +691,7 @@ def _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode
             actions.append('updated %s of container %s' % (', '.join(stored), container.name))
         if not check_mode:
             if live and running:
-                apply_live(cfg, container, new_config)
+                apply_live(manager, resources, changes)
             container.write_config(new_config)
     return new_config, actions
 
@@ -608,6 +704,8 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
     actions = []
     if recreate:
         _check_bind_sources(wanted)
+        _check_host_cpus(wanted)
+        _check_user(cfg, wanted)
         actions += volume_service.create_missing(cfg, wanted, check_mode=True)[0]
         actions.append(_recreated(container, wanted, diffs))
         keep_running = state in ('started', 'restarted') or (state == 'present' and running)
@@ -617,8 +715,7 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
             after = {'exists': True, 'status': 'running' if keep_running else 'created', 'running': keep_running,
                      'config': options.display_config(wanted)}
             return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': after}}
-        remove(cfg, store, container, force=force_kill)
-        container = _create(cfg, store, wanted, keep_running, undo=False)
+        container = _replace(cfg, store, container, wanted, keep_running, force_kill)
         return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
     new_config, updates = _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode)
     actions += updates

@@ -28,14 +28,15 @@ from __future__ import annotations
 import json
 import re
 
-from ..cgroups.resources import Resources, display
+from ..cgroups.resources import CONTAINER_FIELDS, CONTAINER_STORED, Resources, display
 from ..kernel.units import parse_size
 from ..errors import ConfigError
 from ..launch import caps, devices as device_options, spec as launch_spec
 from . import idranges, parse, policy, security
-from .parse import parse_signal, validate_name  # noqa: F401  (the names other rooms and the tests use)
+from .parse import parse_signal
 
 SCHEMA_VERSION = 1
+validate_name = parse.validate_name  # a container's name: converge checks it before the options
 DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 NS_MODES = ('network', 'pid', 'ipc', 'uts')
 SUPERVISORS = ('nsbox', 'systemd', 'auto')
@@ -238,15 +239,10 @@ TABLE = (
     Option('shm_size', 'str', R, "Size of the container's C(/dev/shm) tmpfs (default V(64m), as Docker).", _shm_size, unset=None, old=None),
     Option('tty', 'bool', R, 'Give the container a pseudo-terminal as stdin, stdout and stderr', bool, unset=False, old=False),
     Option('interactive', 'bool', R, 'Keep stdin open (C(docker run -i)).', bool, unset=False, old=False),
-    Option('memory', 'str', 'live', 'Memory limit (V(256m), V(1g))', RESOURCES, field='resources.memory'),
-    Option('memory_reservation', 'str', 'live', 'Soft memory limit, reclaimed first under pressure', RESOURCES,
-           field='resources.memory_reservation'),
-    Option('memory_swap', 'str', 'live', 'Memory plus swap limit (needs O(memory)', RESOURCES, field='resources.memory_swap'),
-    Option('cpus', 'float', 'live', 'CPUs the container may use (V(0.5))', RESOURCES, field='resources.cpus'),
-    Option('cpu_shares', 'int', 'live', 'Relative CPU weight (2-262144, default 1024', RESOURCES, field='resources.cpu_shares'),
-    Option('cpuset_cpus', 'str', 'live', 'CPUs the container may run on (V(0-1), V(0,2))', RESOURCES, field='resources.cpuset_cpus'),
-    Option('pids_limit', 'int', 'live', 'Most processes (threads) at once', RESOURCES, field='resources.pids_limit'),
-    Option('blkio_weight', 'int', 'live', 'Relative block I/O weight (10-1000', RESOURCES, field='resources.blkio_weight'),
+) + tuple(
+    # The cgroup limits: the rows of the resource table the container takes (each named there once), changed live.
+    Option(row.name, row.argspec['type'], 'live', row.container, RESOURCES, field='resources.' + row.name) for row in CONTAINER_FIELDS
+) + (
     Option('ulimits', 'list', R, "Resource limits of the container's processes, V(NAME:SOFT[:HARD])", _ulimits, elements='str', unset=[],
            old=[]),
     Option('oom_score_adj', 'int', R, "The OOM killer's adjustment of the container's processes (-1000 to 1000)", launch_spec.oom_score_adj,
@@ -297,8 +293,7 @@ TABLE = (
 )
 OPTIONS = {opt.name: opt for opt in TABLE}
 RESOURCE_OPTIONS = tuple(opt.name for opt in TABLE if opt.field.startswith('resources.'))
-RESOURCE_FIELDS = ('memory', 'memory_reservation', 'memory_swap', 'cpus', 'cpu_period', 'cpu_shares', 'cpuset_cpus', 'pids_limit',
-                   'blkio_weight')  # stored under resources: the options plus cpu_period (from cpus)
+RESOURCE_FIELDS = CONTAINER_STORED  # stored under resources: the options plus cpu_period (from cpus)
 FIELDS = {}  # config field -> the options that fill it, in table order
 for _opt in TABLE:
     FIELDS.setdefault(_opt.field, []).append(_opt)

@@ -84,7 +84,7 @@ class Container:
         state = self.read_state()
         state.update(changes)
         state['schema_version'] = STATE_SCHEMA
-        write_json(self.path('state.json'), state, 0o600)
+        write_json(self.path('state.json'), state, 0o600, spare=True)  # a stop and an exit write here on a full disk too
         return state
 
     def read_config(self):

@@ -229,6 +229,19 @@ class LibraryInstall:
             raise InstallError.from_oserror('install', 'the nsbox library in %s' % self.lib_dir, exc)
         return todo
 
+    def _running(self, proc='/proc'):
+        """Names of the versions a live process runs (its command line names a file of that tree)."""
+        prefix = os.path.join(self.lib_dir, '').encode()
+        out = set()
+        for pid in filter(str.isdigit, os.listdir(proc)):
+            try:
+                with open(os.path.join(proc, pid, 'cmdline'), 'rb') as f:
+                    argv = f.read().split(b'\0')
+            except OSError:
+                continue
+            out.update(a[len(prefix):].split(b'/', 1)[0].decode('utf-8', 'replace') for a in argv if a.startswith(prefix))
+        return out
+
     def _prune(self):
         """Keep the KEEP newest versions (trees, and zipapps of the old layout) for processes still running them:
         a process imports lazily from the version it started with. The old layout's link and code cache go now:
@@ -238,7 +251,9 @@ class LibraryInstall:
             p = os.path.join(self.lib_dir, n)
             if n != self.name and (OLD_PYZ_RE.match(n) or (TREE_RE.match(n) and stat.S_ISDIR(os.lstat(p).st_mode))):
                 old.append((os.lstat(p).st_mtime, n))
+        running = self._running()
         for _mtime, name in sorted(old, reverse=True)[KEEP - 1:]:
-            _remove(os.path.join(self.lib_dir, name))
+            if name not in running:  # a container's monitor runs the tree it started from, until that container ends
+                _remove(os.path.join(self.lib_dir, name))
         for name in (OLD_LINK, OLD_CACHE):
             _remove(os.path.join(self.lib_dir, name))

@@ -8,6 +8,7 @@ platform pick, verification, download outside locks, layer unpacking, and the ta
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 from .manifest import INDEX_TYPES, ManifestError, check_config, check_manifest, detect_type, platform_str, select_platform
@@ -105,22 +106,32 @@ class Plan:
         should a prune have taken a part in the instant before the hold, the parts are fetched again.
         """
         report = progress or (lambda *_a: None)
-        with self.store.staging() as stage:
-            stage.hold(blobs=list(self.blobs) + [self.config_desc['digest']] + [d['digest'] for d in self.layer_descs])
-            for attempt in range(TAG_ATTEMPTS):
-                config, diff_ids, chains, counts = self._fetch(stage, report)
-                record = self._record(config, diff_ids, chains)
-                try:
-                    previous = self.store.tag(self.key, record)
-                    break
-                except Incomplete:
-                    if attempt + 1 == TAG_ATTEMPTS:
-                        raise
+        stage = None
+        try:
+            with self.store.staging() as stage:
+                stage.hold(blobs=list(self.blobs) + [self.config_desc['digest']] + [d['digest'] for d in self.layer_descs])
+                record, counts, previous = self._fetch_and_tag(stage, report)
+        except Exception:
+            if stage is not None:  # its staging dir is gone: what it put in the store goes too, unless needed by now
+                with contextlib.suppress(Exception):
+                    self.store.discard(stage.committed)
+            raise
         actions = []
         if any(counts):
             actions.append('fetched %d and unpacked %d of %d layers from %s' % (counts + (len(self.layer_descs), self.source.describe)))
         actions.append('tagged %s -> %s%s' % (self.key, self.manifest_digest, ' (was %s)' % previous if previous and previous != self.manifest_digest else ''))
         return record, actions
+
+    def _fetch_and_tag(self, stage, report):
+        for attempt in range(TAG_ATTEMPTS):
+            config, diff_ids, chains, counts = self._fetch(stage, report)
+            record = self._record(config, diff_ids, chains)
+            try:
+                return record, counts, self.store.tag(self.key, record)
+            except Incomplete:
+                if attempt + 1 == TAG_ATTEMPTS:
+                    raise
+        raise AssertionError('unreachable')  # pragma: no cover
 
     def _fetch(self, stage, report):
         """Every blob and layer of the image into the store; (config, diff_ids, chain ids, (fetched, unpacked))."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 
 from ..kernel import mountinfo, syscall
 from ..kernel.syscall import LINUX
@@ -90,6 +91,47 @@ def for_image(store, name, target, upper=None, work=None):
         meta = store.layer_meta(chain_id) or {}
         links.append(os.path.join('l', meta['link']) if meta.get('link') else store.layer_diff(chain_id))
     return RootfsSpec(target, links, upper, work, cwd=store.layers_dir, image=record['manifest_digest'])
+
+
+class Unknown(Exception):
+    """A path of an image that cannot be read without mounting it (a symlink on the way)."""
+
+
+def read_file(store, record, path):
+    """The text of the file at ``path`` as the image's root filesystem has it, None where it has none, read from
+    the layers top down without mounting them (overlay whiteouts and opaque directories are honoured); raises
+    :class:`Unknown` where a symlink would have to be followed."""
+    parts = [p for p in path.split('/') if p]
+    chain = [layer['chain_id'] for layer in record['layers']]
+    for chain_id in reversed(chain[-1:] if store.storage_driver == 'vfs' else chain):
+        here = store.layer_diff(chain_id)
+        for i, part in enumerate(parts):
+            here = os.path.join(here, part)
+            try:
+                st = os.lstat(here)
+            except (FileNotFoundError, NotADirectoryError):
+                if store.storage_driver == 'vfs' or _opaque(os.path.dirname(here)):
+                    return None
+                break  # not in this layer: a lower one may have it
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                return None  # a whiteout
+            if stat.S_ISLNK(st.st_mode):
+                raise Unknown(path)
+            if i == len(parts) - 1:
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                with open(here, 'rb') as f:
+                    return f.read().decode('utf-8', 'replace')
+            if not stat.S_ISDIR(st.st_mode):
+                return None
+    return None
+
+
+def _opaque(directory):
+    try:
+        return os.getxattr(directory, 'trusted.overlay.opaque', follow_symlinks=False) == b'y'
+    except OSError:
+        return False
 
 
 class Rootfs:

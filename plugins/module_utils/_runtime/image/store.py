@@ -82,6 +82,7 @@ class Staging:
     def __init__(self, store):
         self.store = store
         self.path = tempfile.mkdtemp(prefix='stage-', dir=store.tmp_dir)
+        self.committed = {'blobs': [], 'layers': []}  # what this ingest put in the store: taken back should it fail
         self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
@@ -127,6 +128,7 @@ class Staging:
             raise StoreError('fetch', 'blob %s' % digest, 'got %d bytes, its descriptor declares %d' % (n, size))
         if h.hexdigest() != want:
             raise StoreError('verify', 'blob %s' % digest, 'content hashes to sha256:%s' % h.hexdigest())
+        self.committed['blobs'].append(digest)
         return self.store.commit_blob(tmp, digest)
 
     def put_blob(self, data):
@@ -137,6 +139,7 @@ class Staging:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            self.committed['blobs'].append(digest)
             self.store.commit_blob(tmp, digest)
         return digest
 
@@ -163,7 +166,10 @@ class Staging:
         write_json(os.path.join(work, 'meta.json'), {
             'schema_version': LAYER_SCHEMA, 'chain_id': chain_id, 'diff_id': diff_id, 'parent': parent_chain,
             'blob': blob_digest, 'media_type': media_type, 'size': stream.size, 'link': short, 'driver': driver})
-        return self.store.commit_layer(work, chain_id, short)
+        if self.store.commit_layer(work, chain_id, short):
+            self.committed['layers'].append(chain_id)
+            return True
+        return False
 
 
 class ImageStore:
@@ -397,22 +403,32 @@ class ImageStore:
         dead_layers = ['sha256:' + h for h in os.listdir(self.layers_dir) if h != 'l' and 'sha256:' + h not in layers]
         return dead_blobs, dead_layers
 
+    def discard(self, committed):
+        """What a failed ingest put in the store (``Staging.committed``), unless an image, a live ingest or a mount
+        needs it by now: a pull that failed (a full disk, a lost connection) leaves the store as it was."""
+        with self.lock():
+            dead_blobs, dead_layers = self.garbage()
+            self._delete([d for d in committed['blobs'] if d in dead_blobs], [c for c in committed['layers'] if c in dead_layers])
+
     def prune(self, extra_layers=()):
         """Delete unreferenced blobs and layers (under the lock); returns what went and the bytes freed."""
         with self.lock():
             dead_blobs, dead_layers = self.garbage(extra_layers)
             freed = sum(tree_size(self.blob_path(d)) for d in dead_blobs) + sum(tree_size(self.layer_path(c)) for c in dead_layers)
-            for digest in dead_blobs:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.blob_path(digest))
-            for chain in dead_layers:
-                path = self.layer_path(chain)
-                meta = self.layer_meta(chain) if self.has_layer(chain) else None
-                # Rename first: a half-removed layer must never look present.
-                doomed = os.path.join(self.tmp_dir, 'gone-%s-%d' % (hex_of(chain)[:12], time.time_ns()))
-                os.rename(path, doomed)
-                if meta and meta.get('link'):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(self.links_dir, meta['link']))
-                _rmtree(doomed)
+            self._delete(dead_blobs, dead_layers)
         return {'blobs': dead_blobs, 'layers': dead_layers, 'size': freed}
+
+    def _delete(self, dead_blobs, dead_layers):
+        """Blobs and layers gone (under the lock); a layer is renamed away first: a half-removed one never looks present."""
+        for digest in dead_blobs:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.blob_path(digest))
+        for chain in dead_layers:
+            path = self.layer_path(chain)
+            meta = self.layer_meta(chain) if self.has_layer(chain) else None
+            doomed = os.path.join(self.tmp_dir, 'gone-%s-%d' % (hex_of(chain)[:12], time.time_ns()))
+            os.rename(path, doomed)
+            if meta and meta.get('link'):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.links_dir, meta['link']))
+            _rmtree(doomed)

@@ -9,6 +9,7 @@ old or the new file, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,8 +27,31 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def atomic_write(path, data, mode=0o644):
-    """Replace ``path`` with ``data`` (bytes) atomically."""
+def atomic_write(path, data, mode=0o644, spare=False):
+    """Replace ``path`` with ``data`` (bytes) atomically.
+
+    A full filesystem (ENOSPC, EDQUOT) is an NsboxError that names the path and the filesystem. With
+    ``spare`` the file keeps a spare beside it (``<path>.spare``, blocks allocated ahead): a write the
+    filesystem has no new block for goes into the spare in place and is renamed over the file, so the
+    writes that must happen on a full disk (a stop, an exit code) need no new blocks. The spare is made
+    again by the next write that finds room.
+    """
+    try:
+        _replace(path, data, mode)
+    except OSError as exc:
+        if exc.errno not in FULL or not (spare and _into_spare(path, data, mode)):
+            if exc.errno in FULL:
+                raise NsboxError('write', path, 'no space left on %s' % mount_of(path), path=path, errno=exc.errno) from None
+            raise
+    if spare:
+        _make_spare(path)
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+SPARE_SIZE = 64 << 10  # a state file is a few hundred bytes; this holds many
+
+
+def _replace(path, data, mode):
     directory = os.path.dirname(path) or '.'
     fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     try:
@@ -42,6 +66,61 @@ def atomic_write(path, data, mode=0o644):
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def _make_spare(path):
+    """``<path>.spare``, its blocks allocated, when it is missing; nothing when there is no room for it."""
+    spare = path + '.spare'
+    if os.path.exists(spare):
+        return
+    tmp = spare + '.new'
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, SPARE_SIZE)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, spare)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _into_spare(path, data, mode):
+    """The full-disk write: ``data`` over the spare's allocated blocks, then the spare renamed over ``path``."""
+    spare = path + '.spare'
+    if len(data) > SPARE_SIZE:
+        return False
+    try:
+        fd = os.open(spare, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    os.rename(spare, path)
+    with contextlib.suppress(OSError):
+        fsync_dir(os.path.dirname(path) or '.')
+    return True
+
+
+def mount_of(path):
+    """The mount point of the filesystem ``path`` is on (its highest directory on the same device)."""
+    here = os.path.abspath(os.path.dirname(path) if not os.path.isdir(path) else path)
+    try:
+        dev = os.stat(here).st_dev
+        while here != '/' and os.stat(os.path.dirname(here)).st_dev == dev:
+            here = os.path.dirname(here)
+    except OSError:
+        pass
+    return here
 
 
 def atomic_symlink(target, path):
@@ -65,8 +144,8 @@ def dump_json(obj):
     return (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode('utf-8')
 
 
-def write_json(path, obj, mode=0o644):
-    atomic_write(path, dump_json(obj), mode)
+def write_json(path, obj, mode=0o644, spare=False):
+    atomic_write(path, dump_json(obj), mode, spare)
 
 
 def read_json(path, what, schema_version=None, default=None):

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 _SIZE = re.compile(r'^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]?)(i?b)?\s*\Z', re.IGNORECASE)
 _FACTOR = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50}
 UNLIMITED = -1
+MAX_SIZE = (1 << 63) - 1
 
 
 def parse_size(value, what='size', allow_unlimited=False):
@@ -27,7 +28,7 @@ def parse_size(value, what='size', allow_unlimited=False):
     if isinstance(value, int):
         if value < 0:
             raise ConfigError('parse', what, 'a size cannot be negative (%d)' % value)
-        return value
+        return _in_range(value, what, value)
     match = _SIZE.match(str(value))
     if not match:
         raise ConfigError('parse', what, 'expected a size such as 512m, 1g or 1048576, not %r' % (value,))
@@ -35,7 +36,14 @@ def parse_size(value, what='size', allow_unlimited=False):
     if suffix and suffix.lower() == 'b' and not unit and '.' in number:
         raise ConfigError('parse', what, 'a number of bytes cannot have a fraction (%r)' % (value,))
     size = float(number) * _FACTOR[unit.lower()] if '.' in number else int(number) * _FACTOR[unit.lower()]
-    return int(size)
+    return _in_range(int(size), what, value)
+
+
+def _in_range(size, what, given):
+    """A size the kernel holds (a signed 64-bit count): a larger one would wrap (2^64 + 64m read as 64m)."""
+    if size > MAX_SIZE:
+        raise ConfigError('parse', what, '%r is more than the kernel can hold (%d bytes)' % (given, MAX_SIZE))
+    return size
 
 
 def parse_cpus(value, what='cpus'):

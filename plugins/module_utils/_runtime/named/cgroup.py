@@ -9,7 +9,10 @@ from ..errors import NsboxError
 from ..cgroups.factory import for_config
 from ..cgroups.layout import Layout
 from ..errors import CgroupError
-from ..cgroups.resources import Resources, display
+from ..cgroups.resources import TABLE, Resources, display
+
+# The module's limit options: the resource table's rows (names and Ansible types written there once).
+LIMITS = {row.name: row.argspec for row in TABLE}
 
 
 def _describe(manager, resources):
@@ -50,7 +53,7 @@ def ensure(cfg, name, options=None, procs=None, state='present', parent=None, ch
     actions += ['moved process %d in' % p for p in moving]
     if not check_mode and (actions or not existed):
         try:
-            manager.apply(resources)
+            manager.apply(resources, changes)  # the plan above: the files are not read again
             manager.add_procs(moving)
         except NsboxError:
             if not existed:

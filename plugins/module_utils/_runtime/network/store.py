@@ -7,6 +7,8 @@
 ``<data_root>/ipam/<name>.json``      leases: {address: container id}
 ``<state_dir>/containers/<id>/network.json``  a running container's attachment (network, address, veth,
                                       ports), written under the network lock together with its lease
+``<data_root>/containers/<id>/network.json``   its copy: a state dir lost while containers run (removed, a
+                                      tmpfs emptied) is rebuilt from it for those whose init still runs
 
 A lease is valid while the attachment file of its container names it: a crash between the
 lease and the start leaves a lease that the next allocation drops (the state dir is a tmpfs:
@@ -22,6 +24,7 @@ import re
 
 from ..errors import ConfigError
 from ..kernel.fsutil import locked, read_json, write_json
+from ..kernel.namespaces import Holder
 from .links import NetworkError
 
 SCHEMA = 1
@@ -79,6 +82,7 @@ class NetworkStore:
         self.root = os.path.join(cfg.data_root, 'networks')
         self.ipam_root = os.path.join(cfg.data_root, 'ipam')
         self.run_root = os.path.join(cfg.state_dir, 'containers')
+        self.containers_root = os.path.join(cfg.data_root, 'containers')
         self.default = dict(cfg['default_network'])
 
     @contextlib.contextmanager
@@ -105,7 +109,7 @@ class NetworkStore:
         write_json(self.path(net['name']), net, 0o644)
 
     def delete(self, name):
-        for path in (self.path(name), os.path.join(self.ipam_root, name + '.json')):
+        for path in (self.path(name), os.path.join(self.ipam_root, name + '.json'), os.path.join(self.ipam_root, name + '.json.spare')):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
@@ -116,17 +120,39 @@ class NetworkStore:
     def attachment_path(self, cid):
         return os.path.join(self.run_root, cid, 'network.json')
 
+    def kept_path(self, cid):
+        return os.path.join(self.containers_root, cid, 'network.json')
+
     def attachment(self, cid):
-        return read_json(self.attachment_path(cid), 'the network attachment of container %s' % cid[:12], SCHEMA)
+        att = read_json(self.attachment_path(cid), 'the network attachment of container %s' % cid[:12], SCHEMA)
+        return att if att is not None else self._recovered(cid)
+
+    def _recovered(self, cid):
+        """The data-root's copy of a running container's attachment, where the state dir lost its own (removed, or a
+        tmpfs emptied while containers ran): put back, so its address stays leased and its ports published."""
+        kept = read_json(self.kept_path(cid), 'the network attachment of container %s' % cid[:12], SCHEMA)
+        if kept is None or not self._runs(cid):
+            return None
+        self.record(cid, kept)
+        return kept
+
+    def _runs(self, cid):
+        """Whether container ``cid``'s init runs: the pid its state.json records, with that start time, this boot."""
+        state = read_json(os.path.join(self.containers_root, cid, 'state.json'), 'the state of container %s' % cid[:12], 1) or {}
+        if state.get('status') != 'running' or not state.get('pid'):
+            return False
+        return Holder(state['pid'], state.get('pid_start'), state.get('boot_id')).alive()
 
     def attachments(self):
         out = {}
-        try:
-            entries = os.listdir(self.run_root)
-        except FileNotFoundError:
-            return out
-        for cid in entries:
-            att = self.attachment(cid) if len(cid) == 64 else None
+        seen = set()
+        for root in (self.run_root, self.containers_root):
+            try:
+                seen.update(cid for cid in os.listdir(root) if len(cid) == 64)
+            except FileNotFoundError:
+                pass
+        for cid in sorted(seen):
+            att = self.attachment(cid)
             if att:
                 out[cid] = att
         return out
@@ -143,7 +169,8 @@ class NetworkStore:
 
     def _write_leases(self, name, leases):
         os.makedirs(self.ipam_root, 0o700, exist_ok=True)
-        write_json(os.path.join(self.ipam_root, name + '.json'), {'schema_version': SCHEMA, 'leases': dict(sorted(leases.items()))}, 0o600)
+        write_json(os.path.join(self.ipam_root, name + '.json'), {'schema_version': SCHEMA, 'leases': dict(sorted(leases.items()))}, 0o600,
+                   spare=True)  # a release (a stop, a removal) writes here on a full disk too
 
     def allocate(self, net, cid, wanted=None):
         """An address of ``net`` for container ``cid`` (call under lock(), then record the attachment before releasing it):
@@ -169,14 +196,19 @@ class NetworkStore:
         return str(address)
 
     def record(self, cid, attachment):
+        """The attachment in the state dir, and a copy beside the container's record in the data-root (what the state
+        dir loses while the container runs is recovered from it: :meth:`attachment`)."""
         os.makedirs(os.path.dirname(self.attachment_path(cid)), 0o700, exist_ok=True)
         write_json(self.attachment_path(cid), dict(attachment, schema_version=SCHEMA), 0o600)
+        if os.path.isdir(os.path.dirname(self.kept_path(cid))):
+            write_json(self.kept_path(cid), dict(attachment, schema_version=SCHEMA), 0o600)
 
     def release(self, cid):
         """Drop the attachment record of ``cid`` (its leases go with it) and its leases; returns the record it had."""
         att = self.attachment(cid)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.attachment_path(cid))
+        for path in (self.attachment_path(cid), self.kept_path(cid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         for endpoint in (att or {}).get('endpoints') or ():
             leases = self.leases(endpoint['network'])
             if endpoint['address'] in leases:

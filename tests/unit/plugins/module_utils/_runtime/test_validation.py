@@ -83,3 +83,17 @@ def test_an_error_from_another_process_keeps_what_it_names():
     assert (got.action, got.obj, got.errno) == ('find', "user 'nosuchuser'", 2)
     assert 'container t6' not in str(got)
     assert errors.NsboxError.from_dict({}, 'start', 'container t6').obj == 'container t6'
+
+
+def test_a_size_past_64_bits_is_refused_not_wrapped():
+    with pytest.raises(ConfigError, match='more than the kernel can hold'):
+        options.check({'memory': '18446744073776660480'})  # 2^64 + 64 MiB: the kernel read it as 64 MiB
+    with pytest.raises(ConfigError, match='more than the kernel can hold'):
+        options.check({'shm_size': '9000000p'})
+    assert options.check({'memory': '64m'})['resources']['memory'] == 64 << 20
+
+
+def test_pids_limit_has_one_meaning_and_says_it():
+    assert options.check({'pids_limit': 0})['resources']['pids_limit'] == -1 == options.check({'pids_limit': -1})['resources']['pids_limit']
+    with pytest.raises(ConfigError, match='from 1 to 4194304, or -1 or 0 for no limit'):
+        options.check({'pids_limit': -5})

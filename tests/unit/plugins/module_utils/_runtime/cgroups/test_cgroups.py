@@ -8,9 +8,9 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import devices, layout, v1, v2
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import (
-    DeviceRule, Resources, blkio_to_io_weight, shares_to_weight)
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import devices, layout, manager, v1, v2
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.mapping import blkio_to_io_weight, shares_to_weight
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import DeviceRule, Resources
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import errors
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError, NsboxError
 
@@ -118,12 +118,12 @@ def test_v1_reads_unlimited_and_orders_memsw(tmp_path):
     mgr = v1.CgroupV1Manager('/box', lay)
     res = Resources.from_options({'memory': '128m', 'memory_swap': '256m'})
     assert mgr.read(res) == {'memory': -1, 'memory_swap': 64 << 20}
-    orig = v1.write_text
-    v1.write_text = lambda path, value: (writes.append(path.rsplit('/', 1)[1]), orig(path, value))
+    orig = manager.write_text
+    manager.write_text = lambda path, value: (writes.append(path.rsplit('/', 1)[1]), orig(path, value))
     try:
         mgr._write(res, mgr.plan(res))  # pylint: disable=protected-access
     finally:
-        v1.write_text = orig
+        manager.write_text = orig
     assert writes == ['memory.memsw.limit_in_bytes', 'memory.limit_in_bytes']  # raising past memsw: memsw first
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups import systemd
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import CgroupError
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import DeviceRule, Resources
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.resources import DeviceRule, Resources, cpu_mask
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import devices
 
 PROC_DEVICES = 'Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n254 virtblk\n'
@@ -23,7 +23,7 @@ def test_names():
 
 
 def test_masks_and_devices(tmp_path):
-    assert systemd.cpu_mask('0-2,9') == bytes([0b111, 0b10])
+    assert cpu_mask('0-2,9') == bytes([0b111, 0b10])
     devs = tmp_path / 'devices'
     devs.write_text(PROC_DEVICES)
     assert systemd.device_allow(DeviceRule.parse('c 1:3 rwm'), str(devs)) == ('/dev/char/1:3', 'rwm')

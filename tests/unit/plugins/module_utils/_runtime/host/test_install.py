@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime import bundle
@@ -106,6 +107,33 @@ def test_old_versions_are_pruned_beyond_keep(tmp_path):
     left = sorted(os.listdir(libdir))
     assert 'unrelated.pyz' in left and lib.name in left
     assert [n for n in left if n.startswith(('0.0.', 'nsbox-0.0.'))] == ['0.0.3-000000000003', '0.0.4-000000000004']
+
+
+def test_a_version_a_process_runs_is_not_pruned(tmp_path):
+    """A container's monitor imports from the tree it started with when its container ends: found pruned after three
+    upgrades, it crashed there and the exit code was lost. A tree a live process names is kept, however old."""
+    libdir = tmp_path / 'lib'
+    libdir.mkdir()
+    for i in range(4):
+        p = libdir / ('0.0.%d-%012x' % (i, i))
+        (p / 'nsbox_runtime').mkdir(parents=True)
+        os.utime(p, (1000 + i, 1000 + i))
+    oldest = str(libdir / '0.0.0-000000000000')
+    proc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', oldest + '/nsbox_runtime/cli/main.py'])  # as a monitor runs
+    try:
+        deadline = time.monotonic() + 10
+        while oldest.encode() not in open('/proc/%d/cmdline' % proc.pid, 'rb').read() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until its exec shows
+        lib = install.LibraryInstall(str(libdir), str(tmp_path / 'nsbox'))
+        assert '0.0.0-000000000000' in lib._running()  # pylint: disable=protected-access
+        lib.apply()
+        left = sorted(n for n in os.listdir(libdir) if n.startswith('0.0.'))
+        assert left == ['0.0.0-000000000000', '0.0.2-000000000002', '0.0.3-000000000003'], left
+    finally:
+        proc.kill()
+        proc.wait()
+    lib.apply()
+    assert '0.0.0-000000000000' not in os.listdir(libdir)  # its process gone: pruned now
 
 
 def test_zipapp_layout_converges(tmp_path):

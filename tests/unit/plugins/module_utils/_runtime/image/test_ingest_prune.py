@@ -101,3 +101,20 @@ def test_an_incomplete_image_is_never_recorded(store):
     assert store.index() == before and not store.complete(record)
     record2, actions = pull(store, source)  # a pull repairs it
     assert store.complete(record2) and 'fetched 1 and unpacked 1 of 2 layers' in actions[0], actions
+
+
+def test_a_failed_ingest_takes_back_what_it_stored(store):
+    """A pull that fails midway (a full disk, a lost connection) used to leave its blobs and layers until a prune."""
+    kept = MemorySource(2)
+    pull(store, kept, 'memory/kept:1')
+    before = (sorted(os.listdir(store.blobs_dir)), sorted(os.listdir(store.layers_dir)))
+
+    class Broken(MemorySource):
+        def open_blob(self, descriptor):
+            if descriptor['digest'] == sha256_bytes(self.layers[2]):
+                raise OSError(28, 'No space left on device')
+            return super().open_blob(descriptor)
+    with pytest.raises(OSError):  # its first two layers are the kept image's (the same bytes): those stay
+        pull(store, Broken(3), 'memory/broken:1')
+    assert (sorted(os.listdir(store.blobs_dir)), sorted(os.listdir(store.layers_dir))) == before
+    assert os.listdir(store.tmp_dir) == [] and store.resolve('memory/kept:1') is not None
