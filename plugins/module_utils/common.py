@@ -36,6 +36,8 @@ def fail(module, exc, **result):
 def finish(module, result, out, lib):
     """Exit with a library result: its fields, ``changed`` also when the library was installed, ``diff`` when asked."""
     diff = out.pop('diff')
+    for warning in out.pop('warnings', None) or ():
+        module.warn(warning)
     result.update(out)
     result['changed'] = out['changed'] or lib['changed']
     if module._diff:  # pylint: disable=protected-access

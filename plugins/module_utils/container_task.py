@@ -18,6 +18,12 @@ def argument_spec():
                 **options.argument_spec())
 
 
+def check(cfg, params):
+    """Refuse what :func:`ensure` would refuse for ``params``, with nothing done (ConfigError)."""
+    converge.check(cfg, params['name'], {k: params[k] for k in options.OPTIONS}, state=params['state'], pull=params['pull'],
+                   comparisons=params['comparisons'], healthy_wait_timeout=params['healthy_wait_timeout'])
+
+
 def ensure(cfg, params, check_mode):
     """Converge the container ``params`` (validated against :func:`argument_spec`) describe; the library's result."""
     return converge.ensure(cfg, params['name'], {k: params[k] for k in options.OPTIONS}, state=params['state'],

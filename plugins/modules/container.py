@@ -396,9 +396,9 @@ options:
     type: bool
   depends_on:
     description:
-      - With a unit, the containers (names) this one needs, as C(After=) and C(Requires=) on their units
-        C(nsbox-<name>.service) (which must exist, O(supervisor=systemd) too). Refused with
-        O(supervisor=nsbox); kept with O(supervisor=auto) on a host without systemd.
+      - The containers (names) this one needs. M(nsbox.runtime.containers) converges them first, whatever
+        the supervisor; with a unit they are also C(After=) and C(Requires=) on their units
+        C(nsbox-<name>.service) (which must exist, O(supervisor=systemd) too).
     type: list
     elements: str
   comparisons:

@@ -10,7 +10,8 @@ version_added: 0.1.0
 description:
   - Runs a command in every namespace and the cgroup of a running container, as its user with its
     capabilities (unless O(user) says otherwise), and returns its exit code and output.
-  - Like M(ansible.builtin.command), it always reports V(changed); use C(changed_when).
+  - Like M(ansible.builtin.command), it reports V(changed) when it ran the command; use C(changed_when), or
+    O(creates) and O(removes), which skip the command (V(changed=false)) as M(ansible.builtin.command)'s do.
 author: nsbox.runtime developers (@nsbox)
 extends_documentation_fragment:
   - nsbox.runtime.common
@@ -46,6 +47,12 @@ options:
     description: Seconds before the command's output is given up on (V(0) waits forever).
     type: int
     default: 0
+  creates:
+    description: A path in the container; when it exists, the command is not run (V(changed=false)).
+    type: str
+  removes:
+    description: A path in the container; when it does not exist, the command is not run (V(changed=false)).
+    type: str
 '''
 
 EXAMPLES = r'''
@@ -55,6 +62,12 @@ EXAMPLES = r'''
     command: cat /etc/hostname
   register: out
   changed_when: false
+
+- name: Initialise the database once
+  nsbox.runtime.container_exec:
+    container: db
+    command: /usr/local/bin/init-db
+    creates: /var/lib/db/.initialised
 '''
 
 RETURN = r'''
@@ -89,13 +102,17 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(COMMON_ARGS, container={'type': 'str', 'required': True}, command={'type': 'raw', 'required': True},
                            stdin={'type': 'str'}, env={'type': 'dict'}, user={'type': 'str'}, workdir={'type': 'str'},
-                           timeout={'type': 'int', 'default': 0}),
+                           timeout={'type': 'int', 'default': 0}, creates={'type': 'str'}, removes={'type': 'str'}),
         supports_check_mode=False,
     )
     p = module.params
     try:
         cfg = host_config(module)
         ensure_library(module)
+        for option, skip_when in (('creates', True), ('removes', False)):
+            if p[option] is not None and execute.exists_in(cfg, p['container'], p[option]) == skip_when:
+                module.exit_json(changed=False, rc=0, stdout='skipped, since %s %s' % (p[option], 'exists' if skip_when else 'does not exist'),
+                                 stderr='', stdout_lines=[])
         out = execute.exec_in(cfg, p['container'], p['command'], stdin=p['stdin'], env=p['env'], user=p['user'],
                               workdir=p['workdir'], timeout=p['timeout'] or None)
     except NsboxError as exc:

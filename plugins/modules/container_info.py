@@ -74,7 +74,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils.common import COMMON_ARGS, fail, host_config
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import converge
+from ..module_utils._runtime.container import info as container_info
 
 
 def main():
@@ -83,9 +83,13 @@ def main():
         supports_check_mode=True,
     )
     try:
-        out = converge.info(host_config(module), module.params['name'], module.params['log_lines'])
+        out = container_info.info(host_config(module), module.params['name'], module.params['log_lines'])
     except NsboxError as exc:
         fail(module, exc, containers=[])
+    for c in out['containers']:
+        if c['state'].get('running') and c['state'].get('supervised') is False:
+            module.warn('container %s runs without its supervisor (it died): its restart policy, healthcheck and log are off until '
+                        'nsbox.runtime.container with state started (or nsbox start %s) adopts it' % (c['name'], c['name']))
     module.exit_json(changed=False, **out)
 
 

@@ -118,9 +118,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
 from ..module_utils.common import COMMON_ARGS, ensure_library, host_config
-from ..module_utils.container_task import argument_spec, ensure
+from ..module_utils.container_task import argument_spec, check, ensure
 from ..module_utils._runtime.errors import NsboxError
-from ..module_utils._runtime.container import order, converge
+from ..module_utils._runtime.container import info as container_info, order
 
 
 def _validated(module, spec):
@@ -160,7 +160,7 @@ def _prune(module, cfg, declared, spec):
     """Remove the labelled containers that are not declared: (their names, actions, diffs, {name: why} of failures)."""
     validator = ArgumentSpecValidator(spec)
     removed, actions, diffs, failed = [], [], [], {}
-    stale = [c for c in converge.labelled(cfg, module.params['labels']) if c['name'] not in declared]
+    stale = [c for c in container_info.labelled(cfg, module.params['labels']) if c['name'] not in declared]
     names = {c['name'] for c in stale}
     try:  # those that depend on others first (only the stale ones count: a declared one stays)
         stale = order.depends_order([{'name': c['name'], 'depends_on': [d for d in c['depends_on'] if d in names]}
@@ -194,6 +194,14 @@ def main():
         lib = ensure_library(module)
     except NsboxError as exc:
         module.fail_json(msg=exc.message, error=exc.to_dict(), changed=False, containers=[], actions=[], removed=[])
+    refused = []  # every item checked before anything is changed: a refusal found late would leave a partial converge
+    for params in items if module.params['converge'] else []:
+        try:
+            check(cfg, params)
+        except NsboxError as exc:
+            refused.append('%s: %s' % (params['name'], exc.message))
+    if refused:
+        module.fail_json(msg='refused, nothing changed: %s' % '; '.join(refused), changed=False, containers=[], actions=[], removed=[])
     if module.params['prune']:
         removed, actions, diffs, failed = _prune(module, cfg, {params['name'] for params in items}, spec)
     candidates = len(removed) + len(failed)
@@ -211,6 +219,8 @@ def main():
             results.append({'name': name, 'failed': True, 'msg': exc.message, 'error': exc.to_dict()})
             continue
         diffs += _diff(name, out.pop('diff'))
+        for warning in out.pop('warnings', None) or ():
+            module.warn('%s: %s' % (name, warning))
         actions += ['%s: %s' % (name, action) for action in out['actions']]
         results.append(dict(out, name=name))
     result = {'changed': lib['changed'] or bool(removed) or any(r.get('changed') for r in results), 'containers': results,

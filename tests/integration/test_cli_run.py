@@ -205,6 +205,12 @@ def test_run_attached_detached_interactive_and_rm(box):
         assert ps(box, '-a')['r1']['status_text'].startswith('Exited (0)')
         res = nsbox(box, 'run', '--name', 'r1', 'busybox', 'true')
         assert res.returncode == 125 and res.stderr == 'nsbox: failed to run container r1: the name is in use (remove it, or give another --name)\n', res
+        # a command that is not there, or cannot be run: Docker's 127 and 126, and --rm leaves nothing (issue 20 item 6)
+        res = nsbox(box, 'run', '--rm', '--name', 'r3', 'busybox', 'nosuchcmd')
+        assert res.returncode == 127 and 'executable file not found' in res.stderr, res
+        res = nsbox(box, 'run', '--rm', '--name', 'r3', 'busybox', '/etc/passwd')
+        assert res.returncode == 126, res
+        assert 'r3' not in ps(box, '-a')
         # detached: its id; a volume and the environment; then exec into it
         cid = ok(box, 'run', '-d', '--name', 'r2', '-e', 'A=b', '-v', 'runvol:/data', '--network', 'none', 'busybox',
                  'sh', '-c', 'echo $A > /data/x; exec sleep 3600').strip()

@@ -201,7 +201,14 @@ def test_exec_sees_the_container(box):
         'status': ('cat /proc/self/status', {}),
         'proc-sys': ('sh -c "echo 1 > /proc/sys/kernel/shm_rmid_forced"', {}),
         'masked': ('cat /proc/timer_list', {}),
+        'creates-there': ('touch /tmp/ran', {'creates': '/bin/sh'}),  # there: skipped (issue 20 item 10)
+        'creates-missing': ('touch /tmp/ran', {'creates': '/tmp/ran'}),  # not there yet: run
+        'removes-missing': ('touch /tmp/ran2', {'removes': '/nonexistent'}),  # not there: skipped
+        'ran': ('ls /tmp', {}),
     })
+    assert r['creates-there']['_status'] == 'ok' and r['creates-there']['stdout'] == 'skipped, since /bin/sh exists', r['creates-there']
+    assert r['creates-missing']['_status'] == 'changed' and r['removes-missing']['_status'] == 'ok'
+    assert r['ran']['stdout'].split() == ['ran']
     assert r['hostname']['stdout'] == 'isolated\n' and r['pid1']['stdout'] == 'sleep\x001000\x00'
     # ps inside: the container's processes only (sleep as pid 1, then the ps itself)
     ps = r['ps']['stdout'].split('\n')[1:]

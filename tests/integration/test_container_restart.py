@@ -57,6 +57,9 @@ def test_on_failure_restarts_with_backoff_then_stays_exited(box):
     assert len(runs) == 4, info['logs']  # the first run and three restarts, then no more
     gaps = [(b - a).total_seconds() for a, b in zip(runs, runs[1:])]
     assert all(gap >= want for gap, want in zip(gaps, (0.1, 0.2, 0.4))), gaps  # back-off: 100ms, doubled
+    # each restart recorded (issue 20 item 9): when, the exit code, OOM, the back-off
+    assert [(r['count'], r['exit_code'], r['oom_killed']) for r in st['restarts']] == [(1, 3, False), (2, 3, False), (3, 3, False)], st
+    assert [r['backoff'] for r in st['restarts']] == sorted(r['backoff'] for r in st['restarts']) and st['restarts'][0]['time']
     time.sleep(1)
     again = box.info('crash')['state']
     assert again['restart_count'] == 3 and again['status'] == 'exited' and supervisors(box.host) == []
@@ -76,6 +79,11 @@ def test_always_survives_the_supervisors_death_and_a_stop_wins(box):
     os.kill(sups[0], signal.SIGKILL)  # the container runs on without it
     info = _until(box, 'svc', lambda i: not i['state']['supervised'])
     assert info['state']['running'] and info['state']['pid'] == first['pid']
+    # Seen (issue 20 item 4: ps said only 'Up'): in ps, with how to adopt it, and as container_info's warning.
+    ps = box.host.ssh('nsbox ps', check=False)
+    assert '(unsupervised)' in ps.stdout and 'nsbox start svc adopts it' in ps.stderr, (ps.stdout, ps.stderr)
+    seen = box.ansible.module('nsbox.runtime.container_info', {'name': ['svc']})
+    assert any('runs without its supervisor' in w for w in seen.get('warnings') or []), seen
     res = box.run(**args)
     assert res['actions'] == ['adopted running container svc (its supervisor had died)'], res
     os.kill(first['pid'], signal.SIGKILL)  # the adopting supervisor restarts it (exit code unknown to it)

@@ -105,8 +105,8 @@ def _ship():  # pragma: no cover - never called
     from . import errors, usage, version  # noqa: F401
     from .cgroups import devices as cgroups_devices, factory, layout, manager, mapping, resources, systemd, v1, v2  # noqa: F401
     from .cli import main, oci, run, term, views  # noqa: F401
-    from .container import assemble, converge, execute, exits, health, idranges, logs, monitor, options, order, parse, policy, runner  # noqa: F401
-    from .container import security, spec as container_spec, store as container_store, supervisor, unit, users  # noqa: F401
+    from .container import assemble, converge, execute, exits, health, idranges, info, logs, monitor, options, order, parse, policy  # noqa: F401
+    from .container import prechecks, pull, runner, security, spec as container_spec, store as container_store, supervisor, unit, users  # noqa: F401
     from .host import config, dataroot, hostinfo, hostsetup, install, kmods, sysctls  # noqa: F401
     from .image import archive, images, ingest, layer, manifest, reference, registry, rootfs, store as image_store  # noqa: F401
     from .kernel import fsutil, idmap, mountinfo, namespaces, signals, syscall, units, userns  # noqa: F401
@@ -143,12 +143,15 @@ MODULES = (
     'container/exits',
     'container/health',
     'container/idranges',
+    'container/info',
     'container/logs',
     'container/monitor',
     'container/options',
     'container/order',
     'container/parse',
     'container/policy',
+    'container/prechecks',
+    'container/pull',
     'container/runner',
     'container/security',
     'container/spec',

@@ -254,15 +254,19 @@ def _views():
 
 
 def cmd_ps(args):
-    from ..container import converge  # pylint: disable=import-outside-toplevel
+    from ..container import info as container_info  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
     views = _views()
-    found = [c for c in converge.info(cfg)['containers'] if args.all or c['state'].get('running')]
+    found = [c for c in container_info.info(cfg)['containers'] if args.all or c['state'].get('running')]
     rows = views.ps_rows(found, time.time())
     if args.format == 'json':
         _print_json(rows)
     else:
         _out(views.ps_table(rows))
+        lost = [c['name'] for c in found if c['state'].get('running') and c['state'].get('supervised') is False]
+        if lost:  # said where a person reads it: its restart policy is off until it is adopted
+            _out('nsbox: %s running without a supervisor: nsbox start %s adopts %s (restart policy, healthcheck, log)'
+                 % (', '.join(lost), ' '.join(lost), 'it' if len(lost) == 1 else 'them'), sys.stderr)
     return 0
 
 
@@ -310,9 +314,9 @@ def cmd_run(args):
 
 
 def cmd_inspect(args):
-    from ..container import converge  # pylint: disable=import-outside-toplevel
+    from ..container import info as container_info  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
-    out = converge.info(cfg, args.names)
+    out = container_info.info(cfg, args.names)
     _print_json(out['containers'])
     if out['missing']:
         for name in out['missing']:
@@ -327,16 +331,16 @@ def _stats_sample(cfg, service):
 
 
 def cmd_stats(args):
-    from ..container import converge  # pylint: disable=import-outside-toplevel
+    from ..container import info as container_info  # pylint: disable=import-outside-toplevel
     from ..container.store import ContainerStore  # pylint: disable=import-outside-toplevel
     cfg = hostconfig.load(args.config)
     views = _views()
     store = ContainerStore(cfg)
-    before = _stats_sample(cfg, converge)
+    before = _stats_sample(cfg, container_info)
     try:
         while True:
             time.sleep(args.interval)
-            after = _stats_sample(cfg, converge)
+            after = _stats_sample(cfg, container_info)
             samples = []
             for name in sorted(after):
                 stats, _shown, when = after[name]

@@ -20,7 +20,6 @@ from . import term
 from ..host import config as hostconfig
 from ..kernel import syscall
 from ..container import converge, execute, logs
-from ..launch.process import ProcessError
 from ..container.store import ContainerError
 from ..errors import NsboxError
 
@@ -69,7 +68,9 @@ def _running(container):
 def exit_for(exc):
     """``exec``/``run``: the exit code of nsbox's own failure, as Docker's: 127 the command was not
     found, 126 it could not be run, 125 anything else (so a command's own 1 is never mistaken for it)."""
-    if isinstance(exc, ProcessError) and exc.action in ('find', 'exec'):
+    # The command's own failure, however it came (process.enter's error, or the supervisor's report of a start:
+    # a ContainerError that keeps the action and errno): found or not, runnable or not.
+    if exc.action in ('find', 'exec') and exc.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.EPERM):
         return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_CANNOT_RUN
     return EXIT_NSBOX
 

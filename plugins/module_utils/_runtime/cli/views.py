@@ -73,13 +73,16 @@ def bytes_size(value):
 
 
 def status_text(state, now):
-    """The STATUS column: 'Up 3 minutes', 'Exited (3) 2 minutes ago', 'Restarting (1) 4 seconds ago', 'Created'."""
+    """The STATUS column: 'Up 3 minutes', 'Up 3 minutes (healthy, unsupervised)' (its supervisor died: its restart policy,
+    healthcheck and log are off until ``nsbox start`` or a converge adopts it), 'Exited (3) 2 minutes ago',
+    'Restarting (1) 4 seconds ago', 'Created'."""
     status = state.get('status')
     if state.get('running'):
         started = parse_time(state.get('started_at'))
         text = 'Up %s' % human_duration(now - started) if started is not None else 'Up'
         health = (state.get('health') or {}).get('status') if isinstance(state.get('health'), dict) else state.get('health')
-        return '%s (%s)' % (text, health) if health else text
+        notes = [n for n in (health, 'unsupervised' if state.get('supervised') is False else None) if n]
+        return '%s (%s)' % (text, ', '.join(notes)) if notes else text
     finished = parse_time(state.get('finished_at'))
     ago = ' %s ago' % human_duration(now - finished) if finished is not None else ''
     code = state.get('exit_code')

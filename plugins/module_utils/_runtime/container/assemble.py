@@ -185,7 +185,9 @@ def prepare(cfg, store, container):
         peers = network_service.peers_of(network_service.NetworkStore(cfg), container.id, attachment)
     _write(container.path('hostname'), hostname + '\n')
     _write(container.path('hosts'), etc_files.hosts_text(container.config, hostname, attachment, peers or ()))
-    _write(container.path('resolv.conf'), etc_files.resolv_text(container.config, etc_files.host_resolv_conf()))
+    host_resolv, source = etc_files.host_resolv_conf()
+    _write(container.path('resolv.conf'), etc_files.resolv_text(container.config, host_resolv, source,
+                                                               keep_loopback=container.config['namespaces']['network'] == 'host'))
     manager = cgroup_of(cfg, container)
     if not manager.exists():
         manager.create()

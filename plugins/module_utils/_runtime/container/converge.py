@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The container lifecycle: the ``container``, ``container_info`` and ``container_exec`` modules' logic.
+"""The container lifecycle: the ``container`` and ``containers`` modules' logic (what they show: info.py; the
+image: pull.py; what is checked before anything stops: prechecks.py; exec: execute.py).
 
 ``ensure`` reads the container back (stored config, the kernel's view of its process, its
 cgroup), compares it with the wanted config option by option (options.UPDATE says how each
@@ -20,16 +21,11 @@ from ..cgroups.layout import systemd_booted
 from ..cgroups.resources import ROWS
 from ..host.config import CONFIG_PATH, load as load_host_config
 from ..errors import ConfigError, NsboxError
-from ..kernel.idmap import map_dicts
-from ..image.reference import Reference
-from ..image import rootfs as rootfs_mod
-from ..image.store import ImageStore
 from ..kernel.namespaces import Holder
 from ..volume import volumes as volume_service
-from . import assemble, health as health_mod, idranges, logs, options, unit as unit_mod, users
+from . import assemble, health as health_mod, idranges, info as info_mod, options, prechecks, pull as pulling, unit as unit_mod
 from .store import ContainerError, ContainerStore, now
 from ..kernel.fsutil import tree_size
-from ..network.store import NetworkStore
 
 SUPERVISOR_TIMEOUT = 60.0
 
@@ -37,119 +33,14 @@ SUPERVISOR_TIMEOUT = 60.0
 STATES = ('present', 'started', 'stopped', 'restarted', 'healthy', 'absent')
 REPLACED = '.replaced-'  # a container set aside by a recreate until its successor runs: NAME.replaced-ID
 HEALTHY_WAIT_TIMEOUT = 300.0
-PULL = ('missing', 'always', 'never')
+PULL = pulling.PULL
 
 
 def open_store(cfg):
     return ContainerStore(cfg)
 
 
-def image_of(cfg, ref):
-    """({'name', 'digest', 'id'}, image config's ``config``) of an image in the store."""
-    store = ImageStore(cfg.data_root, cfg['storage_driver'])
-    if ref.startswith('sha256:'):
-        record = store.index()['images'].get(ref)
-    else:
-        record = store.resolve(Reference.parse(ref).key)
-    if record is None or not store.complete(record):
-        raise ContainerError('find', 'image %s' % ref, 'it is not in the store at %s: pull, load or import it first '
-                             '(nsbox.runtime.image)' % store.root)
-    config = store.read_json_blob(record['config_digest']) if store.has_blob(record['config_digest']) else {}
-    return {'name': ref, 'digest': record['manifest_digest'], 'id': record['config_digest']}, config.get('config') or {}
-
-
-def _in_store(cfg, ref):
-    try:
-        return image_of(cfg, ref)
-    except ContainerError:
-        return None
-
-
-def pull_image(cfg, ref, policy='missing', check_mode=False):
-    """The image ``ref`` as the ``pull`` policy brings it: {'image', 'config', 'digest', 'actions'}.
-
-    ``missing`` pulls when the reference is not in the store, ``always`` on every run (a tag that
-    now names another digest is re-tagged), ``never`` only looks in the store. The pull is the
-    image module's (image/service.pull: the host config's mirrors, insecure registries, CA files).
-    A reference by digest is pulled only when missing (its content cannot change); a bare
-    ``sha256:`` id is never pulled (no registry to ask). In check mode nothing is written: the
-    registry is asked for the manifest only, so ``digest`` is exact; ``image`` and ``config`` are
-    None when that image is not in the store yet (its config is not known without fetching it).
-    """
-    if policy not in PULL:
-        raise ConfigError('use', 'pull %r' % (policy,), 'expected one of %s' % ', '.join(PULL))
-    present = _in_store(cfg, ref)
-    if policy == 'never' or ref.startswith('sha256:') or (present and (policy == 'missing' or Reference.parse(ref).digest)):
-        image, config = present or image_of(cfg, ref)  # image_of raises the "not in the store" error
-        return {'image': image, 'config': config, 'digest': image['digest'], 'actions': []}
-    # Imported here: the registry client (http, ssl, gzip) is start-up cost only a pull pays.
-    from ..image import images as image_service  # pylint: disable=import-outside-toplevel
-    try:
-        out = image_service.pull(cfg, ref, check_mode=check_mode)
-    except NsboxError as exc:
-        if present:
-            raise
-        raise ContainerError('pull', 'image %s' % ref, 'it is not in the store and pulling it failed: %s' % exc.message) from exc
-    digest = out['image']['digest']
-    if not out['changed'] and present:
-        return {'image': present[0], 'config': present[1], 'digest': digest, 'actions': []}
-    change = '%s -> %s' % (present[0]['digest'], digest) if present else digest
-    if check_mode:
-        found = _in_store(cfg, digest)  # the new digest may be in the store already (another name, or untagged)
-        if found:
-            found[0]['name'] = ref
-        return {'image': found[0] if found else None, 'config': found[1] if found else None, 'digest': digest,
-                'actions': ['would pull image %s: %s' % (ref, change)]}
-    image, config = image_of(cfg, ref)
-    return {'image': image, 'config': config, 'digest': digest,
-            'actions': ['pulled image %s: %s%s' % (ref, change, ' (%s)' % '; '.join(out['actions']) if out['actions'] else '')]}
-
-
 # -- reading -------------------------------------------------------------------------------------
-def describe(cfg, container, log_lines=0):
-    """The public form: id, name, state (from the kernel), the config, resource usage, last log lines."""
-    status = container.status()
-    if container.config.get('healthcheck'):
-        status['health'] = health_mod.read(container) if status['running'] else None
-    if container.config['namespaces'].get('network') == 'bridge':
-        att = NetworkStore(cfg).attachment(container.id) if status['running'] else None
-        status['networks'] = {ep['network']: {'address': ep['address'], 'prefixlen': ep['prefixlen'], 'gateway': ep['gateway'],
-                                              'mac_address': ep.get('mac'),  # None: started before MACs were derived (random)
-                                              'interface': 'eth%d' % i, 'host_interface': ep['veth'], 'aliases': ep.get('aliases') or []}
-                              for i, ep in enumerate((att or {}).get('endpoints') or ())}
-        status['ports'] = ['%s:%d->%d/%s' % (p['host_ip'], p['host_port'], p['container_port'], p['protocol'])
-                           for p in (att or {}).get('ports') or ()]
-    userns = container.config.get('userns') or idranges.HOST
-    if userns['mode'] != 'host':
-        maps = idranges.maps_of(cfg, container) if userns['mode'] != 'auto' or idranges.RangeStore(cfg).get(container.id) else None
-        status['userns'] = {'mode': userns['mode'], 'uid_map': map_dicts(maps[0]) if maps else None,
-                            'gid_map': map_dicts(maps[1]) if maps else None,
-                            'rootfs': container.read_state().get('userns_rootfs')}
-    out = {'id': container.id, 'name': container.name, 'image': container.config['image'], 'state': status,
-           'config': options.display_config(container.config)}
-    if status['running']:
-        try:
-            out['stats'] = assemble.cgroup_of(cfg, container).stats()
-        except NsboxError:
-            out['stats'] = None
-    if log_lines:
-        out['logs'] = logs.tail(container.log_path, log_lines, container.config['log']['max_files'])
-    return out
-
-
-def info(cfg, names=None, log_lines=0):
-    store = open_store(cfg)
-    found = store.all() if not names else [c for c in (store.find(n) for n in names) if c is not None]
-    return {'containers': [describe(cfg, c, log_lines) for c in found],
-            'missing': [n for n in (names or []) if store.find(n) is None]}
-
-
-def labelled(cfg, labels):
-    """The containers whose labels include every one of ``labels`` (same value), by name: [{'name', 'depends_on'}]."""
-    wanted = {key: str(value) for key, value in labels.items()}
-    return sorted(({'name': c.name, 'depends_on': list(c.config.get('depends_on') or [])} for c in open_store(cfg).all()
-                   if wanted.items() <= {k: str(v) for k, v in (c.config.get('labels') or {}).items()}.items()),
-                  key=lambda c: c['name'])
 
 
 # -- acting -------------------------------------------------------------------------------------
@@ -384,17 +275,10 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     containers' lock is taken (a pull can be long); a failed pull leaves everything as it was.
     ``comparisons`` ({option or '*': strict|ignore|allow_more_present}) relaxes what counts as a difference.
     """
-    wait_healthy = _check_task(name, state, pull, healthy_wait_timeout)
+    checked, compare = check(cfg, name, opts, state, pull, comparisons, healthy_wait_timeout)
+    wait_healthy = state == 'healthy'
     state = 'started' if wait_healthy else state
     store = open_store(cfg)
-    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'],
-                'userns_pool': cfg['userns']['pool'], 'systemd': systemd_booted()}
-    checked = options.check(opts or {}, defaults) if state != 'absent' else None
-    if checked and name in checked['depends_on']:
-        raise ConfigError('use', 'depends_on %s' % name, 'a container cannot depend on itself')
-    if wait_healthy and checked['supervisor'] == 'systemd':
-        raise ConfigError('use', 'state healthy', 'healthchecks are run by nsbox\'s own supervisor, not under a systemd unit (yet)')
-    compare = options.parse_comparisons(comparisons)
     if state == 'absent':
         with store.lock():
             settled = [] if check_mode else _repair(store, cfg, name)
@@ -403,7 +287,7 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
     image_ref = (opts or {}).get('image') or (seen.config['image']['name'] if seen else None)
     if not image_ref:
         raise ConfigError('create', 'container %s' % name, 'give image (the container does not exist yet)')
-    pulled = pull_image(cfg, image_ref, pull, check_mode)
+    pulled = pulling.pull_image(cfg, image_ref, pull, check_mode)
     with store.lock():
         settled = [] if check_mode else _repair(store, cfg, name)
         current = store.find(name)
@@ -411,18 +295,43 @@ def ensure(cfg, name, opts=None, state='started', recreate=False, force_kill=Fal
         if pulled['image'] is None:  # check mode: the image would be pulled, its config is not known yet
             return _predict_pull(cfg, current, name, image_ref, pulled, state, before)
         wanted = options.resolve(name, checked, pulled['image'], pulled['config'])
-        _check_networks(cfg, wanted)
+        prechecks.check_networks(cfg, wanted)
         if wait_healthy and not wanted.get('healthcheck'):
             raise ConfigError('use', 'state healthy', 'container %s has no healthcheck (give healthcheck, or the image has none)' % name)
         out = _settled(settled, _ensure_present(cfg, store, current, wanted, state, recreate, force_kill, check_mode, before, compare))
     if pulled['actions']:
         out['actions'][:0] = pulled['actions']
         out['changed'] = True
+    if out['changed'] and pulled['config'] is not None:
+        out['warnings'] = image_volume_warnings(pulled['config'], wanted)
     if wait_healthy and not check_mode:
         container = store.find(name)
         wait_until_healthy(container, healthy_wait_timeout)
-        out['container'] = describe(cfg, container)
+        out['container'] = info_mod.describe(cfg, container)
     return out
+
+
+def image_volume_warnings(image_config, config):
+    """The image's VOLUMEs nothing is mounted on: their data would stay in the container's writable layer and go with
+    it (Docker makes an anonymous volume there; nsbox does not yet, so it says so)."""
+    targets = {m['target'] for m in config['mounts']}
+    return ['the image declares VOLUME %s, and nothing is mounted there: its data stays in the container and is lost with it '
+            '(mount a named volume there, e.g. volumes: [NAME:%s])' % (path, path)
+            for path in sorted(image_config.get('Volumes') or {}) if '/' + path.strip('/') not in targets]
+
+
+def check(cfg, name, opts=None, state='started', pull='missing', comparisons=None, healthy_wait_timeout=HEALTHY_WAIT_TIMEOUT):
+    """What :func:`ensure` refuses before it touches anything, with nothing done: (the checked options or None for
+    absent, the comparisons). The ``containers`` module checks every item so before it converges any."""
+    wait_healthy = _check_task(name, state, pull, healthy_wait_timeout)
+    defaults = {'network_mode': cfg['default_network_mode'], 'network': cfg['default_network']['name'],
+                'userns_pool': cfg['userns']['pool'], 'systemd': systemd_booted()}
+    checked = options.check(opts or {}, defaults) if state != 'absent' else None
+    if checked and name in checked['depends_on']:
+        raise ConfigError('use', 'depends_on %s' % name, 'a container cannot depend on itself')
+    if wait_healthy and checked['supervisor'] == 'systemd':
+        raise ConfigError('use', 'state healthy', 'healthchecks are run by nsbox\'s own supervisor, not under a systemd unit (yet)')
+    return checked, options.parse_comparisons(comparisons)
 
 
 def _repair(store, cfg, name):
@@ -515,63 +424,8 @@ def _predict_pull(cfg, current, name, image_ref, pulled, state, before):
         actions.append('started container %s' % name)
     after = {'exists': True, 'status': 'running' if will_run else 'created', 'running': will_run,
              'image': {'name': image_ref, 'digest': pulled['digest']}}
-    return {'changed': True, 'actions': pulled['actions'] + actions, 'container': describe(cfg, current) if current else None,
+    return {'changed': True, 'actions': pulled['actions'] + actions, 'container': info_mod.describe(cfg, current) if current else None,
             'diff': {'before': before, 'after': after}}
-
-
-def _check_networks(cfg, config):
-    """The networks a container joins exist (the default one is made on first use), as docker create checks."""
-    if not config.get('networks'):
-        return
-    store = NetworkStore(cfg)
-    for net in config['networks']:
-        if net['name'] != store.default['name'] and store.get(net['name']) is None:
-            raise ConfigError('use', 'network %s' % net['name'], 'no such network (create it with nsbox.runtime.network)')
-
-
-def _check_bind_sources(config):
-    """Bind sources exist on the host: said before anything is made (the start would fail on them anyway)."""
-    for m in config['mounts']:
-        if m['type'] == 'bind' and not os.path.exists(m['source']):
-            raise ConfigError('bind', '%s at %s' % (m['source'], m['target']), 'the source does not exist on the host')
-
-
-def _check_host_cpus(config, online='/sys/devices/system/cpu/online'):
-    """cpuset_cpus names CPUs this host has (the kernel's answer, ERANGE, names no option)."""
-    wanted = (config.get('resources') or {}).get('cpuset_cpus')
-    try:
-        with open(online) as f:
-            have = _cpu_list(f.read().strip())
-    except OSError:
-        return
-    if wanted and not _cpu_list(wanted) <= have:
-        raise ConfigError('use', 'cpuset_cpus %s' % wanted, 'this host has CPUs %s' % _cpu_text(have))
-
-
-def _check_user(cfg, config):
-    """The user and groups resolve in the image, read from its layers (its start would fail on them, after a
-    recreate stopped the container it replaces). An image whose files cannot be read so is left to the start."""
-    store = ImageStore(cfg.data_root, cfg['storage_driver'])
-    record = store.index()['images'].get(config['image']['digest'])
-    if record is None:
-        return
-    try:
-        passwd, group = (rootfs_mod.read_file(store, record, path) for path in ('/etc/passwd', '/etc/group'))
-    except (rootfs_mod.Unknown, OSError):
-        return
-    users.resolve(config['user'], passwd, group, config.get('group_add') or ())
-
-
-def _cpu_list(text):
-    out = set()
-    for part in filter(None, text.split(',')):
-        first, _sep, last = part.partition('-')
-        out.update(range(int(first), int(last or first) + 1))
-    return out
-
-
-def _cpu_text(cpus):
-    return ','.join(str(c) for c in sorted(cpus)) if len(cpus) < 8 else '%d-%d' % (min(cpus), max(cpus))
 
 
 def _replace(cfg, store, container, wanted, keep_running, force_kill):
@@ -648,7 +502,7 @@ def _create(cfg, store, wanted, start_it, undo=True):
 
 
 def _create_and_converge(cfg, store, name, wanted, state, check_mode, before):
-    _check_bind_sources(wanted)
+    prechecks.check_bind_sources(wanted)
     actions, _made = volume_service.create_missing(cfg, wanted, check_mode=True)
     actions.append('created container %s from %s' % (name, wanted['image']['name']))
     after = {'exists': True, 'status': 'running' if state in ('started', 'restarted') else 'created',
@@ -658,7 +512,7 @@ def _create_and_converge(cfg, store, name, wanted, state, check_mode, before):
     if check_mode:
         return {'changed': True, 'actions': actions, 'container': None, 'diff': {'before': before, 'after': after}}
     container = _create(cfg, store, wanted, state in ('started', 'restarted'))
-    return {'changed': True, 'actions': actions, 'container': describe(cfg, container),
+    return {'changed': True, 'actions': actions, 'container': info_mod.describe(cfg, container),
             'diff': {'before': before, 'after': _view(container)}}
 
 
@@ -703,9 +557,9 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
     running = status['running']
     actions = []
     if recreate:
-        _check_bind_sources(wanted)
-        _check_host_cpus(wanted)
-        _check_user(cfg, wanted)
+        prechecks.check_bind_sources(wanted)
+        prechecks.check_host_cpus(wanted)
+        prechecks.check_user(cfg, wanted)
         actions += volume_service.create_missing(cfg, wanted, check_mode=True)[0]
         actions.append(_recreated(container, wanted, diffs))
         keep_running = state in ('started', 'restarted') or (state == 'present' and running)
@@ -714,9 +568,9 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
         if check_mode:
             after = {'exists': True, 'status': 'running' if keep_running else 'created', 'running': keep_running,
                      'config': options.display_config(wanted)}
-            return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': after}}
+            return {'changed': True, 'actions': actions, 'container': info_mod.describe(cfg, container), 'diff': {'before': before, 'after': after}}
         container = _replace(cfg, store, container, wanted, keep_running, force_kill)
-        return {'changed': True, 'actions': actions, 'container': describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
+        return {'changed': True, 'actions': actions, 'container': info_mod.describe(cfg, container), 'diff': {'before': before, 'after': _view(container)}}
     new_config, updates = _update_in_place(cfg, container, wanted, diffs, running, compare, check_mode)
     actions += updates
     will_run = running or status['status'] == 'restarting' or status['supervised']
@@ -750,7 +604,7 @@ def _converge(cfg, store, container, wanted, state, recreate, force_kill, check_
                      status='running' if will_run else before.get('status'))
     else:
         after = _view(container)
-    return {'changed': bool(actions), 'actions': actions, 'container': describe(cfg, container),
+    return {'changed': bool(actions), 'actions': actions, 'container': info_mod.describe(cfg, container),
             'diff': {'before': before, 'after': after}}
 
 
@@ -811,7 +665,7 @@ class UnitConverge:
     def _remake(self, current, diffs, will_run, had_unit):
         """Create (or recreate) the container; started here only without a unit (a unit is started once written)."""
         new_unit = self.wanted['supervisor'] == 'systemd'
-        _check_bind_sources(self.wanted)
+        prechecks.check_bind_sources(self.wanted)
         self.actions += volume_service.create_missing(self.cfg, self.wanted, check_mode=True)[0]
         if current is None:
             self.actions.append('created container %s from %s' % (self.name, self.wanted['image']['name']))
@@ -889,7 +743,7 @@ class UnitConverge:
             path = self.units.path(self.name)
             diff = [diff, {'before_header': path, 'after_header': path, 'before': unit_before or '', 'after': unit_after or ''}]
         found = self.store.find(self.name) if not self.check_mode else container
-        return {'changed': bool(self.actions), 'actions': self.actions, 'container': describe(self.cfg, found) if found else None,
+        return {'changed': bool(self.actions), 'actions': self.actions, 'container': info_mod.describe(self.cfg, found) if found else None,
                 'unit': self.unit_info() if unit_after is not None else None, 'diff': diff}
 
     def unit_info(self):

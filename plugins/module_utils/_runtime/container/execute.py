@@ -36,6 +36,15 @@ def _exec_target(cfg, name):
     return container, status['pid']
 
 
+def exists_in(cfg, name, path):
+    """Whether ``path`` (as the running container ``name`` sees it) exists: container_exec's ``creates``/``removes``.
+    Resolved inside the container's root (its symlinks cannot lead out)."""
+    if not isinstance(path, str) or not path.startswith('/'):
+        raise ConfigError('use', 'path %r' % (path,), 'an absolute path in the container is needed')
+    _container, pid = _exec_target(cfg, name)
+    return os.path.lexists(mounts.secure_join('/proc/%d/root' % pid, path))
+
+
 def _exec_spec(container, pid, command, env, user, workdir, terminal):
     args = options.check({'command': command})['command'] if command is not None else None
     if not args:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sys
 import time
 
 from ..errors import NsboxError
 from ..kernel.namespaces import boot_id, process_stamp
 from . import assemble, policy
+from .store import now
+
+RESTARTS_KEPT = 5  # the last restarts a container's state keeps (container_info, nsbox inspect)
 
 
 def stamp(pid):
@@ -84,7 +88,13 @@ def after_exit(cfg, container, code, manager=None, me=None):
             return False  # started or stopped by a module meanwhile: not ours to restart
         ran = time.monotonic() - (state.get('started_monotonic') or 0.0)
         delay = policy.backoff(state.get('restart_delay'), ran)
-        container.write_state(status='restarting', restart_count=count + 1, restart_delay=delay, supervisor=me)
+        restart = {'time': now(), 'exit_code': code, 'oom_killed': bool(state.get('oom_killed')), 'backoff': round(delay, 3),
+                   'count': count + 1}
+        container.write_state(status='restarting', restart_count=count + 1, restart_delay=delay, supervisor=me,
+                              restarts=(state.get('restarts') or [])[1 - RESTARTS_KEPT:] + [restart])
+        sys.stderr.write('nsbox: container %s ended (exit code %s%s); restart %d in %.1fs, as its restart policy says\n' % (
+            container.name, '?' if code is None else code, ', OOM-killed' if restart['oom_killed'] else '', count + 1, delay))
+        sys.stderr.flush()
     finally:
         os.close(fd)
     deadline = time.monotonic() + delay

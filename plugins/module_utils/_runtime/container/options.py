@@ -177,11 +177,11 @@ def _restart(given, _ctx):
 
 
 def _supervision(given, ctx):
-    """supervisor (auto resolved: systemd where systemd is PID 1), enabled and depends_on (the unit's).
+    """supervisor (auto resolved: systemd where systemd is PID 1), enabled (the unit's) and depends_on.
 
-    ``enabled`` and ``depends_on`` shape the unit: with ``supervisor: nsbox`` they would do nothing,
-    so they are refused there; with ``auto`` on a host without systemd they are kept (stored, shown),
-    and apply as soon as the container runs under a unit.
+    ``depends_on`` orders the ``containers`` module's converge whatever the supervisor, and under a unit
+    also shapes it. ``enabled: false`` would do nothing under ``supervisor: nsbox``: refused there; with
+    ``auto`` on a host without systemd it is kept (stored, shown), and applies once a unit runs it.
     """
     systemd = ctx.get('systemd', False)
     wanted = given['supervisor'] or 'nsbox'
@@ -195,10 +195,8 @@ def _supervision(given, ctx):
             raise ConfigError('use', 'depends_on %r' % (dep,), 'expected container names')
         if dep not in deps:
             deps.append(dep)
-    if wanted == 'nsbox':
-        shaped = [o for o, on in (('enabled', given['enabled'] is False), ('depends_on', deps)) if on]
-        if shaped:
-            raise ConfigError('use', ' and '.join(shaped), 'they shape the container\'s systemd unit: give supervisor systemd (or auto)')
+    if wanted == 'nsbox' and given['enabled'] is False:
+        raise ConfigError('use', 'enabled', 'it says whether the container\'s systemd unit starts at boot: give supervisor systemd (or auto)')
     supervisor = ('systemd' if systemd else 'nsbox') if wanted == 'auto' else wanted
     enabled = given['enabled'] is not False
     return {'supervisor': supervisor, 'enabled': enabled, 'depends_on': sorted(deps)}
@@ -289,7 +287,7 @@ TABLE = (
     Option('gidmap', 'list', R, 'An explicit gid map, as O(uidmap)', USERNS, elements='str', field='userns.gid_map'),
     Option('supervisor', 'str', R, 'What supervises the running container.', SUPERVISION, choices=SUPERVISORS, old='nsbox'),
     Option('enabled', 'bool', 'stored', 'With a unit, whether it is enabled', SUPERVISION, old=True),
-    Option('depends_on', 'list', 'stored', 'With a unit, the containers (names) this one needs', SUPERVISION, elements='str', old=[]),
+    Option('depends_on', 'list', 'stored', 'The containers (names) this one needs', SUPERVISION, elements='str', old=[]),
 )
 OPTIONS = {opt.name: opt for opt in TABLE}
 RESOURCE_OPTIONS = tuple(opt.name for opt in TABLE if opt.field.startswith('resources.'))

@@ -115,8 +115,9 @@ class Container:
         return out if out is not None else self._status(state, proc, boot_id_path, settled=True)
 
     def _status(self, state, proc, boot_id_path, settled=False):
-        keys = ('status', 'pid', 'exit_code', 'oom_killed', 'started_at', 'finished_at', 'error', 'restart_count')
+        keys = ('status', 'pid', 'exit_code', 'oom_killed', 'started_at', 'finished_at', 'error', 'restart_count', 'restarts')
         out = {k: state.get(k) for k in keys}
+        out['restarts'] = out['restarts'] or []
         out['running'] = False
         out['supervised'] = False
         if state.get('status') == 'running':

@@ -4,6 +4,8 @@
 container's start reads this, bridged or not)."""
 from __future__ import annotations
 
+import os
+
 
 def hosts_text(config, hostname, attachment=None, peers=()):
     """A container's /etc/hosts: localhost, its own address and hostname, extra_hosts, then (user networks) its peers."""
@@ -35,17 +37,27 @@ def peers_of(store, cid, attachment=None, attachments=None):
     return out
 
 
-def resolv_text(config, host_resolv):
-    """``dns``/``dns_search``/``dns_options`` over the host's resolv.conf (loopback name servers dropped, as Docker)."""
+RESOLVED = '/run/systemd/resolve/resolv.conf'  # systemd-resolved's upstream servers (its stub 127.0.0.53 is /etc's)
+FALLBACK_SERVERS = ('8.8.8.8', '8.8.4.4')  # Docker's, when the host names only servers the container cannot reach
+SOURCE_MARK = '# nsbox: name servers from '
+
+
+def resolv_text(config, host_resolv, source='/etc/resolv.conf', keep_loopback=False):
+    """``dns``/``dns_search``/``dns_options`` over the host's resolv.conf, as Docker: loopback name servers dropped
+    (a container of its own network namespace cannot reach them; ``keep_loopback`` with the host's), and where none
+    is left, Docker's fallback servers. The first line says where the servers came from (``container_info``)."""
     lines = host_resolv.splitlines()
     servers = [ln.split()[1] for ln in lines if ln.split()[:1] == ['nameserver'] and len(ln.split()) > 1
-               and not (ln.split()[1].startswith('127.') or ln.split()[1] == '::1')]
+               and (keep_loopback or not _loopback(ln.split()[1]))]
     search = next((ln.split()[1:] for ln in lines if ln.split()[:1] in (['search'], ['domain'])), [])
     opts = next((ln.split()[1:] for ln in lines if ln.split()[:1] == ['options']), [])
-    servers = list(config.get('dns') or servers)
+    if config.get('dns'):
+        servers, source = list(config['dns']), 'the dns option'
+    elif not servers:
+        servers, source = list(FALLBACK_SERVERS), "Docker's fallback (%s names none the container can reach)" % source
     search = list(config.get('dns_search') or search)
     opts = list(config.get('dns_options') or opts)
-    out = ['nameserver %s' % s for s in servers]
+    out = [SOURCE_MARK + source] + ['nameserver %s' % s for s in servers]
     if search:
         out.append('search %s' % ' '.join(search))
     if opts:
@@ -53,9 +65,29 @@ def resolv_text(config, host_resolv):
     return '\n'.join(out) + '\n'
 
 
-def host_resolv_conf():
+def _loopback(address):
+    return address.startswith('127.') or address == '::1'
+
+
+def host_resolv_conf(path='/etc/resolv.conf', resolved=RESOLVED):
+    """(text, path) of the host's resolver configuration: systemd-resolved's upstream file where /etc/resolv.conf
+    names only its stub (loopback) servers, as Docker reads it."""
+    text = _read(path)
+    servers = [ln.split()[1] for ln in text.splitlines() if ln.split()[:1] == ['nameserver'] and len(ln.split()) > 1]
+    if servers and all(_loopback(s) for s in servers) and os.path.isfile(resolved):
+        return _read(resolved), resolved
+    return text, path
+
+
+def dns_source(resolv_conf_text):
+    """Where a container's name servers came from, as its resolv.conf's first line says (None: written before)."""
+    first = resolv_conf_text.split('\n', 1)[0] if resolv_conf_text else ''
+    return first[len(SOURCE_MARK):] if first.startswith(SOURCE_MARK) else None
+
+
+def _read(path):
     try:
-        with open('/etc/resolv.conf') as f:
+        with open(path) as f:
             return f.read()
     except OSError:
         return ''

@@ -46,6 +46,10 @@ def test_sizes(value, decimal, binary):
 def test_status_texts():
     assert views.status_text(_state(started_at='2026-11-23T09:57:00.1Z'), NOW) == 'Up 2 minutes'
     assert views.status_text(_state(started_at='2026-11-23T09:59:58Z', health={'status': 'healthy'}), NOW) == 'Up 2 seconds (healthy)'
+    # its supervisor died (issue 20 item 4: ps said only 'Up 4 minutes')
+    assert views.status_text(_state(started_at='2026-11-23T09:57:00.1Z', supervised=False), NOW) == 'Up 2 minutes (unsupervised)'
+    assert views.status_text(_state(started_at='2026-11-23T09:59:58Z', health={'status': 'healthy'}, supervised=False), NOW) == \
+        'Up 2 seconds (healthy, unsupervised)'
     exited = _state(status='exited', running=False, pid=None, exit_code=3, finished_at='2026-11-23T09:58:00Z')
     assert views.status_text(exited, NOW) == 'Exited (3) 2 minutes ago'
     assert views.status_text(dict(exited, exit_code=None), NOW) == 'Exited (?) 2 minutes ago'
@@ -201,6 +205,13 @@ def test_exit_codes_of_exec_and_run():
     assert run.exit_for(ProcessError('exec', '/etc', 'Permission denied', errno=errno.EACCES)) == 126
     assert run.exit_for(ProcessError('exec', '/x', 'No such file', errno=errno.ENOENT)) == 127
     assert run.exit_for(NsboxError('exec in', 'container c', 'it does not exist')) == 125
+    # nsbox run: the start's error as the supervisor reported it (a ContainerError keeping the action and errno)
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container.store import ContainerError
+    sent = ProcessError('find', 'the command x', 'executable file not found in $PATH', errno=errno.ENOENT).to_dict()
+    assert run.exit_for(ContainerError.from_dict(sent, 'start', 'container r')) == 127
+    sent = ProcessError('exec', '/etc/passwd', 'Permission denied', errno=errno.EACCES).to_dict()
+    assert run.exit_for(ContainerError.from_dict(sent, 'start', 'container r')) == 126
+    assert run.exit_for(ContainerError('find', "user 'x'", 'no matching entry')) == 125
 
 
 @pytest.mark.parametrize('verb', ['ps', 'images', 'logs', 'inspect', 'stats', 'start', 'stop', 'rm', 'exec', 'network', 'volume', 'run', 'pull',

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""service.pull_image: which policy asks the registry when (the store and the image service faked)."""
+"""container/pull.py pull_image: which policy asks the registry when (the store and the image service faked)."""
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import converge
+from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import pull as converge  # the pull policy: container/pull.py
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container.store import ContainerError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.errors import ConfigError
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.image import images as image_service

@@ -64,3 +64,14 @@ def test_a_record_of_an_older_version_takes_the_old_values():
     assert spec.userns == Userns('host') and spec.restart_policy == RestartPolicy() and spec.networks == () and spec.supervisor == 'nsbox'
     assert spec.record() == dict(record({}), networks=[], userns={'mode': 'host', 'uid_map': None, 'gid_map': None},
                                  healthcheck=None, **{k: v for k, v in options.ADDED_FIELDS.items() if k not in ('networks', 'userns', 'healthcheck')})
+
+
+def test_an_image_volume_nothing_is_mounted_on_is_said():
+    """Issue 20 item 7: an image's VOLUME (PostgreSQL's data directory) was ignored without a word."""
+    from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import converge  # pylint: disable=import-outside-toplevel
+    image_config = {'Volumes': {'/var/lib/postgresql/data': {}, '/srv/': {}}}
+    warned = converge.image_volume_warnings(image_config, record({}))
+    assert len(warned) == 2 and warned[1].startswith('the image declares VOLUME /var/lib/postgresql/data, and nothing is mounted there')
+    covered = record({'volumes': ['pgdata:/var/lib/postgresql/data', '/tmp:/srv']})
+    assert converge.image_volume_warnings(image_config, covered) == []
+    assert converge.image_volume_warnings({}, covered) == []

@@ -56,9 +56,42 @@ def test_dns_and_extra_hosts():
     assert options.check({'extra_hosts': {'db': '10.0.0.5'}}, DEFAULTS)['extra_hosts'] == {'db': '10.0.0.5'}
     text = etc_files.resolv_text({'dns': ['10.0.0.53'], 'dns_search': ['lan'], 'dns_options': ['ndots:2']},
                                  'nameserver 127.0.0.53\nsearch example.org\n')
-    assert text == 'nameserver 10.0.0.53\nsearch lan\noptions ndots:2\n'
+    assert text == '# nsbox: name servers from the dns option\nnameserver 10.0.0.53\nsearch lan\noptions ndots:2\n'
     assert etc_files.resolv_text({}, 'nameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch example.org\noptions edns0\n') == \
-        'nameserver 192.0.2.1\nsearch example.org\noptions edns0\n'
+        '# nsbox: name servers from /etc/resolv.conf\nnameserver 192.0.2.1\nsearch example.org\noptions edns0\n'
+
+
+# /etc/resolv.conf as Ubuntu's systemd-resolved writes it (its stub), and its upstream file, captured from hosts.
+RESOLVED_STUB = '''# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).
+# Do not edit.
+nameserver 127.0.0.53
+options edns0 trust-ad
+search lan
+'''
+RESOLVED_UPSTREAM = '''# This is /run/systemd/resolve/resolv.conf managed by man:systemd-resolved(8).
+nameserver 192.168.1.1
+nameserver 2001:db8::1
+search lan
+'''
+
+
+def test_a_host_with_systemd_resolved_gives_its_upstream_servers(tmp_path):
+    """Issue 20 item 3: the stub (127.0.0.53) was dropped as loopback and nothing was left: no DNS in containers."""
+    etc, upstream = tmp_path / 'resolv.conf', tmp_path / 'upstream.conf'
+    etc.write_text(RESOLVED_STUB)
+    upstream.write_text(RESOLVED_UPSTREAM)
+    text, source = etc_files.host_resolv_conf(str(etc), str(upstream))
+    assert source == str(upstream)
+    out = etc_files.resolv_text({}, text, source)
+    assert out.splitlines() == ['# nsbox: name servers from %s' % upstream, 'nameserver 192.168.1.1', 'nameserver 2001:db8::1', 'search lan']
+    assert etc_files.dns_source(out) == str(upstream)
+    # Without resolved's file: Docker's fallback servers, and said so.
+    text, source = etc_files.host_resolv_conf(str(etc), str(tmp_path / 'none'))
+    out = etc_files.resolv_text({}, text, source)
+    assert out.splitlines()[1:3] == ['nameserver 8.8.8.8', 'nameserver 8.8.4.4'] and 'fallback' in etc_files.dns_source(out)
+    # A container on the host's network reaches the stub itself.
+    assert 'nameserver 127.0.0.53' in etc_files.resolv_text({}, RESOLVED_STUB, str(etc), keep_loopback=True)
+    assert etc_files.dns_source('nameserver 1.1.1.1\n') is None  # written by an older nsbox
 
 
 def test_hosts_file_names_peers_on_user_networks_only():
