@@ -18,7 +18,7 @@ import hashlib
 import os
 import struct
 
-from ..kernel import syscall
+from ..kernel.syscall import LINUX
 from ..errors import CgroupError, NsboxError
 
 # bpf(2) commands, program/attach types and flags (linux/bpf.h)
@@ -95,7 +95,7 @@ def _put(attr, offset, fmt, *values):
     struct.pack_into(fmt, attr, offset, *values)
 
 
-def load(rules):
+def load(rules, kernel=LINUX):
     """Load the program for ``rules``; returns its fd (the caller closes it)."""
     insns = program(rules)
     code = ctypes.create_string_buffer(insns, len(insns))
@@ -107,7 +107,7 @@ def load(rules):
     _put(attr, 24, '<IIQ', 1, len(log), ctypes.addressof(log))
     _put(attr, 48, '16s', rules_name(rules).encode())
     try:
-        return syscall.bpf(BPF_PROG_LOAD, attr, 'a cgroup device program')
+        return kernel.bpf(BPF_PROG_LOAD, attr, 'a cgroup device program')
     except NsboxError as exc:
         detail = log.value.decode('utf-8', 'replace').strip().splitlines()[-3:]
         raise CgroupError('load', 'the cgroup device program', '%s%s' % (exc.cause, ' (verifier: %s)' % ' / '.join(detail) if detail else ''),
@@ -121,7 +121,7 @@ def _cgroup_fd(path):
         raise CgroupError.from_oserror('open', 'cgroup %s' % path, exc)
 
 
-def attached(path):
+def attached(path, kernel=LINUX):
     """[(program id, name)] of the device programs attached to the cgroup directory ``path``."""
     if not os.path.isdir(path):
         return []
@@ -131,56 +131,56 @@ def attached(path):
         attr = _attr()
         _put(attr, 0, '<II', fd, BPF_CGROUP_DEVICE)
         _put(attr, 16, '<QI', ctypes.addressof(ids), len(ids))
-        syscall.bpf(BPF_PROG_QUERY, attr, 'the device programs of cgroup %s' % path)
+        kernel.bpf(BPF_PROG_QUERY, attr, 'the device programs of cgroup %s' % path)
         count = struct.unpack_from('<I', attr, 24)[0]
-        return [(pid, _prog_name(pid)) for pid in ids[:count]]
+        return [(pid, _prog_name(pid, kernel)) for pid in ids[:count]]
     finally:
         os.close(fd)
 
 
-def _prog_fd(prog_id):
+def _prog_fd(prog_id, kernel):
     attr = _attr()
     _put(attr, 0, '<I', prog_id)
-    return syscall.bpf(BPF_PROG_GET_FD_BY_ID, attr, 'program %d' % prog_id)
+    return kernel.bpf(BPF_PROG_GET_FD_BY_ID, attr, 'program %d' % prog_id)
 
 
-def _prog_name(prog_id):
-    fd = _prog_fd(prog_id)
+def _prog_name(prog_id, kernel):
+    fd = _prog_fd(prog_id, kernel)
     try:
         info = (ctypes.c_ubyte * 256)()
         attr = _attr()
         _put(attr, 0, '<II', fd, len(info))
         _put(attr, 8, '<Q', ctypes.addressof(info))
-        syscall.bpf(BPF_OBJ_GET_INFO_BY_FD, attr, 'program %d' % prog_id)
+        kernel.bpf(BPF_OBJ_GET_INFO_BY_FD, attr, 'program %d' % prog_id)
         return bytes(info[64:80]).split(b'\0', 1)[0].decode('ascii', 'replace')
     finally:
         os.close(fd)
 
 
-def attached_rules(path, wanted):
+def attached_rules(path, wanted, kernel=LINUX):
     """The setting as read back: ``wanted`` when exactly its program is attached, else the attached nsbox programs' names."""
-    names = [name for _pid, name in attached(path) if name.startswith(NAME_PREFIX)]
+    names = [name for _pid, name in attached(path, kernel) if name.startswith(NAME_PREFIX)]
     return list(wanted) if wanted is not None and names == [rules_name(wanted)] else names
 
 
-def apply_rules(path, rules):
+def apply_rules(path, rules, kernel=LINUX):
     """Attach the program for ``rules``, then detach nsbox's older ones: never a moment without a filter."""
-    old = [pid for pid, name in attached(path) if name.startswith(NAME_PREFIX)]
-    prog = load(rules)
+    old = [pid for pid, name in attached(path, kernel) if name.startswith(NAME_PREFIX)]
+    prog = load(rules, kernel)
     cg = _cgroup_fd(path)
     try:
         attr = _attr()
         _put(attr, 0, '<IIII', cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
         try:
-            syscall.bpf(BPF_PROG_ATTACH, attr, 'the device program to cgroup %s' % path)
+            kernel.bpf(BPF_PROG_ATTACH, attr, 'the device program to cgroup %s' % path)
         except NsboxError as exc:
             raise CgroupError('attach', 'the device program to cgroup %s' % path, exc.cause, errno=exc.errno)
         for pid in old:
-            fd = _prog_fd(pid)
+            fd = _prog_fd(pid, kernel)
             try:
                 attr = _attr()
                 _put(attr, 0, '<IIII', cg, fd, BPF_CGROUP_DEVICE, 0)
-                syscall.bpf(BPF_PROG_DETACH, attr, 'program %d from cgroup %s' % (pid, path))
+                kernel.bpf(BPF_PROG_DETACH, attr, 'program %d from cgroup %s' % (pid, path))
             finally:
                 os.close(fd)
     finally:

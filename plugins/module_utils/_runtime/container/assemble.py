@@ -180,7 +180,7 @@ def prepare(cfg, store, container):
     if container.config['namespaces']['network'] == 'bridge':  # its network namespace, made and wired before the init
         # Imported here: pyroute2 costs ~170 ms, paid only by a container that makes a network.
         from ..network import netns, networks as network_service  # pylint: disable=import-outside-toplevel
-        netns.create(netns_path(container))
+        netns.create(netns_path(container), cfg.kernel)
         attachment = network_service.attach(cfg, container, netns_path(container), _containers_of(cfg))
         peers = network_service.peers_of(network_service.NetworkStore(cfg), container.id, attachment)
     _write(container.path('hostname'), hostname + '\n')
@@ -203,7 +203,7 @@ def launch(cfg, store, container, stdio):
         user = users.resolve(container.config['user'], read_in_root(container.rootfs, '/etc/passwd'),
                              read_in_root(container.rootfs, '/etc/group'), container.config.get('group_add') or ())
         spec = process_spec(store, container, user, userns_settings(cfg, container))
-        pid = process.start(spec, stdio, lambda p: manager.add_procs([p]))
+        pid = process.start(spec, stdio, lambda p: manager.add_procs([p]), kernel=cfg.kernel)
     except BaseException:
         teardown(cfg, container, manager)
         raise
@@ -220,7 +220,7 @@ def userns_method(cfg):
     method = cfg['userns']['rootfs']
     if method != 'auto':
         return method
-    return 'idmapped' if userns_mod.idmap_supported(ImageStore(cfg.data_root, cfg['storage_driver']).layers_dir) else 'chown'
+    return 'idmapped' if userns_mod.idmap_supported(ImageStore(cfg.data_root, cfg['storage_driver']).layers_dir, cfg.kernel) else 'chown'
 
 
 def userns_settings(cfg, container):
@@ -274,7 +274,7 @@ def teardown(cfg, container, manager=None):
         from ..network import netns, networks as network_service  # pylint: disable=import-outside-toplevel
         try:
             network_service.detach(cfg, container.id, _containers_of(cfg), netns_path(container))
-            netns.remove(netns_path(container))
+            netns.remove(netns_path(container), cfg.kernel)
         except NsboxError as exc:
             errors.append(exc)
     if errors:

@@ -54,26 +54,27 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, c
     os.makedirs(container.run_dir, 0o700, exist_ok=True)
     log_path = os.path.join(container.run_dir, 'supervisor.log')
     ours, theirs = socket.socketpair()
-    pid = os.fork()
+    kernel = cfg.kernel
+    pid = kernel.fork()
     if pid == 0:  # pragma: no cover - forked child: never returns into the caller
         try:
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)  # pylint: disable=protected-access
-            os.chdir('/')
+            kernel.setsid()
+            if kernel.fork() != 0:
+                kernel.exit_process(0)
+            kernel.chdir('/')
             null = os.open(os.devnull, os.O_RDONLY)
             out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(null, 0)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.dup2(theirs.fileno(), 3)
+            kernel.dup2(null, 0)
+            kernel.dup2(out, 1)
+            kernel.dup2(out, 2)
+            kernel.dup2(theirs.fileno(), 3)
             os.closerange(4, 1 << 16)
-            os.execve(argv[0], argv, {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C.UTF-8'})
+            kernel.execve(argv[0], argv, {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C.UTF-8'})
         except BaseException:  # pylint: disable=broad-except
             pass
-        os._exit(127)  # pylint: disable=protected-access
+        kernel.exit_process(127)
     theirs.close()
-    os.waitpid(pid, 0)
+    kernel.waitpid(pid, 0)
     try:
         line = json.dumps({'config': cfg.data, 'console': console is not None}).encode() + b'\n'
         if console is not None:  # the fd rides on the line's first bytes: the reader takes it with them (recvmsg)
@@ -82,6 +83,8 @@ def _spawn_supervisor(cfg, container, adopt=False, timeout=SUPERVISOR_TIMEOUT, c
         else:
             ours.sendall(line)
         answer = _read_line(ours, timeout)
+    except (BrokenPipeError, ConnectionResetError):  # it ended before it read its config: no answer
+        answer = ''
     finally:
         ours.close()
     if not answer:
@@ -100,7 +103,10 @@ def _read_line(sock, timeout):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([sock], [], [], left)[0]:
             raise ContainerError('start', 'a container', 'its supervisor did not answer within %ds' % timeout)
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # it ended with our config line unread: no answer, as an EOF
+            break
         if not chunk:
             break
         buf += chunk
@@ -157,7 +163,7 @@ def stop(cfg, container, force=False, timeout=None):
     if not status['running']:
         restarting = status['status'] == 'restarting'
         if supervisor_holder is not None:
-            _wait_supervisor(container, supervisor_holder, 15)
+            _wait_supervisor(cfg, container, supervisor_holder, 15)
         if container.read_state().get('status') in ('running', 'restarting'):
             _cleanup_dead(cfg, container)
         return 'stopped container %s (it was waiting to restart)' % container.name if restarting else None
@@ -167,7 +173,7 @@ def stop(cfg, container, force=False, timeout=None):
     how = 'SIGKILL'
     if not force:
         try:
-            os.kill(init.pid, sig)
+            cfg.kernel.kill(init.pid, sig)
         except ProcessLookupError:
             pass
         how = sig.name if _wait_gone(init, timeout) else '%s, then SIGKILL after %ds' % (sig.name, timeout)
@@ -175,18 +181,18 @@ def stop(cfg, container, force=False, timeout=None):
         # SIGKILL to the init: in its own pid namespace that ends every process of it; what a
         # host-pid container left behind goes with its cgroup at teardown (the supervisor's, or ours).
         try:
-            os.kill(init.pid, signal.SIGKILL)
+            cfg.kernel.kill(init.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         _wait_gone(init, 10)
     if supervisor_holder is not None:
-        _wait_supervisor(container, supervisor_holder, 15)
+        _wait_supervisor(cfg, container, supervisor_holder, 15)
     if container.read_state().get('status') in ('running', 'restarting'):
         _cleanup_dead(cfg, container)
     return 'stopped container %s (%s)' % (container.name, how)
 
 
-def _wait_supervisor(container, holder, timeout):
+def _wait_supervisor(cfg, container, holder, timeout):
     """Wait for the supervisor to end (it records the exit first). Should it have started the container
     again meanwhile (its policy, a stop it could not see yet), the stop is said again and the init killed."""
     deadline = time.monotonic() + timeout
@@ -198,7 +204,7 @@ def _wait_supervisor(container, holder, timeout):
             init = Holder(state['pid'], state.get('pid_start'), state.get('boot_id'))
             if init.alive():
                 try:
-                    os.kill(init.pid, signal.SIGKILL)
+                    cfg.kernel.kill(init.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         time.sleep(0.02)

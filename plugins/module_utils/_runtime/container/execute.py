@@ -18,7 +18,7 @@ from ..launch import mounts, process
 from ..launch.spec import Exec
 from . import assemble, options, security, users
 from .store import ContainerError, ContainerStore
-from ..kernel import syscall
+from ..kernel.syscall import LINUX
 
 
 class ExecTimeout(ContainerError):
@@ -82,7 +82,7 @@ def exec_start(cfg, name, command, stdio, env=None, user=None, workdir=None, ter
     def join(p):
         command_pids.append(p)
         manager.add_procs([p])
-    return process.enter(pid, spec, stdio, join), command_pids
+    return process.enter(pid, spec, stdio, join, kernel=cfg.kernel), command_pids
 
 
 def exec_pty(cfg, name):
@@ -90,7 +90,7 @@ def exec_pty(cfg, name):
     container's own devpts (``tty`` inside names ``/dev/pts/N``), else — no devpts there — the host's."""
     _container, pid = _exec_target(cfg, name)
     try:
-        return syscall.open_pty(mounts.secure_join('/proc/%d/root' % pid, '/dev/pts/ptmx'))
+        return cfg.kernel.open_pty(mounts.secure_join('/proc/%d/root' % pid, '/dev/pts/ptmx'))
     except NsboxError:
         master, slave = os.openpty()
         os.set_inheritable(master, False)
@@ -116,10 +116,10 @@ def exec_in(cfg, name, command, stdin=None, env=None, user=None, workdir=None, t
         out = _communicate(in_w, out_r, err_r, (stdin or '').encode() if isinstance(stdin, str) else (stdin or b''), timeout)
     except ExecTimeout:  # the command and what it started are killed (they would run on, unseen)
         for p in command_pids:
-            kill_tree(p)
-        process.wait_status(child)
+            kill_tree(p, cfg.kernel)
+        process.wait_status(child, cfg.kernel)
         raise
-    rc = process.wait_status(child)
+    rc = process.wait_status(child, cfg.kernel)
     return {'rc': rc, 'stdout': out[0].decode('utf-8', 'replace'), 'stderr': out[1].decode('utf-8', 'replace')}
 
 
@@ -136,7 +136,7 @@ def _children_map(proc='/proc'):
     return out
 
 
-def kill_tree(pid):
+def kill_tree(pid, kernel=LINUX):
     """SIGKILL ``pid`` and every process below it (found by their parents, all killed at once: a child
     of a killed parent would be re-parented out of reach). Twice, for what forked meanwhile."""
     for _round in range(2):
@@ -148,7 +148,7 @@ def kill_tree(pid):
             todo.extend(children.get(p, ()))
         for p in tree:
             try:
-                os.kill(p, signal.SIGKILL)
+                kernel.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 

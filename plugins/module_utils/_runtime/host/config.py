@@ -114,10 +114,20 @@ def validate(data):
 class HostConfig:
     """A validated host configuration and where it came from."""
 
-    def __init__(self, data, path=None, exists=False):
+    def __init__(self, data, path=None, exists=False, kernel=None):
         self.data = validate(data)
         self.path = path
         self.exists = exists
+        self._kernel = kernel
+
+    @property
+    def kernel(self):
+        """The kernel the library calls for this host (kernel/syscall.py's Linux; the unit tests give a recording fake):
+        carried here because every step that reaches the kernel (assemble, converge, exec) already receives the config."""
+        if self._kernel is None:
+            from ..kernel.syscall import LINUX  # imported here: ctypes is start-up cost for commands that never reach the kernel
+            self._kernel = LINUX
+        return self._kernel
 
     def __getitem__(self, key):
         return self.data[key]
@@ -134,7 +144,7 @@ class HostConfig:
         """A copy with the non-None ``options`` applied (module options win over the file)."""
         data = copy.deepcopy(self.data)
         data.update({k: v for k, v in options.items() if v is not None})
-        return HostConfig(data, self.path, self.exists)
+        return HostConfig(data, self.path, self.exists, self._kernel)
 
     def to_file(self):
         """The file form: every key, plus schema_version."""

@@ -17,6 +17,7 @@ import shutil
 import stat
 
 from ..kernel import mountinfo, syscall
+from ..kernel.syscall import LINUX
 from ..errors import ConfigError, NsboxError
 from ..kernel.fsutil import read_json, write_json
 from .layer import copy_tree
@@ -136,9 +137,10 @@ def _opaque(directory):
 class Rootfs:
     """Mount state of one spec: ``status()`` is 'mounted', 'unmounted' or 'different' (something else is there)."""
 
-    def __init__(self, spec, mountinfo_path='/proc/self/mountinfo'):
+    def __init__(self, spec, mountinfo_path=None, kernel=LINUX):
         self.spec = spec
-        self.mountinfo_path = mountinfo_path
+        self.mountinfo_path = mountinfo_path or kernel.mountinfo
+        self.kernel = kernel
 
     def current(self):
         return mountinfo.find(self.spec.target, self.mountinfo_path)
@@ -166,15 +168,15 @@ class Rootfs:
         if spec.driver == 'vfs':
             self._vfs_copy()
             flags = syscall.MS_BIND
-            syscall.mount(spec.upper, spec.target, None, flags)
+            self.kernel.mount(spec.upper, spec.target, None, flags)
             if spec.readonly:
-                syscall.mount(None, spec.target, None, flags | syscall.MS_REMOUNT | syscall.MS_RDONLY)
+                self.kernel.mount(None, spec.target, None, flags | syscall.MS_REMOUNT | syscall.MS_RDONLY)
             return
         options = spec.options()
         if len(options) > PAGE_LIMIT:
             raise RootfsError('mount', 'the overlay on %s' % spec.target,
                               'its options are %d bytes, over the kernel\'s one page (%d layers)' % (len(options), len(spec.lowers)))
-        _mount_in(spec.cwd, 'nsbox', spec.target, 'overlay', 0, options)
+        _mount_in(self.kernel, spec.cwd, 'nsbox', spec.target, 'overlay', 0, options)
 
     def _vfs_copied(self):
         marker = read_json(os.path.join(self.spec.work, VFS_MARKER), 'vfs marker', 1) if self.spec.work else None
@@ -195,7 +197,7 @@ class Rootfs:
     def unmount(self):
         """Unmount every mount stacked on the target (a failed earlier run may have left two)."""
         while self.current() is not None:
-            syscall.umount(self.spec.target)
+            self.kernel.umount(self.spec.target)
 
     def remove(self):
         """Unmount, then delete the writable layer (upper, work) and the target if it is an empty directory."""
@@ -224,29 +226,29 @@ def _makedirs(path):
         raise RootfsError.from_oserror('create', 'directory %s' % path, exc)
 
 
-def _mount_in(cwd, source, target, fstype, flags, data):
+def _mount_in(kernel, cwd, source, target, fstype, flags, data):
     """mount(2) from ``cwd`` (relative lower dirs) in a forked child, so this process's cwd never changes."""
     if cwd is None:
-        syscall.mount(source, target, fstype, flags, data)
+        kernel.mount(source, target, fstype, flags, data)
         return
     rfd, wfd = os.pipe()
-    pid = os.fork()
+    pid = kernel.fork()
     if pid == 0:  # child: mount, report, and _exit (never return into the caller's code)
         os.close(rfd)
         code = b'0'
         try:
-            os.chdir(cwd)
-            syscall.mount(source, target, fstype, flags, data)
+            kernel.chdir(cwd)
+            kernel.mount(source, target, fstype, flags, data)
         except NsboxError as exc:
             code = exc.message.encode('utf-8', 'replace')
         except BaseException as exc:  # pylint: disable=broad-except
             code = str(exc).encode('utf-8', 'replace')
         os.write(wfd, code)
-        os._exit(0)  # pylint: disable=protected-access
+        kernel.exit_process(0)
     os.close(wfd)
     with os.fdopen(rfd, 'rb') as f:
         answer = f.read()
-    os.waitpid(pid, 0)
+    kernel.waitpid(pid, 0)
     if answer != b'0':
         raise RootfsError('mount', 'the overlay on %s' % target, answer.decode('utf-8', 'replace').replace('failed to mount ', '', 1))
 
@@ -268,7 +270,7 @@ def ensure(cfg, target, image=None, lower_dirs=None, upper=None, work=None, read
                 if not os.path.isdir(d):
                     raise RootfsError('assemble', 'the root filesystem for %s' % target, 'the lower directory %s does not exist' % d, path=d)
             spec = RootfsSpec(target, lowers, upper, work)
-        fs = Rootfs(spec)
+        fs = Rootfs(spec, kernel=cfg.kernel)
         status = fs.status()
         if status == 'different':
             mnt = fs.current()
@@ -283,7 +285,7 @@ def ensure(cfg, target, image=None, lower_dirs=None, upper=None, work=None, read
         before = dict(spec.describe(), mounted=status == 'mounted')
     else:
         spec = RootfsSpec(target, ['-'], upper, work, driver='any')
-        fs = Rootfs(spec)
+        fs = Rootfs(spec, kernel=cfg.kernel)
         mounted = fs.current() is not None
         if mounted:
             actions.append('unmounted %s' % target)

@@ -16,6 +16,9 @@ so a persisted one has a *holder*: a pause process that is pid 1 inside, started
 fork + ``setsid`` + exec of the installed library (``nsbox ns-hold``), recorded with its
 pid, process start time and boot id so that a dead or reused pid is never taken for it.
 docs/design.md draws the whole handshake.
+
+The kernel is reached through ``kernel`` (syscall.py's :class:`~.syscall.Linux`, a recording fake in the unit
+tests): unshare, setns, the persisting bind mounts, fork/waitpid/kill of the helpers, the id map writes.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import socket
 import time
 
 from . import mountinfo, syscall
+from .syscall import LINUX
 from ..errors import ConfigError, NsboxError, SyscallError
 from .idmap import format_id_map, parse_id_map_text
 
@@ -192,25 +196,25 @@ def _error_from_wire(data):
                path=data.get('path'), errno=data.get('errno'))
 
 
-def _reap(pid, timeout=TIMEOUT):
+def _reap(pid, timeout=TIMEOUT, kernel=LINUX):
     """Wait for our own child ``pid``; SIGKILL it when it does not end in time."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status = kernel.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             return None
         if done:
             return status
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            return os.waitpid(pid, 0)[1]
+                kernel.kill(pid, signal.SIGKILL)
+            return kernel.waitpid(pid, 0)[1]
         time.sleep(0.005)
 
 
 # -- join: run a function in a forked child that has joined namespaces -----------------------
-def run_in(namespaces, func, *args, timeout=TIMEOUT):
+def run_in(namespaces, func, *args, timeout=TIMEOUT, kernel=LINUX):
     """Call ``func(*args)`` in a forked child that joined ``namespaces`` ({type: path of a
     persisted file or /proc/<pid>/ns/<type>}) and return its result (JSON-able), or raise
     the error it raised, typed. The caller's own namespaces never change.
@@ -230,10 +234,10 @@ def run_in(namespaces, func, *args, timeout=TIMEOUT):
             except OSError as exc:
                 raise NamespaceError.from_oserror('open', 'the %s namespace to join' % ns_type, exc)
         ours, theirs = socket.socketpair()
-        pid = os.fork()
+        pid = kernel.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             ours.close()
-            _joined_child(theirs, fds, func, args, what)
+            _joined_child(theirs, fds, func, args, what, kernel)
         theirs.close()
     finally:
         for fd in fds.values():
@@ -243,31 +247,31 @@ def run_in(namespaces, func, *args, timeout=TIMEOUT):
         return chan.recv(timeout)['result']
     finally:
         ours.close()
-        _reap(pid, 1.0)
+        _reap(pid, 1.0, kernel)
 
 
-def _joined_child(sock, fds, func, args, what):  # pragma: no cover - runs in a forked child
+def _joined_child(sock, fds, func, args, what, kernel=LINUX):  # pragma: no cover - runs in a forked child
     """setns in JOIN_ORDER, then run (in a grandchild for pid), send {'result'} or {'error'}; always _exit."""
     chan = _Channel(sock, what)
     code = 0
     try:
         for ns_type, fd in fds.items():
-            syscall.setns(fd, CLONE[ns_type], 'the %s namespace' % ns_type)
+            kernel.setns(fd, CLONE[ns_type], 'the %s namespace' % ns_type)
             os.close(fd)
         if 'pid' in fds:
-            grandchild = os.fork()
+            grandchild = kernel.fork()
             if grandchild != 0:
-                status = os.waitpid(grandchild, 0)[1]
-                os._exit(os.waitstatus_to_exitcode(status) & 0xff)  # pylint: disable=protected-access
+                status = kernel.waitpid(grandchild, 0)[1]
+                kernel.exit_process(os.waitstatus_to_exitcode(status) & 0xff)
         chan.send({'result': func(*args)})
     except BaseException as exc:  # pylint: disable=broad-except
         code = 1
         with contextlib.suppress(BaseException):
             chan.send({'error': _error_to_wire(exc, what)})
-    os._exit(code)  # pylint: disable=protected-access
+    kernel.exit_process(code)
 
 
-def write_id_maps(pid, uid_map, gid_map, what, proc='/proc'):
+def write_id_maps(pid, uid_map, gid_map, what, proc='/proc', kernel=LINUX):
     """Write the maps of process ``pid``'s new user namespace from outside it: uid_map, then gid_map, each in
     one write (the kernel takes one). Root of the parent namespace may map any ids with setgroups left at
     "allow"; anyone else must deny setgroups(2) before writing a gid_map (user_namespaces(7)). Used for
@@ -280,11 +284,11 @@ def write_id_maps(pid, uid_map, gid_map, what, proc='/proc'):
             continue
         text = value if isinstance(value, str) else format_id_map(value)  # 'deny' for setgroups
         try:
-            fd = os.open('%s/%d/%s' % (proc, pid, kind), os.O_WRONLY | os.O_CLOEXEC)
+            fd = kernel.open('%s/%d/%s' % (proc, pid, kind), os.O_WRONLY | os.O_CLOEXEC)
             try:
-                os.write(fd, text.encode())
+                kernel.write(fd, text.encode())
             finally:
-                os.close(fd)
+                kernel.close(fd)
         except OSError as exc:
             raise NamespaceError.from_oserror('write', 'the %s of %s' % (kind, what), exc)
 
@@ -328,28 +332,13 @@ class Unsharer:
     caller works on ``/proc/<pid>/ns/*`` between stages (writes a new user namespace's maps, opens or persists the
     namespaces). A context manager. A stage that fails raises ``error`` with the child's reason; nothing is left."""
 
-    def __init__(self, stages, what, error=NsboxError):
-        self.what, self.error = what, error
+    def __init__(self, stages, what, error=NsboxError, kernel=LINUX):
+        self.what, self.error, self.kernel = what, error, kernel
         up_r, up_w = os.pipe2(os.O_CLOEXEC)
         down_r, down_w = os.pipe2(os.O_CLOEXEC)
-        self.pid = os.fork()
+        self.pid = kernel.fork()
         if self.pid == 0:  # pragma: no cover - the child: never returns into the caller's code
-            code = 0
-            try:
-                os.close(up_r)
-                os.close(down_w)
-                for index, flags in enumerate(stages):
-                    if index and os.read(down_r, 1) != b'n':
-                        break  # the caller gave up
-                    if flags:
-                        syscall.unshare(flags)
-                    os.write(up_w, b'+')
-                os.read(down_r, 1)  # EOF: the caller is done with us
-            except BaseException as exc:  # pylint: disable=broad-except
-                with contextlib.suppress(OSError):
-                    os.write(up_w, b'E' + (exc.message if isinstance(exc, NsboxError) else str(exc)).encode('utf-8', 'replace'))
-                code = 1
-            os._exit(code)  # pylint: disable=protected-access
+            _unsharer_child(kernel, stages, (up_r, up_w), (down_r, down_w))
         os.close(up_w)
         os.close(down_r)
         self._up, self._down = up_r, down_w
@@ -370,8 +359,8 @@ class Unsharer:
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
+            self.kernel.kill(self.pid, signal.SIGKILL)
+        self.kernel.waitpid(self.pid, 0)
 
     def __enter__(self):
         return self
@@ -380,8 +369,29 @@ class Unsharer:
         self.close()
 
 
+def _unsharer_child(kernel, stages, up, down):  # pragma: no cover - the forked child of Unsharer
+    """Each stage on the caller's word (``n``), reported with ``+`` (or ``E`` and why); then wait for EOF and end."""
+    code = 0
+    (up_r, up_w), (down_r, down_w) = up, down
+    try:
+        os.close(up_r)
+        os.close(down_w)
+        for index, flags in enumerate(stages):
+            if index and os.read(down_r, 1) != b'n':
+                break  # the caller gave up
+            if flags:
+                kernel.unshare(flags)
+            os.write(up_w, b'+')
+        os.read(down_r, 1)  # EOF: the caller is done with us
+    except BaseException as exc:  # pylint: disable=broad-except
+        with contextlib.suppress(OSError):
+            os.write(up_w, b'E' + (exc.message if isinstance(exc, NsboxError) else str(exc)).encode('utf-8', 'replace'))
+        code = 1
+    kernel.exit_process(code)
+
+
 # -- the persisted namespaces of a host --------------------------------------------------------
-def persist(source, target, what):
+def persist(source, target, what, kernel=LINUX):
     """Persist the namespace at ``source`` (/proc/<pid>/ns/<type>): an empty file at ``target`` with it
     bind-mounted on it (as ``ip netns add``). Nothing is left when it fails."""
     try:
@@ -390,18 +400,18 @@ def persist(source, target, what):
     except OSError as exc:
         raise NamespaceError.from_oserror('persist', what, exc)
     try:
-        syscall.mount(source, target, None, syscall.MS_BIND)
+        kernel.mount(source, target, None, syscall.MS_BIND)
     except SyscallError as exc:
         with contextlib.suppress(OSError):
             os.unlink(target)
         raise NamespaceError('persist', what, exc.cause, path=target, errno=exc.errno)
 
 
-def unpersist(path, mountinfo_path='/proc/self/mountinfo'):
+def unpersist(path, mountinfo_path='/proc/self/mountinfo', kernel=LINUX):
     """Unmount every namespace stacked on ``path`` (a failed run may have left two), then unlink it."""
     for _attempt in range(16):
         if mountinfo.find(path, mountinfo_path) is None:
             break
-        syscall.umount(path, syscall.MNT_DETACH)
+        kernel.umount(path, syscall.MNT_DETACH)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

@@ -22,6 +22,7 @@ import os
 import stat
 
 from . import syscall
+from .syscall import LINUX
 from ..errors import NsboxError, SyscallError
 from .idmap import IdMapEntry
 from .namespaces import CLONE, Unsharer, write_id_maps
@@ -33,7 +34,7 @@ class UsernsError(NsboxError):
     """A user namespace, an idmapped mount or an ownership shift could not be made."""
 
 
-def create(uid_map, gid_map, types=('user',)):
+def create(uid_map, gid_map, types=('user',), kernel=LINUX):
     """A new user namespace with ``uid_map``/``gid_map`` (entries) and the other ``types`` made inside it:
     {type: fd} (O_CLOEXEC; the caller closes them). Nothing is left when it fails."""
     flags = 0
@@ -43,10 +44,10 @@ def create(uid_map, gid_map, types=('user',)):
         if ns_type != 'user':
             flags |= CLONE[ns_type]
     fds = {}
-    with Unsharer((syscall.CLONE_NEWUSER, flags), 'a user namespace', UsernsError) as helper:
+    with Unsharer((syscall.CLONE_NEWUSER, flags), 'a user namespace', UsernsError, kernel) as helper:
         try:
             helper.ready()
-            write_id_maps(helper.pid, uid_map, gid_map, 'a container\'s user namespace')
+            write_id_maps(helper.pid, uid_map, gid_map, 'a container\'s user namespace', kernel=kernel)
             helper.next()
             for ns_type in ('user',) + tuple(t for t in types if t != 'user'):
                 fds[ns_type] = os.open('/proc/%d/ns/%s' % (helper.pid, ns_type), os.O_RDONLY | os.O_CLOEXEC)
@@ -57,32 +58,32 @@ def create(uid_map, gid_map, types=('user',)):
             raise
 
 
-def idmapped_clone(source, userns_fd, target, recursive=True):
+def idmapped_clone(source, userns_fd, target, recursive=True, kernel=LINUX):
     """Attach at ``target`` a clone of the mount at ``source`` whose ids are mapped as ``userns_fd``'s
     user namespace maps them (an on-disk 0 reads as the map's host id for container id 0)."""
-    fd = syscall.open_tree_clone(source, recursive)
+    fd = kernel.open_tree_clone(source, recursive)
     try:
-        syscall.mount_setattr_idmap(fd, userns_fd, recursive, what='a clone of %s' % source)
-        syscall.move_mount_fd(fd, target)
+        kernel.mount_setattr_idmap(fd, userns_fd, recursive, what='a clone of %s' % source)
+        kernel.move_mount_fd(fd, target)
     finally:
-        os.close(fd)
+        kernel.close(fd)
 
 
 _PROBE_MAP = (IdMapEntry(0, 4000000000, 1),)
 
 
-def idmap_supported(path):
+def idmap_supported(path, kernel=LINUX):
     """True when the kernel idmaps a clone of the mount at ``path`` (it has mount_setattr and the filesystem
     allows it). The clone is detached and dropped: nothing is attached anywhere."""
-    if not syscall.kernel_has_syscall('mount_setattr'):
+    if not kernel.kernel_has_syscall('mount_setattr'):
         return False
-    fds = create(_PROBE_MAP, _PROBE_MAP)
+    fds = create(_PROBE_MAP, _PROBE_MAP, kernel=kernel)
     try:
-        fd = syscall.open_tree_clone(path, recursive=False)
+        fd = kernel.open_tree_clone(path, recursive=False)
         try:
-            syscall.mount_setattr_idmap(fd, fds['user'], recursive=False)
+            kernel.mount_setattr_idmap(fd, fds['user'], recursive=False)
         finally:
-            os.close(fd)
+            kernel.close(fd)
     except SyscallError as exc:
         if exc.errno in (_errno.EINVAL, _errno.ENOSYS, _errno.EPERM, _errno.EOPNOTSUPP):
             return False

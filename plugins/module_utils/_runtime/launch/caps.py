@@ -15,6 +15,7 @@ for a non-root user); the ambient set is cleared.
 from __future__ import annotations
 
 from ..kernel import syscall
+from ..kernel.syscall import LINUX
 from ..errors import ConfigError
 
 NAMES = (
@@ -137,7 +138,7 @@ def names_of(value):
     return tuple(NAMES[i] if i < len(NAMES) else 'CAP_%d' % i for i in range(64) if value >> i & 1)
 
 
-def apply(caps, uid):
+def apply(caps, uid, kernel=LINUX):
     """Make ``caps`` the process's capabilities, as Docker does (see the module docstring).
 
     Call it after setgroups/setgid/setuid, with ``PR_SET_KEEPCAPS`` set before setuid (see
@@ -146,13 +147,13 @@ def apply(caps, uid):
     """
     wanted = mask(caps)
     top = last_cap()
-    _effective, permitted, _inheritable = syscall.capget()
+    _effective, permitted, _inheritable = kernel.capget()
     # Raise what is permitted (setuid to non-root with keepcaps cleared the effective set).
-    syscall.capset(permitted, permitted, 0)
+    kernel.capset(permitted, permitted, 0)
     for number in range(top + 1):
         if not wanted >> number & 1:
-            syscall.prctl(syscall.PR_CAPBSET_DROP, number, what='the bounding set (drop %s)' % NAMES[number])
-    syscall.prctl(syscall.PR_CAP_AMBIENT, syscall.PR_CAP_AMBIENT_CLEAR_ALL, what='the ambient capability set')
+            kernel.prctl(syscall.PR_CAPBSET_DROP, number, what='the bounding set (drop %s)' % NAMES[number])
+    kernel.prctl(syscall.PR_CAP_AMBIENT, syscall.PR_CAP_AMBIENT_CLEAR_ALL, what='the ambient capability set')
     final = wanted & permitted if uid == 0 else 0
-    syscall.capset(final, final, 0)
-    syscall.prctl(syscall.PR_SET_KEEPCAPS, 0, what='keep-capabilities off')
+    kernel.capset(final, final, 0)
+    kernel.prctl(syscall.PR_SET_KEEPCAPS, 0, what='keep-capabilities off')

@@ -14,6 +14,10 @@ Every target goes through :func:`secure_join`: an image is untrusted and may pla
 (``/etc -> /``, ``../../..``) so that a mount would land on the host; targets are resolved as
 if the rootfs were ``/``. Nothing else runs in the rootfs while this happens (the container's
 own process is the one mounting), so there is no race to swap a component in between.
+
+Every kernel call goes through ``kernel`` (kernel/syscall.py's :class:`Linux`; a recording fake in the unit
+tests): mounts, openat2, statvfs of a mount's flags, device nodes. Resolving a path (lstat, readlink) and
+making mount targets (mkdir, an empty file, /dev's symlinks) are plain file work on the rootfs.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import os
 import stat
 
 from ..kernel import syscall
+from ..kernel.syscall import LINUX
 from ..errors import ConfigError, NsboxError
 
 # Docker's lists (moby oci/defaults.go), plus /proc/interrupts (per-CPU interrupt counts of the host's devices,
@@ -110,7 +115,7 @@ _RESOLVE = syscall.RESOLVE_IN_ROOT | syscall.RESOLVE_NO_SYMLINKS | syscall.RESOL
 _openat2 = {'works': None}  # None: not tried yet in this process; then True or False
 
 
-def open_in_root(root, path):
+def open_in_root(root, path, kernel=LINUX):
     """An O_PATH fd of ``path`` (a :func:`secure_join` result: below ``root``, no symlink left in it), opened
     again without following any symlink: by the kernel (openat2 with RESOLVE_IN_ROOT and RESOLVE_NO_SYMLINKS)
     where it has openat2, else one component at a time with O_NOFOLLOW. A component that became a symlink
@@ -126,7 +131,7 @@ def open_in_root(root, path):
     try:
         if _openat2['works'] is not False:
             try:
-                fd = syscall.openat2(base, rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, _RESOLVE)
+                fd = kernel.openat2(base, rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, _RESOLVE)
                 _openat2['works'] = True
                 return _not_a_link(fd, path)
             except NsboxError as exc:
@@ -156,11 +161,11 @@ def _not_a_link(fd, path):
     return fd
 
 
-def _mount(root, path, source, fstype, flags=0, data=None):
+def _mount(kernel, root, path, source, fstype, flags=0, data=None):
     """mount(2) onto ``path`` (inside ``root``) through an O_PATH fd of it (:func:`open_in_root`)."""
-    fd = open_in_root(root, path)
+    fd = open_in_root(root, path, kernel)
     try:
-        syscall.mount(source, '/proc/self/fd/%d' % fd, fstype, flags, data)
+        kernel.mount(source, '/proc/self/fd/%d' % fd, fstype, flags, data)
     except NsboxError as exc:
         raise MountError('mount', '%s on %s' % (fstype or source, path), exc.cause, path=path, errno=exc.errno) from None
     finally:
@@ -209,9 +214,9 @@ def parse_options(kind, options, readonly=False):
     return flags, (','.join(data) or None), propagation
 
 
-def mount_flags_of(path):
+def mount_flags_of(path, kernel=LINUX):
     """The MS_* per-mount flags the mount at ``path`` has now (kept when remounting a bind)."""
-    have = os.statvfs(path).f_flag
+    have = kernel.statvfs(path).f_flag
     return sum(ms for st, ms in _ST_TO_MS if have & st)
 
 
@@ -238,14 +243,14 @@ def _target(root, target, is_dir=True):
     return path
 
 
-def _remount(path, flags, what, root=None):
+def _remount(kernel, path, flags, what, root=None):
     """Bind-remount ``path`` with ``flags`` added to what it has (never loosen a host mount's flags); inside
     ``root``: through an fd of it, opened now (the mount on top, made just before)."""
-    fd = open_in_root(root, path) if root is not None else None
+    fd = open_in_root(root, path, kernel) if root is not None else None
     at = '/proc/self/fd/%d' % fd if fd is not None else path
     try:
-        keep = mount_flags_of(at)
-        syscall.mount(None, at, None, syscall.MS_REMOUNT | syscall.MS_BIND | keep | flags)
+        keep = mount_flags_of(at, kernel)
+        kernel.mount(None, at, None, syscall.MS_REMOUNT | syscall.MS_BIND | keep | flags)
     except NsboxError as exc:
         raise MountError('remount', what, exc.cause, path=path, errno=exc.errno) from None
     finally:
@@ -253,7 +258,7 @@ def _remount(path, flags, what, root=None):
             os.close(fd)
 
 
-def _bind(root, source, target, flags, propagation=0, is_dir=None):
+def _bind(kernel, root, source, target, flags, propagation=0, is_dir=None):
     """Bind ``source`` (a host path) at ``target``; remount for ro/nosuid/... flags."""
     try:
         is_dir = os.path.isdir(source) if is_dir is None else is_dir
@@ -262,12 +267,12 @@ def _bind(root, source, target, flags, propagation=0, is_dir=None):
     except OSError as exc:
         raise MountError.from_oserror('bind', '%s at %s' % (source, target), exc) from None
     path = _target(root, target, is_dir)
-    _mount(root, path, source, None, syscall.MS_BIND | (flags & syscall.MS_REC))
+    _mount(kernel, root, path, source, None, syscall.MS_BIND | (flags & syscall.MS_REC))
     extra = flags & ~(syscall.MS_BIND | syscall.MS_REC)
     if extra:
-        _remount(path, extra, target, root)
+        _remount(kernel, path, extra, target, root)
     if propagation:
-        _mount(root, path, None, None, propagation)
+        _mount(kernel, root, path, None, None, propagation)
     return path
 
 
@@ -284,7 +289,7 @@ def check_devices(items):
     return out
 
 
-def _make_node(dev, node):
+def _make_node(kernel, dev, node):
     """Make ``node`` in the container's fresh /dev tmpfs (``dev``): parent directories as real directories
     (nothing there is a symlink: the links are made after the nodes, and a planted one is refused), the node
     with the host node's type, numbers, mode and owner; without CAP_MKNOD the host node is bound instead."""
@@ -301,39 +306,39 @@ def _make_node(dev, node):
         os.unlink(path)  # a standard node given again: the given one wins, as Docker
     kind = stat.S_IFCHR if node['type'] == 'c' else stat.S_IFBLK
     try:
-        os.mknod(path, kind | node['mode'], os.makedev(node['major'], node['minor']))
+        kernel.mknod(path, kind | node['mode'], os.makedev(node['major'], node['minor']))
     except PermissionError:
-        _bind(dev, node['host'], node['container'][len('/dev'):], syscall.MS_BIND, is_dir=False)
+        _bind(kernel, dev, node['host'], node['container'][len('/dev'):], syscall.MS_BIND, is_dir=False)
         return
     os.chmod(path, node['mode'])
-    os.lchown(path, node['uid'], node['gid'])
+    kernel.lchown(path, node['uid'], node['gid'])
 
 
-def _mount_dev(root, shm_size=None, devices=()):
+def _mount_dev(kernel, root, shm_size=None, devices=()):
     dev = _target(root, '/dev')
-    _mount(root, dev, 'tmpfs', 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
+    _mount(kernel, root, dev, 'tmpfs', 'tmpfs', syscall.MS_NOSUID | syscall.MS_STRICTATIME, 'mode=755,size=65536k')
     for name, major, minor in DEV_NODES:
         path = os.path.join(dev, name)
         try:
-            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+            kernel.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
             os.chmod(path, 0o666)
         except PermissionError:  # no CAP_MKNOD here: bind the host's node instead, as runc does
-            _bind(dev, '/dev/' + name, '/' + name, syscall.MS_BIND, is_dir=False)
+            _bind(kernel, dev, '/dev/' + name, '/' + name, syscall.MS_BIND, is_dir=False)
     for node in devices:
-        _make_node(dev, node)
+        _make_node(kernel, dev, node)
     for name, target in DEV_LINKS:
         if (name == 'core' and not os.path.exists('/proc/kcore')) or os.path.lexists(os.path.join(dev, name)):
             continue  # no kcore; or a device given at that path
         os.symlink(target, os.path.join(dev, name))
     pts = _target(root, '/dev/pts')
-    _mount(root, pts, 'devpts', 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
+    _mount(kernel, root, pts, 'devpts', 'devpts', syscall.MS_NOSUID | syscall.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5')
     shm = _target(root, '/dev/shm')
-    _mount(root, shm, 'shm', 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=%d' % (shm_size or 64 << 20))
+    _mount(kernel, root, shm, 'shm', 'tmpfs', _NOSUID_NODEV_NOEXEC, 'mode=1777,size=%d' % (shm_size or 64 << 20))
     mqueue = _target(root, '/dev/mqueue')
-    _mount(root, mqueue, 'mqueue', 'mqueue', _NOSUID_NODEV_NOEXEC)
+    _mount(kernel, root, mqueue, 'mqueue', 'mqueue', _NOSUID_NODEV_NOEXEC)
 
 
-def _mount_sys(root, writable=False):
+def _mount_sys(kernel, root, writable=False):
     """sysfs read-only; where the kernel refuses a fresh sysfs (it must belong to the net
     namespace's owner: e.g. a joined net namespace of another user namespace) the host's /sys
     is bound recursively instead, read-only. On a pure cgroup v2 host, cgroup2 read-only at
@@ -343,17 +348,17 @@ def _mount_sys(root, writable=False):
     path = _target(root, '/sys')
     ro = (0 if writable else syscall.MS_RDONLY) | _NOSUID_NODEV_NOEXEC
     try:
-        _mount(root, path, 'sysfs', 'sysfs', ro)
+        _mount(kernel, root, path, 'sysfs', 'sysfs', ro)
     except NsboxError as exc:
         if exc.errno not in (errno.EPERM, errno.EACCES):
             raise
-        _bind(root, '/sys', '/sys', syscall.MS_BIND | syscall.MS_REC | (0 if writable else syscall.MS_RDONLY), syscall.MS_SLAVE | syscall.MS_REC)
+        _bind(kernel, root, '/sys', '/sys', syscall.MS_BIND | syscall.MS_REC | (0 if writable else syscall.MS_RDONLY), syscall.MS_SLAVE | syscall.MS_REC)
         return
-    if syscall.statfs_type('/sys/fs/cgroup') == 'cgroup2':
-        _mount(root, _target(root, '/sys/fs/cgroup'), 'cgroup2', 'cgroup2', ro | syscall.MS_RELATIME)
+    if kernel.statfs_type('/sys/fs/cgroup') == 'cgroup2':
+        _mount(kernel, root, _target(root, '/sys/fs/cgroup'), 'cgroup2', 'cgroup2', ro | syscall.MS_RELATIME)
 
 
-def _user_mount(root, mount):
+def _user_mount(kernel, root, mount):
     if not isinstance(mount, dict):
         raise ConfigError('use', 'mount %r' % (mount,), 'a mount is a dict with type, source, target')
     kind, target = mount.get('type'), mount.get('target')
@@ -362,15 +367,15 @@ def _user_mount(root, mount):
         source = mount.get('source')
         if not isinstance(source, str) or not source.startswith('/'):
             raise ConfigError('use', 'the source of mount %s' % target, 'a bind source is an absolute host path')
-        _bind(root, source, target, flags, propagation)
+        _bind(kernel, root, source, target, flags, propagation)
     else:
         path = _target(root, target)
-        _mount(root, path, mount.get('source') or 'tmpfs', 'tmpfs', flags, data)
+        _mount(kernel, root, path, mount.get('source') or 'tmpfs', 'tmpfs', flags, data)
         if propagation:
-            _mount(root, path, None, None, propagation)
+            _mount(kernel, root, path, None, None, propagation)
 
 
-def mask(root, path, null):
+def mask(root, path, null, kernel=LINUX):
     """Hide ``path``: ``null`` (an O_PATH fd of the container's /dev/null, checked by :func:`open_null`) over a
     file, an empty read-only tmpfs over a directory; a missing path is skipped (not every kernel has every
     /proc file). The target through an fd of it: nothing planted can redirect the mount (CVE-2025-31133)."""
@@ -380,59 +385,59 @@ def mask(root, path, null):
     except (FileNotFoundError, NotADirectoryError):
         return
     if stat.S_ISDIR(mode):
-        _mount(root, host, 'tmpfs', 'tmpfs', syscall.MS_RDONLY)
+        _mount(kernel, root, host, 'tmpfs', 'tmpfs', syscall.MS_RDONLY)
     else:
-        _mount(root, host, '/proc/self/fd/%d' % null, None, syscall.MS_BIND)
+        _mount(kernel, root, host, '/proc/self/fd/%d' % null, None, syscall.MS_BIND)
 
 
-def open_null(root):
+def open_null(root, kernel=LINUX):
     """An O_PATH fd of the container's /dev/null, refused unless it is the real one (character device 1:3):
     masking binds it over files, and a /dev/null that is a symlink or another file would expose that instead."""
-    fd = open_in_root(root, secure_join(root, '/dev/null'))
-    st = os.fstat(fd)
+    fd = open_in_root(root, secure_join(root, '/dev/null'), kernel)
+    st = kernel.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
         raise MountError('mask', 'paths with /dev/null', "the container's /dev/null is not the null device", path=os.path.join(root, 'dev/null'))
     return fd
 
 
-def make_readonly(root, path):
+def make_readonly(root, path, kernel=LINUX):
     """Bind ``path`` onto itself and remount it read-only (keeping its other flags); missing: skipped."""
     host = secure_join(root, path)
     if not os.path.exists(host):
         return
-    fd = open_in_root(root, host)
+    fd = open_in_root(root, host, kernel)
     try:
-        _mount(root, host, '/proc/self/fd/%d' % fd, None, syscall.MS_BIND | syscall.MS_REC)
+        _mount(kernel, root, host, '/proc/self/fd/%d' % fd, None, syscall.MS_BIND | syscall.MS_REC)
     finally:
         os.close(fd)
-    _remount(host, syscall.MS_RDONLY, path, root)
+    _remount(kernel, host, syscall.MS_RDONLY, path, root)
 
 
-def prepare(spec):
+def prepare(spec, kernel=LINUX):
     """``spec``: the launch spec (launch/spec.Launch). Everything mounted before pivot_root (see the module docstring). Runs in the container
     process, in its own new mount namespace: never call it in a process that shares the host's."""
     root = spec.rootfs
     refuse_symlinked(root)
-    syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
-    syscall.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
-    _mount(root, _target(root, '/proc'), 'proc', 'proc', _NOSUID_NODEV_NOEXEC)
-    _mount_dev(root, spec.shm_size, spec.devices)
-    _mount_sys(root, spec.writable_sys)
+    kernel.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)
+    kernel.mount(root, root, None, syscall.MS_BIND | syscall.MS_REC)
+    _mount(kernel, root, _target(root, '/proc'), 'proc', 'proc', _NOSUID_NODEV_NOEXEC)
+    _mount_dev(kernel, root, spec.shm_size, spec.devices)
+    _mount_sys(kernel, root, spec.writable_sys)
     for mount in spec.mounts:
-        _user_mount(root, mount)
+        _user_mount(kernel, root, mount)
     if spec.init:
-        _bind(root, spec.init, '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
-    null = open_null(root)
+        _bind(kernel, root, spec.init, '/dev/init', syscall.MS_BIND | syscall.MS_RDONLY, is_dir=False)
+    null = open_null(root, kernel)
     try:
         for path in spec.masked_paths:
-            mask(root, path, null)
+            mask(root, path, null, kernel)
     finally:
         os.close(null)
     for path in spec.readonly_paths:
-        make_readonly(root, path)
+        make_readonly(root, path, kernel)
 
 
-def remount_root_readonly():
+def remount_root_readonly(kernel=LINUX):
     """After pivot_root: the rootfs bind read-only (its other flags kept)."""
-    _remount('/', syscall.MS_RDONLY, 'the root filesystem')
+    _remount(kernel, '/', syscall.MS_RDONLY, 'the root filesystem')

@@ -83,6 +83,7 @@ import termios
 import time
 
 from ..kernel import syscall, userns as userns_mod
+from ..kernel.syscall import LINUX
 from ..errors import ConfigError, NsboxError
 from ..kernel.namespaces import JOIN_ORDER, proc_namespaces, process_stamp
 from . import barrier, caps, mounts
@@ -142,15 +143,15 @@ def exit_code(status):
     return 128 + os.WSTOPSIG(status)
 
 
-def wait_status(pid):
+def wait_status(pid, kernel=LINUX):
     """Wait for child ``pid`` and return its exit code (128 + signal for a signal)."""
-    return exit_code(os.waitpid(pid, 0)[1])
+    return exit_code(kernel.waitpid(pid, 0)[1])
 
 
-def become_subreaper():
+def become_subreaper(kernel=LINUX):
     """Make the calling process a child subreaper: orphans below it (a container's init once its
     intermediate exits) become its children, so it can waitpid them for their real status."""
-    syscall.prctl(syscall.PR_SET_CHILD_SUBREAPER, 1, what='the child subreaper attribute')
+    kernel.prctl(syscall.PR_SET_CHILD_SUBREAPER, 1, what='the child subreaper attribute')
 
 
 # -- the wire between the children and the caller ----------------------------------------------
@@ -209,20 +210,20 @@ def _read_ready(fd, timeout, what):
     return data + _read_all(fd, timeout, what) if data else b''
 
 
-def _reap(pid):
+def _reap(pid, kernel=LINUX):
     """waitpid when ``pid`` is our child (B only is when we are a subreaper); quiet otherwise."""
     try:
-        os.waitpid(pid, 0)
+        kernel.waitpid(pid, 0)
     except ChildProcessError:
         pass
 
 
-def _kill(pid):
+def _kill(pid, kernel=LINUX):
     try:
-        os.kill(pid, signal.SIGKILL)
+        kernel.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _reap(pid)
+    _reap(pid, kernel)
 
 
 def _close(*fds):
@@ -248,14 +249,14 @@ def _connect_console(path):
     return sock.detach()
 
 
-def _console_pty(sock_fd, uid):  # pragma: no cover - forked child
+def _console_pty(sock_fd, uid, kernel=LINUX):  # pragma: no cover - forked child
     """In the container's mount namespace: a pty of its own devpts; the slave becomes stdio and the controlling
     terminal of a new session, the master goes over the console socket."""
-    master, slave = syscall.open_pty('/dev/ptmx')
+    master, slave = kernel.open_pty('/dev/ptmx')
     os.fchown(slave, uid, -1)
     for target in (0, 1, 2):
-        os.dup2(slave, target, inheritable=True)
-    _take_terminal()
+        kernel.dup2(slave, target, inheritable=True)
+    _take_terminal(kernel)
     sock = socket.socket(fileno=sock_fd)
     try:
         socket.send_fds(sock, [b'/dev/ptmx'], [master])  # the message is informational (runc sends the slave's name)
@@ -275,14 +276,14 @@ def _fork_intermediate(body, spec, join, stdio, side, ends):
     ends += [sync_r, sync_w]
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     ends += [pid_r, pid_w]
-    intermediate = os.fork()
+    intermediate = side['kernel'].fork()
     if intermediate == 0:  # pragma: no cover - runs in the child
         body(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side)
     _close(err_w, sync_r, pid_w, side['console'])
     return intermediate, (err_r, sync_w, pid_r)
 
 
-def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socket=None):
+def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socket=None, kernel=LINUX):
     """Start a container's init (see the module docstring); returns its host pid once it has
     exec'd (with ``barrier``, the path of a FIFO: once it waits there, before the exec; ``console_socket``:
     see the module docstring). ``stdio``:
@@ -307,16 +308,16 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socke
                     raise ProcessError.from_oserror('open', 'the %s namespace to join' % ns_type, exc) from None
         if spec.userns:  # made here, owning the new namespaces that hold no process; B joins them
             owned = ['user'] + [t for t in ('net', 'ipc', 'uts') if t in ns and ns[t] is None]
-            join.update(userns_mod.create(spec.userns['uid_map'], spec.userns['gid_map'], owned))
+            join.update(userns_mod.create(spec.userns['uid_map'], spec.userns['gid_map'], owned, kernel))
         intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_start_intermediate, spec, join, stdio,
-                                                                  {'barrier': barrier, 'console': console}, ends)
+                                                                  {'barrier': barrier, 'console': console, 'kernel': kernel}, ends)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the container process')
         except BaseException:
-            _kill(intermediate)
+            _kill(intermediate, kernel)
             raise
-        _reap(intermediate)
+        _reap(intermediate, kernel)
         if not pid_text:
             raise error_from_wire(_read_all(err_r, timeout, 'the container process'))
         pid = int(pid_text)
@@ -330,10 +331,10 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socke
             else:
                 report = _read_ready(err_r, timeout, 'the container process')
         except BaseException:
-            _kill(pid)
+            _kill(pid, kernel)
             raise
         if report:
-            _reap(pid)
+            _reap(pid, kernel)
             raise error_from_wire(report)
         return pid
     finally:
@@ -341,50 +342,52 @@ def start(spec, stdio, join_cgroup, timeout=TIMEOUT, barrier=None, console_socke
         _close(*join.values())
 
 
-def _not_dumpable():  # pragma: no cover - forked child
+def _not_dumpable(kernel):  # pragma: no cover - forked child
     """Before a host process enters a container's namespaces: not dumpable (B inherits it until its exec), so a
     process of the container cannot open its /proc/<pid>/exe, mem or fds (the host's python3) unless it holds
     CAP_SYS_PTRACE (the CVE-2019-5736 class; see docs/container.md)."""
-    syscall.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
+    kernel.prctl(syscall.PR_SET_DUMPABLE, 0, what='the dumpable attribute')
 
 
 def _start_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, pid_w, side):  # pragma: no cover - forked child
     """A: enter the pid namespace, fork B, send B's pid, exit (so B is orphaned to the subreaper)."""
+    kernel = side['kernel']
     try:
         _close(err_r, sync_w, pid_r)
-        _not_dumpable()
+        _not_dumpable(kernel)
         ns = spec.namespaces
         if 'pid' in join:
-            syscall.setns(join['pid'], syscall.CLONE_NEWPID, 'the pid namespace %s' % ns['pid'])
+            kernel.setns(join['pid'], syscall.CLONE_NEWPID, 'the pid namespace %s' % ns['pid'])
         elif 'pid' in ns:
-            syscall.unshare(syscall.CLONE_NEWPID)
-        child = os.fork()
+            kernel.unshare(syscall.CLONE_NEWPID)
+        child = kernel.fork()
         if child == 0:
             _close(pid_w)
             _container_child(spec, join, stdio, err_w, sync_r, side)
         os.write(pid_w, b'%d' % child)
-        os._exit(0)  # pylint: disable=protected-access
+        kernel.exit_process(0)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
-    os._exit(127)  # pylint: disable=protected-access
+    kernel.exit_process(127)
 
 
 def _container_child(spec, join, stdio, err_w, sync_r, side):  # pragma: no cover - forked child
     """B: wait for "go", then become the container (exec) or report why not; never returns."""
+    kernel = side['kernel']
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:  # the caller gave up (EOF): nothing to report
-            os._exit(1)  # pylint: disable=protected-access
+            kernel.exit_process(1)
         _close(sync_r)
         barrier_fd = None
         if side['barrier'] is not None:  # opened now, while the host's tree is visible (O_PATH: no waiting)
             barrier_fd = _move_high(os.open(side['barrier'], os.O_PATH | os.O_CLOEXEC))
         console = _move_high(side['console']) if side['console'] is not None else None
-        _make_container(spec, join, stdio, console)
-        _become(spec, err_w, make_cwd=True, barrier_fd=barrier_fd)
+        _make_container(spec, join, stdio, console, kernel)
+        _become(spec, err_w, make_cwd=True, barrier_fd=barrier_fd, kernel=kernel)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
-    os._exit(127)  # pylint: disable=protected-access
+    kernel.exit_process(127)
 
 
 def _move_high(fd):  # pragma: no cover - forked child
@@ -396,58 +399,58 @@ def _move_high(fd):  # pragma: no cover - forked child
     return high
 
 
-def _install_stdio(stdio):  # pragma: no cover - forked child
+def _install_stdio(stdio, kernel=LINUX):  # pragma: no cover - forked child
     """stdio[i] -> fd i. Through copies above 2 first, so (1, 0, 2) or a closed 0 both work."""
     if len(stdio) != 3:
         raise ConfigError('use', 'stdio', 'three file descriptors are needed')
     highs = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
     for target, fd in enumerate(highs):
-        os.dup2(fd, target, inheritable=True)
+        kernel.dup2(fd, target, inheritable=True)
     _close(*highs)
 
 
-def _make_container(spec, join, stdio, console=None):  # pragma: no cover - forked child
+def _make_container(spec, join, stdio, console=None, kernel=LINUX):  # pragma: no cover - forked child
     """B, as root still: namespaces, stdio, mounts, pivot_root, read-only root, hostname."""
     ns = spec.namespaces
     for ns_type in JOIN_ORDER:
         if ns_type in join and ns_type not in ('pid', 'user'):  # the user namespace last, after pivot_root
-            syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns.get(ns_type) or 'of the user namespace'))
+            kernel.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace %s' % (ns_type, ns.get(ns_type) or 'of the user namespace'))
     _close(*[fd for ns_type, fd in join.items() if ns_type != 'user'])
-    _install_stdio(stdio)
+    _install_stdio(stdio, kernel)
     if spec.terminal and console is None:
-        _take_terminal()
+        _take_terminal(kernel)
     flags = 0
     for ns_type, path in ns.items():
         if path is None and ns_type != 'pid' and ns_type not in join:
             flags |= _NS_FLAGS[ns_type]
-    syscall.unshare(flags | syscall.CLONE_NEWNS)
+    kernel.unshare(flags | syscall.CLONE_NEWNS)
     if spec.userns:
-        _userns_rootfs(spec, join['user'])
+        _userns_rootfs(spec, join['user'], kernel)
     if spec.loopback and 'net' in ns and ns['net'] is None:
-        syscall.link_up('lo')
+        kernel.link_up('lo')
     # /proc/sys/{net,kernel/ipc ones} are the opener's namespaces': these are the container's now.
     for name, value in spec.sysctls.items():
-        _write_proc('/proc/sys/' + name.replace('.', '/'), value, 'sysctl %s' % name)
+        _write_proc('/proc/sys/' + name.replace('.', '/'), value, 'sysctl %s' % name, kernel)
     if spec.oom_score_adj is not None:
-        _write_proc('/proc/self/oom_score_adj', str(spec.oom_score_adj), 'oom_score_adj')
-    mounts.prepare(spec)
+        _write_proc('/proc/self/oom_score_adj', str(spec.oom_score_adj), 'oom_score_adj', kernel)
+    mounts.prepare(spec, kernel)
     root = spec.rootfs
-    os.chdir(root)
-    syscall.pivot_root('.', '.')
+    kernel.chdir(root)
+    kernel.pivot_root('.', '.')
     # The old root is now stacked on the new one: detach it (rslave, so the host keeps its mounts).
-    syscall.umount('.', syscall.MNT_DETACH)
-    os.chdir('/')
+    kernel.umount('.', syscall.MNT_DETACH)
+    kernel.chdir('/')
     if spec.readonly_rootfs:
-        mounts.remount_root_readonly()
+        mounts.remount_root_readonly(kernel)
     if spec.hostname:
-        socket.sethostname(spec.hostname)
+        kernel.sethostname(spec.hostname)
     if console is not None:
-        _console_pty(console, spec.user.uid)
+        _console_pty(console, spec.user.uid, kernel)
     if spec.userns:
-        _enter_userns(spec.userns, join.pop('user'))
+        _enter_userns(spec.userns, join.pop('user'), kernel)
 
 
-def _userns_rootfs(spec, userns_fd):  # pragma: no cover - forked child
+def _userns_rootfs(spec, userns_fd, kernel=LINUX):  # pragma: no cover - forked child
     """B, root of the host in its new mount namespace: the rootfs as the user namespace sees it. ``idmapped``: the
     overlay (which cannot be idmapped itself) mounted again from an idmapped clone of the layers directory, on the same
     upper dir (the caller unmounted its own: one overlay per upper dir at a time), in this mount namespace only.
@@ -455,42 +458,42 @@ def _userns_rootfs(spec, userns_fd):  # pragma: no cover - forked child
     plan = spec.userns['rootfs']
     if plan['method'] != 'idmapped':
         return
-    syscall.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)  # nothing made here reaches the host
+    kernel.mount(None, '/', None, syscall.MS_SLAVE | syscall.MS_REC)  # nothing made here reaches the host
     overlay = plan['overlay']
-    userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'])
-    os.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
-    syscall.mount('nsbox', spec.rootfs, 'overlay', 0, overlay['options'])
-    os.chdir('/')
+    userns_mod.idmapped_clone(overlay['layers'], userns_fd, overlay['layers'], kernel=kernel)
+    kernel.chdir(overlay['layers'])  # the lower dirs are relative names, as rootfs.py mounts them
+    kernel.mount('nsbox', spec.rootfs, 'overlay', 0, overlay['options'])
+    kernel.chdir('/')
 
 
-def _enter_userns(userns, fd):  # pragma: no cover - forked child
+def _enter_userns(userns, fd, kernel=LINUX):  # pragma: no cover - forked child
     """B joins its user namespace (the last namespace: after it, B has no capability over the host's), then
     becomes its root where the map has one, so what it creates before the user switch is owned by mapped ids."""
-    syscall.setns(fd, syscall.CLONE_NEWUSER, 'the user namespace of the container')
+    kernel.setns(fd, syscall.CLONE_NEWUSER, 'the user namespace of the container')
     _close(fd)
     if userns_mod.map_id(0, userns['uid_map']) is not None and userns_mod.map_id(0, userns['gid_map']) is not None:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        kernel.setresgid(0, 0, 0)
+        kernel.setresuid(0, 0, 0)
 
 
-def _take_terminal():  # pragma: no cover - forked child
+def _take_terminal(kernel=LINUX):  # pragma: no cover - forked child
     """Make stdin (a terminal's slave) the controlling terminal of a new session led by this process."""
-    os.setsid()
+    kernel.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def _write_proc(path, value, what):  # pragma: no cover - forked child
+def _write_proc(path, value, what, kernel=LINUX):  # pragma: no cover - forked child
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = kernel.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise ProcessError.from_oserror('set', what, exc) from None
     try:
-        os.write(fd, value.encode())
+        kernel.write(fd, value.encode())
     except OSError as exc:
         hint = ' (lowering it needs CAP_SYS_RESOURCE, which this host withholds)' if exc.errno == errno.EACCES and 'oom' in what else ''
         raise ProcessError('set', '%s to %s' % (what, value), (exc.strerror or str(exc)) + hint, errno=exc.errno) from None
     finally:
-        os.close(fd)
+        kernel.close(fd)
 
 
 def _set_rlimits(rlimits):  # pragma: no cover - forked child
@@ -512,29 +515,29 @@ def _wait_at_barrier(err_w, barrier_fd):  # pragma: no cover - forked child
     _close(fd, barrier_fd)
 
 
-def _become(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
+def _become(spec, err_w, make_cwd, barrier_fd=None, kernel=LINUX):  # pragma: no cover - forked child
     """B of start: cwd, user, capabilities, no_new_privs, signals, fds, the barrier if any, seccomp, exec."""
-    path, env, flt = _become_prepared(spec, err_w, make_cwd, barrier_fd)
+    path, env, flt = _become_prepared(spec, err_w, make_cwd, barrier_fd, kernel)
     if flt is not None:
         seccomp_profiles.load(flt)  # the last step: nothing after it but execve
-    _execve(path, list(spec.args), env)
+    _execve(path, list(spec.args), env, kernel)
 
 
-def _execve(path, args, env):  # pragma: no cover - forked child
+def _execve(path, args, env, kernel=LINUX):  # pragma: no cover - forked child
     try:
-        os.execve(path, args, env)
+        kernel.execve(path, args, env)
     except OSError as exc:
         raise ProcessError.from_oserror('exec', path, exc) from None
 
 
-def _become_prepared(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cover - forked child
+def _become_prepared(spec, err_w, make_cwd, barrier_fd=None, kernel=LINUX):  # pragma: no cover - forked child
     """Common to start and enter: cwd, rlimits, user, capabilities, no_new_privs, signals, umask, the
     barrier (start only), fds; returns (executable, env, seccomp filter still to load or None)."""
     cwd = spec.cwd
     try:
         if make_cwd:
             os.makedirs(cwd, 0o755, exist_ok=True)
-        os.chdir(cwd)
+        kernel.chdir(cwd)
     except OSError as exc:
         raise ProcessError.from_oserror('change to', 'working directory %s' % cwd, exc) from None
     _set_rlimits(spec.rlimits)
@@ -545,15 +548,15 @@ def _become_prepared(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cove
     user = spec.user
     try:
         # keepcaps: a non-root uid keeps its permitted set across setuid, for caps.apply.
-        syscall.prctl(syscall.PR_SET_KEEPCAPS, 1, what='keep-capabilities')
-        os.setgroups(user.additional_gids)
-        os.setresgid(user.gid, user.gid, user.gid)
-        os.setresuid(user.uid, user.uid, user.uid)
+        kernel.prctl(syscall.PR_SET_KEEPCAPS, 1, what='keep-capabilities')
+        kernel.setgroups(user.additional_gids)
+        kernel.setresgid(user.gid, user.gid, user.gid)
+        kernel.setresuid(user.uid, user.uid, user.uid)
     except OSError as exc:
         raise ProcessError.from_oserror('switch to', 'user %d:%d' % (user.uid, user.gid), exc) from None
-    caps.apply(spec.capabilities, user.uid)
+    caps.apply(spec.capabilities, user.uid, kernel)
     if spec.no_new_privs:
-        syscall.prctl(syscall.PR_SET_NO_NEW_PRIVS, 1, what='no_new_privs')
+        kernel.prctl(syscall.PR_SET_NO_NEW_PRIVS, 1, what='no_new_privs')
     env = env_dict(spec.env)
     path = find_executable(spec.args[0], env)
     # Python ignores SIGPIPE and SIGXFSZ, and an ignored disposition survives exec.
@@ -565,7 +568,7 @@ def _become_prepared(spec, err_w, make_cwd, barrier_fd=None):  # pragma: no cove
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     if spec.umask is not None:
-        os.umask(spec.umask)
+        kernel.umask(spec.umask)
     if barrier_fd is not None:
         _wait_at_barrier(err_w, barrier_fd)
     _close_fds(keep=err_w)
@@ -586,7 +589,7 @@ def _close_fds(keep):  # pragma: no cover - forked child
 
 
 # -- enter (container_exec) -----------------------------------------------------------------------
-def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False, console_socket=None):
+def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None, detach=False, console_socket=None, kernel=LINUX):
     """Run ``spec`` in the namespaces of the running process ``target_pid`` (docker exec).
     Returns the pid of A, which waits for the command and ends with its status: the caller
     (no subreaper needed) calls :func:`wait_status` on it. ``join_cgroup(pid)`` gets the
@@ -619,7 +622,7 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
         console = _connect_console(console_socket)
         ends.append(console)
         intermediate, (err_r, sync_w, pid_r) = _fork_intermediate(_enter_intermediate, spec, join, stdio,
-                                                                  {'detach': detach, 'console': console}, ends)
+                                                                  {'detach': detach, 'console': console, 'kernel': kernel}, ends)
         ends = [err_r, sync_w, pid_r]
         try:
             pid_text = _read_all(pid_r, timeout, 'the command in process %d' % target_pid)
@@ -630,13 +633,13 @@ def enter(target_pid, spec, stdio, join_cgroup, timeout=TIMEOUT, start_time=None
             ends.remove(sync_w)
             report = _read_all(err_r, timeout, 'the command in process %d' % target_pid)
         except BaseException:
-            _kill(intermediate)
+            _kill(intermediate, kernel)
             raise
         if report:
-            _reap(intermediate)
+            _reap(intermediate, kernel)
             raise error_from_wire(report)
         if detach:
-            _reap(intermediate)
+            _reap(intermediate, kernel)
             return int(pid_text)
         return intermediate
     finally:
@@ -651,19 +654,20 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
     capabilities, no_new_privs and seccomp filter: the container never sees a process of the host's python3
     with the host's capabilities (with CAP_SYS_PTRACE it could attach one; CVE-2019-5736 class). C is B's
     fork that execs at once."""
+    kernel = side['kernel']
     try:
         _close(err_r, sync_w, pid_r)
-        _not_dumpable()
+        _not_dumpable(kernel)
         for ns_type in JOIN_ORDER:
             if ns_type in join and ns_type not in ('pid', 'user'):
-                syscall.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
+                kernel.setns(join[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)
         # B joins these two: the pid namespace (for its child) while it is still root of the host, then the user namespace
         later = {ns_type: join.pop(ns_type) for ns_type in ('pid', 'user') if ns_type in join}
         _close(*join.values())
-        child = os.fork()
+        child = kernel.fork()
         if child == 0:
             _close(pid_w)
-            _enter_child(spec, stdio, err_w, sync_r, later, side['console'])
+            _enter_child(spec, stdio, err_w, sync_r, later, side['console'], kernel)
         _close(err_w, sync_r, side['console'], *later.values())
         _close_fds(keep=pid_w)  # hold none of the caller's pipes open while the command runs
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded, as docker exec
@@ -671,14 +675,14 @@ def _enter_intermediate(spec, join, stdio, err_r, err_w, sync_r, sync_w, pid_r, 
         os.write(pid_w, b'%d' % child)
         _close(pid_w)
         if side['detach']:
-            os._exit(0)  # pylint: disable=protected-access
-        _exit_like(os.waitpid(child, 0)[1])
+            kernel.exit_process(0)
+        _exit_like(kernel.waitpid(child, 0)[1], kernel)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
-    os._exit(127)  # pylint: disable=protected-access
+    kernel.exit_process(127)
 
 
-def _exit_like(status):  # pragma: no cover - forked child
+def _exit_like(status, kernel=LINUX):  # pragma: no cover - forked child
     """End this process as the waited one ended: same code, or killed by the same signal."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -686,11 +690,11 @@ def _exit_like(status):  # pragma: no cover - forked child
         if sig not in (signal.SIGKILL, signal.SIGSTOP):  # these two take no handler (EINVAL): always the default
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-        os.kill(os.getpid(), sig)
-    os._exit(exit_code(status))  # pylint: disable=protected-access
+        kernel.kill(os.getpid(), sig)
+    kernel.exit_process(exit_code(status))
 
 
-def _enter_child(spec, stdio, err_w, sync_r, later, console):  # pragma: no cover - forked child
+def _enter_child(spec, stdio, err_w, sync_r, later, console, kernel=LINUX):  # pragma: no cover - forked child
     """B: outside the container's pid namespace (invisible in it) become the command's user with its
     capabilities and filter, then fork C into the pid namespace, which execs; wait for C, end like it.
     ``later``: the pid namespace (joined for C, while B is still root of the host: a container with a user
@@ -698,32 +702,32 @@ def _enter_child(spec, stdio, err_w, sync_r, later, console):  # pragma: no cove
     try:
         err_w = _move_high(err_w)
         if os.read(sync_r, len(_GO)) != _GO:
-            os._exit(1)  # pylint: disable=protected-access
+            kernel.exit_process(1)
         _close(sync_r)
         later = {ns_type: _move_high(fd) for ns_type, fd in later.items()}  # before stdio is installed over 0-2
-        _install_stdio(stdio)
+        _install_stdio(stdio, kernel)
         if console is not None:  # the terminal is B's (C, its child, is in its session): made before the user switch
-            _console_pty(_move_high(console), spec.user.uid)
+            _console_pty(_move_high(console), spec.user.uid, kernel)
         elif spec.terminal:
-            _take_terminal()
+            _take_terminal(kernel)
         for ns_type in ('pid', 'user'):
             if ns_type in later:
-                syscall.setns(later[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)  # pid: for C only
+                kernel.setns(later[ns_type], _NS_FLAGS[ns_type], 'the %s namespace of the container' % ns_type)  # pid: for C only
                 _close(later[ns_type])
-        path, env, flt = _become_prepared(spec, err_w, make_cwd=False)
+        path, env, flt = _become_prepared(spec, err_w, make_cwd=False, kernel=kernel)
         if flt is not None:
             seccomp_profiles.load(flt)  # B and C filtered: C runs nothing unfiltered before its exec
-        command = os.fork()
+        command = kernel.fork()
         if command == 0:
             try:
-                _execve(path, list(spec.args), env)
+                _execve(path, list(spec.args), env, kernel)
             except BaseException as exc:  # pylint: disable=broad-except
                 _report(err_w, exc)
-            os._exit(127)  # pylint: disable=protected-access
+            kernel.exit_process(127)
         _close(err_w)  # C's copy reports; EOF once C has exec'd
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # forwarded from A
             signal.signal(sig, lambda signum, _frame: os.kill(command, signum))
-        _exit_like(os.waitpid(command, 0)[1])
+        _exit_like(kernel.waitpid(command, 0)[1], kernel)
     except BaseException as exc:  # pylint: disable=broad-except
         _report(err_w, exc)
-    os._exit(127)  # pylint: disable=protected-access
+    kernel.exit_process(127)

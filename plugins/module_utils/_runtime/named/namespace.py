@@ -55,7 +55,7 @@ def ensure(cfg, name, types=None, state='present', uid_map=None, gid_map=None, l
     kept as they are (same inode); files of dead ones are replaced; types not asked for go.
     """
     validate_name(name)
-    store = store or NamespaceStore(cfg.state_dir)
+    store = store or NamespaceStore(cfg.state_dir, kernel=cfg.kernel)
     if state == 'absent':
         return _absent(store, name, check_mode)
     want, uid, gid = check_options(types, uid_map, gid_map, loopback_up)

@@ -4,7 +4,8 @@
 namespace is persisted), and the *holder* that keeps a persisted pid namespace alive: a pause process
 that is pid 1 inside, started by double fork + ``setsid`` + exec of the installed library
 (``nsbox ns-hold``), recorded with its pid, process start time and boot id so that a dead or reused
-pid is never taken for it. docs/design.md draws the whole handshake.
+pid is never taken for it. docs/design.md draws the whole handshake. The kernel is the store's ``kernel``
+(syscall.py's :class:`~..kernel.syscall.Linux`; a recording fake in the unit tests).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import socket
 
 from ..errors import ConfigError, InstallError, NsboxError, SyscallError
 from ..kernel import mountinfo, syscall
+from ..kernel.syscall import LINUX
 from ..kernel.fsutil import locked, read_json, write_json
 from ..kernel.idmap import map_dicts, parse_id_map, parse_id_map_text
 from ..kernel.namespaces import (
@@ -32,54 +34,54 @@ HOLDER_ENV = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C.UTF-8'}
 HOLDER_READY, HOLDER_COMMIT = b'R', b'C'
 
 
-def _spawn_holder(argv, sock):  # pragma: no cover - runs in a forked child
+def _spawn_holder(argv, sock, kernel=LINUX):  # pragma: no cover - runs in a forked child
     """Fork the holder from the creator (which then exits: the double fork) and exec it."""
-    pid = os.fork()
+    pid = kernel.fork()
     if pid == 0:
         try:
-            os.chdir('/')
+            kernel.chdir('/')
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
-                os.dup2(null, fd)
+                kernel.dup2(null, fd)
             os.set_inheritable(sock.fileno(), True)
-            os.execve(argv[0], argv, HOLDER_ENV)
+            kernel.execve(argv[0], argv, HOLDER_ENV)
         except BaseException as exc:  # pylint: disable=broad-except
             with contextlib.suppress(BaseException):
                 sock.sendall(b'E' + ('exec %s: %s' % (argv[0], exc)).encode('utf-8', 'replace'))
-        os._exit(127)  # pylint: disable=protected-access
+        kernel.exit_process(127)
     return pid
 
 
-def _creator_child(sock, flags, owner_fd, detach_root, holder_argv, hold_sock):  # pragma: no cover - forked child
+def _creator_child(sock, flags, owner_fd, detach_root, holder_argv, hold_sock, kernel=LINUX):  # pragma: no cover - forked child
     """The creator (C in docs/design.md): unshare, wait for the maps, fork the holder, wait until persisted."""
     chan = _Channel(sock, 'nsbox')
     code = 0
     try:
-        parent_mnt_id = _own_mnt_ns_id() if flags & syscall.CLONE_NEWNS else None
+        parent_mnt_id = _own_mnt_ns_id(kernel) if flags & syscall.CLONE_NEWNS else None
         if holder_argv:
-            os.setsid()  # the holder gets a session of its own: no terminal, no group of the caller's
+            kernel.setsid()  # the holder gets a session of its own: no terminal, no group of the caller's
         if detach_root:
             # A first mount namespace of our own (still owned by the initial user namespace,
             # so the state dir's mount can be detached: in one owned by a new user namespace it
             # would be locked). The namespace created below copies this one, so it never
             # holds other names' persisted namespaces alive.
-            syscall.unshare(syscall.CLONE_NEWNS)
+            kernel.unshare(syscall.CLONE_NEWNS)
             try:
-                syscall.umount(detach_root, syscall.MNT_DETACH)
+                kernel.umount(detach_root, syscall.MNT_DETACH)
             except SyscallError as exc:
                 if exc.errno != _errno.EINVAL:  # EINVAL: not a mount point here
                     raise
         if owner_fd is not None:
-            syscall.setns(owner_fd, syscall.CLONE_NEWUSER, 'the user namespace the new ones belong to')
+            kernel.setns(owner_fd, syscall.CLONE_NEWUSER, 'the user namespace the new ones belong to')
             os.close(owner_fd)
-        syscall.unshare(flags)
+        kernel.unshare(flags)
         if flags & syscall.CLONE_NEWNS:
-            _newer_mount_ns(parent_mnt_id)
+            _newer_mount_ns(parent_mnt_id, kernel)
         chan.send({'step': 'unshared'})
         chan.recv()
         holder = None
         if holder_argv:
-            holder = _spawn_holder(holder_argv, hold_sock)
+            holder = _spawn_holder(holder_argv, hold_sock, kernel)
             hold_sock.close()
         chan.send({'step': 'ready', 'holder': holder})
         chan.recv(TIMEOUT * 2)
@@ -87,18 +89,18 @@ def _creator_child(sock, flags, owner_fd, detach_root, holder_argv, hold_sock): 
         code = 1
         with contextlib.suppress(BaseException):
             chan.send({'error': _error_to_wire(exc, 'the new namespaces')})
-    os._exit(code)  # pylint: disable=protected-access
+    kernel.exit_process(code)
 
 
-def _own_mnt_ns_id():
+def _own_mnt_ns_id(kernel=LINUX):
     fd = os.open('/proc/self/ns/mnt', os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return syscall.mnt_ns_id(fd)
+        return kernel.mnt_ns_id(fd)
     finally:
         os.close(fd)
 
 
-def _newer_mount_ns(parent_id):  # pragma: no cover - runs in the creator
+def _newer_mount_ns(parent_id, kernel=LINUX):  # pragma: no cover - runs in the creator
     """Make sure the new mount namespace has a larger id than the persisting process's one.
 
     mount(2) refuses to bind a mount namespace whose id is not larger than the caller's own
@@ -108,7 +110,7 @@ def _newer_mount_ns(parent_id):  # pragma: no cover - runs in the creator
     the mount namespace alone (it stays owned by the same user namespace) on each CPU in turn
     until its id is larger; restore the affinity (the holder inherits it).
     """
-    if parent_id is None or (_own_mnt_ns_id() or 0) > parent_id:
+    if parent_id is None or (_own_mnt_ns_id(kernel) or 0) > parent_id:
         return
     allowed = sorted(os.sched_getaffinity(0))
     try:
@@ -117,8 +119,8 @@ def _newer_mount_ns(parent_id):  # pragma: no cover - runs in the creator
                 os.sched_setaffinity(0, {cpu})
             except OSError:  # offline, or outside our cpuset
                 continue
-            syscall.unshare(syscall.CLONE_NEWNS)
-            if _own_mnt_ns_id() > parent_id:
+            kernel.unshare(syscall.CLONE_NEWNS)
+            if _own_mnt_ns_id(kernel) > parent_id:
                 return
     finally:
         os.sched_setaffinity(0, allowed)
@@ -168,11 +170,12 @@ class NamespaceStore:
     """Named namespace sets under ``<state_dir>/ns``. Mutating calls are made under :meth:`lock`."""
 
     def __init__(self, state_dir, proc='/proc', mountinfo_path='/proc/self/mountinfo',
-                 boot_id_path='/proc/sys/kernel/random/boot_id', library=None):
+                 boot_id_path='/proc/sys/kernel/random/boot_id', library=None, kernel=LINUX):
         self.state_dir = os.path.realpath(state_dir)
         self.root = os.path.join(self.state_dir, 'ns')
         self.proc, self.mountinfo_path, self.boot_id_path = proc, mountinfo_path, boot_id_path
         self.library = library
+        self.kernel = kernel
 
     def dir(self, name):
         return os.path.join(self.root, validate_name(name))
@@ -254,7 +257,7 @@ class NamespaceStore:
                 except OSError as exc:
                     raise NamespaceError.from_oserror('read', 'the %s of %s' % (kind, name), exc)
             return out
-        return run_in({'user': self.path(name, 'user')}, read_own_id_maps)
+        return run_in({'user': self.path(name, 'user')}, read_own_id_maps, kernel=self.kernel)
 
     # -- create ----------------------------------------------------------------------------
     def ensure_root(self):
@@ -266,10 +269,10 @@ class NamespaceStore:
             raise NamespaceError.from_oserror('create', 'the namespace directory %s' % self.root, exc)
         mnt = mountinfo.find(self.root, self.mountinfo_path)
         if mnt is None:
-            syscall.mount(self.root, self.root, None, syscall.MS_BIND)
-            syscall.mount(None, self.root, None, syscall.MS_PRIVATE | syscall.MS_REC)
+            self.kernel.mount(self.root, self.root, None, syscall.MS_BIND)
+            self.kernel.mount(None, self.root, None, syscall.MS_PRIVATE | syscall.MS_REC)
         elif any(p.startswith(('shared:', 'master:')) for p in mnt.propagation):
-            syscall.mount(None, self.root, None, syscall.MS_PRIVATE | syscall.MS_REC)
+            self.kernel.mount(None, self.root, None, syscall.MS_PRIVATE | syscall.MS_REC)
 
     def holder_argv(self, name):
         """The holder's command: the installed library (DESIGN D1), never the module's payload."""
@@ -324,12 +327,12 @@ class NamespaceStore:
             argv = argv + ['--sync-fd', str(hold_child.fileno())]
         owner_fd = os.open(owner, os.O_RDONLY | os.O_CLOEXEC) if owner else None
         try:
-            pid = os.fork()
+            pid = self.kernel.fork()
             if pid == 0:  # pragma: no cover - the creator
                 ctl.close()
                 if hold:
                     hold.close()
-                _creator_child(ctl_child, flags, owner_fd, self.root if 'mnt' in types else None, argv, hold_child)
+                _creator_child(ctl_child, flags, owner_fd, self.root if 'mnt' in types else None, argv, hold_child, self.kernel)
         finally:
             ctl_child.close()
             if hold_child:
@@ -363,13 +366,13 @@ class NamespaceStore:
             ctl.close()  # an unfinished creator reads EOF and exits; so does an uncommitted holder
             if hold:
                 hold.close()
-            _reap(pid)
+            _reap(pid, kernel=self.kernel)
 
     def _write_maps(self, pid, name, uid_map, gid_map):
-        write_id_maps(pid, uid_map, gid_map, 'the user namespace of %s' % name, self.proc)
+        write_id_maps(pid, uid_map, gid_map, 'the user namespace of %s' % name, self.proc, self.kernel)
 
     def _bind(self, source, target, ns_type, name):
-        persist(source, target, 'the %s namespace of %s' % (ns_type, name))
+        persist(source, target, 'the %s namespace of %s' % (ns_type, name), self.kernel)
 
     def _undo(self, name, progress, made_dir):
         """Take back what a failed :meth:`create` made; errors here must not hide the first one."""
@@ -388,14 +391,14 @@ class NamespaceStore:
 
     # -- remove ----------------------------------------------------------------------------
     def _unbind(self, path):
-        unpersist(path, self.mountinfo_path)
+        unpersist(path, self.mountinfo_path, self.kernel)
 
     def _kill_holder(self, holder, timeout=5.0):
         """SIGKILL the recorded holder (and so its whole pid namespace) and wait until it is gone.
         A pidfd pins the process between the identity check and the signal: a pid reused
         meanwhile is never hit."""
         try:
-            pidfd = os.pidfd_open(holder.pid)
+            pidfd = self.kernel.pidfd_open(holder.pid)
         except ProcessLookupError:
             return False
         except OSError as exc:
@@ -403,7 +406,7 @@ class NamespaceStore:
         try:
             if not holder.alive(self.proc, self.boot_id_path):
                 return False
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            self.kernel.pidfd_send_signal(pidfd, signal.SIGKILL)
             if not select.select([pidfd], [], [], timeout)[0]:
                 raise NamespaceError('stop', 'the holder process %d' % holder.pid, 'it is still there %ds after SIGKILL' % timeout)
         except ProcessLookupError:
@@ -438,4 +441,4 @@ class NamespaceStore:
     def _release_root(self):
         """With no name left, the root mount goes too: nothing of nsbox stays in the mount table."""
         if not self.names() and mountinfo.find(self.root, self.mountinfo_path) is not None:
-            syscall.umount(self.root, syscall.MNT_DETACH)
+            self.kernel.umount(self.root, syscall.MNT_DETACH)

@@ -11,24 +11,25 @@ import os
 
 from ..kernel import mountinfo, syscall
 from ..kernel.namespaces import Unsharer, persist, unpersist
+from ..kernel.syscall import LINUX
 
 
-def exists(path):
-    return os.path.exists(path) and mountinfo.find(path) is not None
+def exists(path, kernel=LINUX):
+    return os.path.exists(path) and mountinfo.find(path, kernel.mountinfo) is not None
 
 
-def create(path):
+def create(path, kernel=LINUX):
     """A new network namespace persisted at ``path``; nothing is left when it fails."""
-    if exists(path):
+    if exists(path, kernel):
         return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # an empty file a crash left
-    with Unsharer((syscall.CLONE_NEWNET,), 'a network namespace') as helper:
+    with Unsharer((syscall.CLONE_NEWNET,), 'a network namespace', kernel=kernel) as helper:
         helper.ready()
-        persist('/proc/%d/ns/net' % helper.pid, path, 'a network namespace at %s' % path)
+        persist('/proc/%d/ns/net' % helper.pid, path, 'a network namespace at %s' % path, kernel)
     return True
 
 
-def remove(path):
+def remove(path, kernel=LINUX):
     """Unmount what is stacked on ``path`` and unlink it (the namespace goes with its last user)."""
-    unpersist(path)
+    unpersist(path, kernel.mountinfo, kernel)

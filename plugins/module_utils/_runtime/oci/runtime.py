@@ -39,6 +39,7 @@ from ..cgroups.layout import Layout
 from ..cgroups.resources import Resources
 from ..errors import ConfigError, NsboxError
 from ..kernel.namespaces import boot_id, process_stamp
+from ..kernel.syscall import LINUX
 
 OCI_VERSION = '1.0.2'  # of the runtime spec, as state and features report it
 DEFAULT_ROOT = '/run/nsbox-oci'
@@ -75,8 +76,9 @@ def _alive(pid, start_time):
 class OciContainer:
     """One OCI container's record under the runtime root."""
 
-    def __init__(self, root, container_id):
+    def __init__(self, root, container_id, kernel=LINUX):
         self.id = check_id(container_id)
+        self.kernel = kernel  # kernel/syscall.py's Linux; a recording fake in the unit tests
         self.dir = os.path.join(root, container_id)
         self.state_path = os.path.join(self.dir, 'state.json')
         self.fifo = os.path.join(self.dir, 'exec.fifo')
@@ -173,7 +175,7 @@ def _run_hook_inside(container, hook, state):
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
             pid = _process().enter(container.pid, hook_process, (read_end, null, 2), lambda p: manager.add_procs([p]),
-                                   start_time=container.record['start_time'])
+                                   start_time=container.record['start_time'], kernel=container.kernel)
         finally:
             os.close(null)
         os.close(read_end)
@@ -184,7 +186,7 @@ def _run_hook_inside(container, hook, state):
             pass
         os.close(write_end)
         write_end = None
-        code = _process().wait_status(pid)
+        code = _process().wait_status(pid, container.kernel)
     finally:
         for fd in (read_end, write_end):
             if fd is not None:
@@ -203,10 +205,10 @@ def _write_pid_file(path, pid):
         fsutil.atomic_write(os.path.abspath(path), str(pid).encode(), 0o644)
 
 
-def create(root, container_id, bundle, pid_file=None, console_socket=None, systemd_cgroup=False, stdio=(0, 1, 2)):
+def create(root, container_id, bundle, pid_file=None, console_socket=None, systemd_cgroup=False, stdio=(0, 1, 2), kernel=LINUX):
     """Set the container up to its barrier (status created); returns the init's pid."""
     bundle = os.path.abspath(bundle)
-    container = OciContainer(root, container_id)
+    container = OciContainer(root, container_id, kernel)
     config = _ocispec().load(bundle)
     plan = _ocispec().translate(config, bundle, container.id, systemd_cgroup)
     launch = plan['spec']
@@ -230,7 +232,8 @@ def create(root, container_id, bundle, pid_file=None, console_socket=None, syste
         os.chmod(container.fifo, 0o622)  # whatever the umask: the container's user must be able to open it
         manager = container.manager()
         manager.apply(resources)
-        pid = _process().start(launch, stdio, lambda p: manager.add_procs([p]), barrier=container.fifo, console_socket=console_socket)
+        pid = _process().start(launch, stdio, lambda p: manager.add_procs([p]), barrier=container.fifo, console_socket=console_socket,
+                               kernel=kernel)
         stamp = process_stamp(pid)
         container.record.update(pid=pid, start_time=stamp[1] if stamp else None, status='created')
         container.save()
@@ -252,7 +255,7 @@ def _destroy(container, manager=None):
     errors = []
     if container.record and container.record.get('pid') and _alive(container.pid, container.record.get('start_time')):
         try:
-            os.kill(container.pid, signal.SIGKILL)
+            container.kernel.kill(container.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     try:
@@ -267,8 +270,8 @@ def _destroy(container, manager=None):
 
 
 # -- the other verbs -------------------------------------------------------------------------------
-def start(root, container_id):
-    container = OciContainer(root, container_id).load()
+def start(root, container_id, kernel=LINUX):
+    container = OciContainer(root, container_id, kernel).load()
     container.need('start', 'created')
     state = container.state()
     for hook in container.record['hooks'].get('startContainer') or ():
@@ -285,8 +288,8 @@ def start(root, container_id):
         raise err  # the container runs; the caller is told, as runc does (it exits non-zero)
 
 
-def state(root, container_id):
-    return OciContainer(root, container_id).load().state()
+def state(root, container_id, kernel=LINUX):
+    return OciContainer(root, container_id, kernel).load().state()
 
 
 def parse_signal(value):
@@ -294,8 +297,8 @@ def parse_signal(value):
     return signals.number(value)
 
 
-def kill(root, container_id, sig='TERM', all_procs=False):
-    container = OciContainer(root, container_id).load()
+def kill(root, container_id, sig='TERM', all_procs=False, kernel=LINUX):
+    container = OciContainer(root, container_id, kernel).load()
     number = parse_signal(sig)
     container.need('kill', 'created', 'running', 'paused')
     pids = [container.pid]
@@ -304,13 +307,13 @@ def kill(root, container_id, sig='TERM', all_procs=False):
         pids = manager._all_procs() if manager.exists() else pids  # pylint: disable=protected-access
     for pid in pids:
         try:
-            os.kill(pid, number)
+            kernel.kill(pid, number)
         except ProcessLookupError:
             pass
 
 
-def delete(root, container_id, force=False):
-    container = OciContainer(root, container_id)
+def delete(root, container_id, force=False, kernel=LINUX):
+    container = OciContainer(root, container_id, kernel)
     if not container.exists():
         if force:
             return
@@ -327,8 +330,8 @@ def delete(root, container_id, force=False):
         raise err
 
 
-def pause(root, container_id, frozen=True):
-    container = OciContainer(root, container_id).load()
+def pause(root, container_id, frozen=True, kernel=LINUX):
+    container = OciContainer(root, container_id, kernel).load()
     container.need('pause' if frozen else 'resume', 'running' if frozen else 'paused')
     container.manager().freeze(frozen)
 
@@ -352,10 +355,10 @@ def process_from_bundle(root, container_id, command):
     return data
 
 
-def exec_process(root, container_id, data, pid_file=None, detach=False, console_socket=None, stdio=(0, 1, 2)):
+def exec_process(root, container_id, data, pid_file=None, detach=False, console_socket=None, stdio=(0, 1, 2), kernel=LINUX):
     """Run ``data`` (OCI's process object) in the running container; returns its exit code (0 once it
     runs, with ``detach``)."""
-    container = OciContainer(root, container_id).load()
+    container = OciContainer(root, container_id, kernel).load()
     container.need('exec', 'running')
     fields = _ocispec().process_of(data, 'the process file')
     fields.pop('oom_score_adj', None)  # the container's, set at its start
@@ -367,11 +370,11 @@ def exec_process(root, container_id, data, pid_file=None, detach=False, console_
         raise ConfigError('use', 'process.terminal', 'a terminal needs --console-socket')
     manager = container.manager()
     pid = _process().enter(container.pid, command, stdio, lambda p: manager.add_procs([p]), start_time=container.record['start_time'],
-                           detach=detach, console_socket=console_socket)
+                           detach=detach, console_socket=console_socket, kernel=kernel)
     _write_pid_file(pid_file, pid)
     if detach:
         return 0
-    return _process().wait_status(pid)
+    return _process().wait_status(pid, kernel)
 
 
 def list_ids(root):
