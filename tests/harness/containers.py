@@ -205,6 +205,28 @@ def teardown(host, parent, everything=True):
 
 
 @contextlib.contextmanager
+def private_box(reaper, name, images_to_load, netns=False, before=None, **host_args):
+    """A test host of the caller's own (``netns``: with a network namespace of its own), set up as ``setup`` does;
+    ``before(host)`` runs first (e.g. a filesystem of its own for the data-root). Afterwards everything is taken
+    down, and nothing may be left (supervisor, mount, container files, links) nor an orphan."""
+    from .runner import AnsibleRunner  # pylint: disable=import-outside-toplevel
+    from .testhost import TestHost  # pylint: disable=import-outside-toplevel
+    host = TestHost(name, netns=netns).start()
+    ansible = AnsibleRunner([host])
+    parent = '/nsbox-test-%s' % secrets.token_hex(4)
+    try:
+        if before is not None:
+            before(host)
+        yield setup(host, ansible, parent, images_to_load, **host_args)
+    finally:
+        left = teardown(host, parent)
+        ansible.close()
+        host.stop()
+    reaper.check()
+    assert left == NOTHING, 'the tests left these behind: %r' % left
+
+
+@contextlib.contextmanager
 def library_host(fixtures, reaper):
     """The runtime library on this machine, with a data-root and cgroup parent of its own and the busybox image loaded.
 

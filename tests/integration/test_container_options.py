@@ -20,9 +20,7 @@ import socket
 
 import pytest
 
-from harness.containers import LAYOUT, NOTHING, V1_ONLY, setup, teardown
-from harness.runner import AnsibleRunner
-from harness.testhost import TestHost
+from harness.containers import LAYOUT, V1_ONLY, private_box
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.cgroups.layout import systemd_booted
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.launch import devices as container_devices
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.container import options
@@ -206,22 +204,12 @@ def opt_host(fixtures, reaper):
     Afterwards nothing may be left (supervisor, mount, container files), nor an orphan."""
     if os.geteuid() != 0:
         pytest.skip('root only')
-    host = TestHost('matrixhost', netns=True).start()
-    ansible = AnsibleRunner([host])
-    parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    try:
-        box = setup(host, ansible, parent, {'busybox': fixtures.docker_archive, 'multilayer': fixtures.multilayer_docker_archive},
-                    default_network_mode='none')
-        assert ansible.module('nsbox.runtime.network', {'name': 'mnet', 'subnet': '10.91.0.0/24'})['_status'] == 'changed'
+    with private_box(reaper, 'matrixhost', {'busybox': fixtures.docker_archive, 'multilayer': fixtures.multilayer_docker_archive},
+                     netns=True, default_network_mode='none') as box:
+        assert box.ansible.module('nsbox.runtime.network', {'name': 'mnet', 'subnet': '10.91.0.0/24'})['_status'] == 'changed'
         yield box
         for net in ('mnet', 'nsbox0'):
-            assert ansible.module('nsbox.runtime.network', {'name': net, 'state': 'absent'})['_status'] in ('changed', 'ok')
-    finally:
-        left = teardown(host, parent)
-        ansible.close()
-        host.stop()
-    reaper.check()
-    assert left == NOTHING, 'the tests left these behind: %r' % left
+            assert box.ansible.module('nsbox.runtime.network', {'name': net, 'state': 'absent'})['_status'] in ('changed', 'ok')
 
 
 @pytest.fixture(scope='module')

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import secrets
 import signal
 import threading
 import time
@@ -18,28 +17,18 @@ import time
 import pytest
 
 from harness import images
-from harness.containers import DATA_ROOT, FIXTURE_CACHE, LAYOUT, NOTHING, V1_ONLY, setup, teardown
+from harness.containers import DATA_ROOT, LAYOUT, NOTHING, V1_ONLY, private_box, teardown
 from harness.registry import Registry
-from harness.runner import AnsibleRunner
-from harness.testhost import TestHost
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
 
 @pytest.fixture(scope='module')
-def full_host(reaper):
-    host = TestHost('fullhost').start()
-    ansible = AnsibleRunner([host])
-    parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    try:
+def full_host(reaper, fixtures):
+    def small_data_root(host):
         host.ssh('mkdir -p %s && mount -t tmpfs -o size=48m,mode=0711 nsbox-full %s' % (DATA_ROOT, DATA_ROOT))
-        yield setup(host, ansible, parent, {'busybox': images.FixtureImages(FIXTURE_CACHE).build().docker_archive})
-    finally:
-        left = teardown(host, parent)
-        ansible.close()
-        host.stop()  # its mount namespace, and the tmpfs in it, go with it
-    reaper.check()
-    assert left == NOTHING, 'the tests left these behind: %r' % left
+    with private_box(reaper, 'fullhost', {'busybox': fixtures.docker_archive}, before=small_data_root) as box:
+        yield box  # the tmpfs goes with the test host's mount namespace
 
 
 def _free(box):
@@ -90,39 +79,17 @@ KILLS_PER_OP = 2
 @pytest.fixture(scope='module')
 def fault_host(reaper, fixtures):
     """A test host with a network namespace of its own (bridges)."""
-    host = TestHost('faulthost', netns=True).start()
-    ansible = AnsibleRunner([host])
-    parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    try:
-        yield setup(host, ansible, parent, {'busybox': fixtures.docker_archive})
-    finally:
-        left = teardown(host, parent)
-        ansible.close()
-        host.stop()
-    reaper.check()
-    assert left == NOTHING, 'the tests left these behind: %r' % left
+    with private_box(reaper, 'faulthost', {'busybox': fixtures.docker_archive}, netns=True) as box:
+        yield box
 
 
 @pytest.fixture(scope='module')
 def pull_host(reaper, fixtures):
     """A test host in the machine's network namespace (the loopback registry is there), and the registry."""
-    host = TestHost('pullhost').start()
-    ansible = AnsibleRunner([host])
-    parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    reg = Registry()
-    try:
-        reg.start()
+    with Registry() as reg, private_box(reaper, 'pullhost', {}) as box:
         images.push(reg, fixtures.ref('multilayer'), 'nsbox/multilayer', 'latest', creds=reg.creds)
-        box = setup(host, ansible, parent, {})
         box.ref = '%s/nsbox/multilayer:latest' % reg.host
         yield box
-    finally:
-        reg.stop()
-        left = teardown(host, parent)
-        ansible.close()
-        host.stop()
-    reaper.check()
-    assert left == NOTHING, 'the tests left these behind: %r' % left
 
 
 def _module_pids(host, since):

@@ -18,16 +18,6 @@ from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.kernel impo
 from ansible_collections.nsbox.runtime.plugins.module_utils._runtime.named import store as named_store
 from ansible_collections.nsbox.runtime.tests.unit.plugins.module_utils._runtime.fakekernel import FakeKernel
 
-PARENT = os.getpid()
-
-
-@pytest.fixture(autouse=True)
-def never_return_into_pytest():
-    """A forked child that came back into the test (a bug: children end by exit_process or execve) ends here."""
-    yield
-    if os.getpid() != PARENT:
-        os._exit(99)  # pylint: disable=protected-access
-
 
 @pytest.fixture
 def kernel(tmp_path):
