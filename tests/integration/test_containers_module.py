@@ -131,8 +131,8 @@ def test_prune_removes_only_undeclared_labelled_containers_first(box):
 def test_the_documented_ad_hoc_stack_runs_under_the_nsbox_supervisor(box):
     """Issue 20 item 1: depends_on was refused under the default supervisor (the module's own example failed, and ad hoc
     ended in 'An exception occurred ... (traceback unavailable)'); a refusal of a later item left a partial converge."""
-    stack = [{'name': 't-db', 'image': 'busybox', 'command': ['sleep 300'], 'stop_timeout': 0},
-             {'name': 't-app', 'image': 'busybox', 'command': ['sleep 300'], 'depends_on': ['t-db'], 'stop_timeout': 0}]
+    stack = [{'name': 't-db', 'image': 'busybox', 'command': 'sleep 300', 'stop_timeout': 0},
+             {'name': 't-app', 'image': 'busybox', 'command': 'sleep 300', 'depends_on': ['t-db'], 'stop_timeout': 0}]
     try:
         res = box.ansible.adhoc('nsbox.runtime.containers', json.dumps({'containers': stack}))
         assert res.returncode == 0 and 'CHANGED' in res.stdout and 'exception' not in res.stdout.lower(), (res.stdout, res.stderr)
