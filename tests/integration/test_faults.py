@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
@@ -116,9 +118,19 @@ def _ticks():
 
 
 def _killed_run(box, task, delay):
-    """``task`` run, and its module SIGKILLed ``delay`` seconds after it starts on the host (if it is still running then)."""
+    """``task`` run, and its module SIGKILLed ``delay`` seconds after it starts on the host (if it is still running then).
+    A killed module never removes its AnsiballZ payload dir: TMPDIR puts it in one of this run's own, removed here."""
     since, done = _ticks(), {}
-    worker = threading.Thread(target=lambda: done.update(res=box.ansible.tasks([dict(task, ignore_errors=True)])))
+    payload_tmp = tempfile.mkdtemp(prefix='nsbox-killed-')
+    task = dict(task, ignore_errors=True, environment={'TMPDIR': payload_tmp})
+    try:
+        return _kill_during(box, task, delay, since, done)
+    finally:
+        shutil.rmtree(payload_tmp, ignore_errors=True)
+
+
+def _kill_during(box, task, delay, since, done):
+    worker = threading.Thread(target=lambda: done.update(res=box.ansible.tasks([task])))
     worker.start()
     killed = []
     deadline = time.monotonic() + 60
