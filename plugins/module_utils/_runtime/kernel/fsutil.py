@@ -60,12 +60,22 @@ def _replace(path, data, mode):
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _rename_into_place(tmp, path)
+
+
+def _rename_into_place(tmp, path):
+    """``tmp`` (in ``path``'s directory) renamed over ``path``, the directory fsynced; ``tmp`` removed if that fails."""
+    try:
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(directory)
+    fsync_dir(os.path.dirname(path) or '.')
 
 
 def _make_spare(path):
@@ -130,13 +140,7 @@ def atomic_symlink(target, path):
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(target, tmp)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(directory)
+    _rename_into_place(tmp, path)
 
 
 def dump_json(obj):
