@@ -23,7 +23,7 @@ from ..host.config import CONFIG_PATH, load as load_host_config
 from ..errors import ConfigError, NsboxError
 from ..kernel.namespaces import Holder
 from ..volume import volumes as volume_service
-from . import assemble, health as health_mod, idranges, info as info_mod, options, prechecks, pull as pulling, unit as unit_mod
+from . import assemble, health as health_mod, idranges, info as info_mod, options, parse, prechecks, pull as pulling, unit as unit_mod
 from .store import ContainerError, ContainerStore, now
 from ..kernel.fsutil import tree_size
 
@@ -317,7 +317,7 @@ def image_volume_warnings(image_config, config):
     targets = {m['target'] for m in config['mounts']}
     return ['the image declares VOLUME %s, and nothing is mounted there: its data stays in the container and is lost with it '
             '(mount a named volume there, e.g. volumes: [NAME:%s])' % (path, path)
-            for path in sorted(image_config.get('Volumes') or {}) if '/' + path.strip('/') not in targets]
+            for path in sorted(image_config.get('Volumes') or {}) if parse.norm_path(path) not in targets]
 
 
 def check(cfg, name, opts=None, state='started', pull='missing', comparisons=None, healthy_wait_timeout=HEALTHY_WAIT_TIMEOUT):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from ..cgroups.resources import expand_list
 from ..errors import ConfigError
 from ..image import rootfs as rootfs_mod
 from ..image.store import ImageStore
@@ -35,10 +36,10 @@ def check_host_cpus(config, online='/sys/devices/system/cpu/online'):
     wanted = (config.get('resources') or {}).get('cpuset_cpus')
     try:
         with open(online) as f:
-            have = _cpu_list(f.read().strip())
+            have = expand_list(f.read().strip())
     except OSError:
         return
-    if wanted and not _cpu_list(wanted) <= have:
+    if wanted and not expand_list(wanted) <= have:
         raise ConfigError('use', 'cpuset_cpus %s' % wanted, 'this host has CPUs %s' % _cpu_text(have))
 
 
@@ -54,14 +55,6 @@ def check_user(cfg, config):
     except (rootfs_mod.Unknown, OSError):
         return
     users.resolve(config['user'], passwd, group, config.get('group_add') or ())
-
-
-def _cpu_list(text):
-    out = set()
-    for part in filter(None, text.split(',')):
-        first, _sep, last = part.partition('-')
-        out.update(range(int(first), int(last or first) + 1))
-    return out
 
 
 def _cpu_text(cpus):
