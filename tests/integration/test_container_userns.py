@@ -14,9 +14,7 @@ import shutil
 
 import pytest
 
-from harness.containers import DATA_ROOT, LAYOUT, NOTHING, V1_ONLY, setup, teardown
-from harness.runner import AnsibleRunner
-from harness.testhost import TestHost
+from harness.containers import DATA_ROOT, LAYOUT, NOTHING, V1_ONLY, private_box, setup, teardown
 
 pytestmark = pytest.mark.skipif(LAYOUT is None or LAYOUT.mode == 'v2', reason=V1_ONLY)
 
@@ -215,11 +213,7 @@ def test_a_bridged_container(fixtures, reaper):
     """A bridged network namespace is made by the host before the init (the host's user namespace owns it): the
     container still starts in its user namespace, gets its address, and sysfs shows its own interfaces. On a test host
     with a network namespace of its own (bridges and rules live and die there)."""
-    host = TestHost('usernshost', netns=True).start()
-    ansible = AnsibleRunner([host])
-    parent = '/nsbox-test-%s' % secrets.token_hex(4)
-    try:
-        box = setup(host, ansible, parent, {'busybox': fixtures.docker_archive})
+    with private_box(reaper, 'usernshost', {'busybox': fixtures.docker_archive}, netns=True) as box:
         res = box.run(**dict(BASE, name='uns-br', userns_mode='auto', network_mode='bridge'))
         assert res['_status'] == 'changed', res
         seen = box.execs('uns-br', {'addr': (['ip', '-4', '-o', 'addr', 'show', 'eth0'], {}),
@@ -230,12 +224,6 @@ def test_a_bridged_container(fixtures, reaper):
         assert box.run(**dict(BASE, name='uns-br', userns_mode='auto', network_mode='bridge'))['_status'] == 'ok'
         _remove(box, ['uns-br'])
         assert box.ansible.module('nsbox.runtime.network', {'name': 'nsbox0', 'state': 'absent'})['_status'] in ('changed', 'ok')
-    finally:
-        left = teardown(host, parent)
-        ansible.close()
-        host.stop()
-    reaper.check()
-    assert left == NOTHING, 'the test left these behind: %r' % left
 
 
 def test_the_vfs_driver(box, shared_dir, fixtures):
